@@ -1,0 +1,33 @@
+// Build options for every Lambda bundle. serverless-esbuild loads this file (custom.esbuild.config),
+// and `npm run bench` builds with the same options, so what is measured is what is deployed.
+// CommonJS because serverless-esbuild `require`s it.
+
+/** Options serverless-esbuild itself reads; everything else is passed to esbuild. */
+const pluginOptions = {
+  outputFileExtension: ".mjs",
+  exclude: [], // bundle the AWS SDK v3 too: pinned versions, tree-shaken, no reliance on the runtime's copy
+  packager: "npm",
+};
+
+/** @type {import('esbuild').BuildOptions} */
+const esbuildOptions = {
+  bundle: true,
+  minify: true,
+  keepNames: true, // error and middleware names stay readable in logs
+  sourcemap: true,
+  sourcesContent: false,
+  platform: "node",
+  target: "node24",
+  format: "esm",
+  // Node entry points only: never a package's `browser` build.
+  mainFields: ["module", "main"],
+  conditions: ["node", "import"],
+  // Some CommonJS dependencies call require() for Node built-ins; give the ESM bundle one.
+  banner: {
+    js: "import { createRequire as __gatehouseCreateRequire } from 'node:module'; const require = __gatehouseCreateRequire(import.meta.url);",
+  },
+  logLevel: "warning",
+};
+
+module.exports = () => ({ ...esbuildOptions, ...pluginOptions });
+module.exports.esbuildOptions = esbuildOptions;

@@ -1,0 +1,53 @@
+/**
+ * The one place that reads `process.env`. Each value is read on first use and then kept, so a
+ * handler pays for it once per container; a missing required variable throws with its name.
+ */
+
+/** Thrown when the deployment is misconfigured; it becomes a generic 500 and a log line. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+function required(name: string): string {
+  const value = process.env[name];
+  if (value === undefined || value === "") {
+    throw new ConfigError(`Environment variable ${name} is not set; it is declared in serverless.yml`);
+  }
+  return value;
+}
+
+function optional(name: string): string | undefined {
+  const value = process.env[name];
+  return value === undefined || value === "" ? undefined : value;
+}
+
+const cache = new Map<string, string | undefined>();
+function once(name: string, read: (name: string) => string | undefined): string | undefined {
+  if (!cache.has(name)) cache.set(name, read(name));
+  return cache.get(name);
+}
+const req = (name: string) => once(name, required) as string;
+const opt = (name: string) => once(name, optional);
+
+export const env = {
+  /** Deployment stage (`dev`, `prod`, `local`, ...). */
+  get stage(): string {
+    return req("GATEHOUSE_STAGE");
+  },
+  /** Release version, from package.json at deploy time. */
+  get version(): string {
+    return opt("GATEHOUSE_VERSION") ?? "0.0.0";
+  },
+  get connectionsTable(): string {
+    return req("CONNECTIONS_TABLE");
+  },
+  /** True under serverless-offline (the local stack). */
+  get isOffline(): boolean {
+    return opt("IS_OFFLINE") === "true";
+  },
+};
+
+/** Tests only: forget the values read so far, after changing `process.env`. */
+export function resetEnvCache(): void {
+  cache.clear();
+}

@@ -1,0 +1,27 @@
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import middy from "@middy/core";
+import type { GatehouseContext, HttpEvent, HttpHandler, HttpResult } from "../http.ts";
+import { logger } from "../observability/logger.ts";
+import { errorMapper } from "./error-mapper.ts";
+import { normaliseHeaders } from "./normalise-headers.ts";
+import { requestContext } from "./request-context.ts";
+import { securityHeaders } from "./security-headers.ts";
+
+/**
+ * The Middy chain every HTTP handler runs in, in one fixed order: Lambda context on the logger →
+ * correlation id → header normalisation → (handler) → security headers → error mapping.
+ *
+ * Middy runs `before` in registration order and `after`/`onError` in reverse, so the error mapper is
+ * registered last: it is the first to see any failure and turns it into a response that the other
+ * middlewares then decorate (request id, security headers).
+ *
+ * Example: `export const handler = httpHandler(async () => json(200, { ok: true }))`.
+ */
+export function httpHandler(handler: HttpHandler) {
+  return middy<HttpEvent, HttpResult, Error, GatehouseContext>(handler)
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(requestContext<HttpResult>())
+    .use(normaliseHeaders<HttpResult>())
+    .use(securityHeaders<HttpEvent, HttpResult>())
+    .use(errorMapper());
+}

@@ -1,0 +1,22 @@
+import type middy from "@middy/core";
+
+/** Headers for a JSON API that never renders HTML (OWASP REST Security Cheat Sheet). */
+const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  "cache-control": "no-store",
+  "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+  "strict-transport-security": "max-age=63072000; includeSubDomains",
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "referrer-policy": "no-referrer",
+};
+
+/** Adds the security headers to every response, success or error; a handler's own values win. */
+export function securityHeaders<TEvent, TResult>(): middy.MiddlewareObj<TEvent, TResult> {
+  const securityHeadersAfter: middy.MiddlewareFn<TEvent, TResult> = (request) => {
+    const response = request.response as { headers?: Record<string, unknown> } | undefined;
+    if (response && typeof response === "object") {
+      response.headers = { ...SECURITY_HEADERS, ...response.headers };
+    }
+  };
+  return { after: securityHeadersAfter, onError: securityHeadersAfter };
+}

@@ -1,0 +1,7 @@
+import { Logger } from "@aws-lambda-powertools/logger";
+
+/**
+ * The structured JSON logger (Powertools Logger), one per container. Service name and level come
+ * from `POWERTOOLS_SERVICE_NAME` and `POWERTOOLS_LOG_LEVEL`, set per stage in serverless.yml.
+ */
+export const logger = new Logger({ serviceName: "gatehouse" });
