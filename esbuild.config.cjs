@@ -29,5 +29,14 @@ const esbuildOptions = {
   logLevel: "warning",
 };
 
-module.exports = () => ({ ...esbuildOptions, ...pluginOptions });
+/**
+ * Lambda loads `.mjs` as ESM with no package.json in the zip. `serverless invoke local` (osls) can only
+ * load ESM from `.js`, which this repository's `"type": "module"` makes ESM; so that one command gets `.js`.
+ * @param {{ processedInput?: { commands?: string[] } }} serverless
+ */
+module.exports = (serverless) => {
+  const commands = serverless?.processedInput?.commands ?? [];
+  const invokeLocal = commands[0] === "invoke" && commands[1] === "local";
+  return { ...esbuildOptions, ...pluginOptions, ...(invokeLocal ? { outputFileExtension: ".js" } : {}) };
+};
 module.exports.esbuildOptions = esbuildOptions;

@@ -9,6 +9,7 @@
 //   GATEHOUSE_DATA_DIR       keep the store's data in this folder between runs (default: in memory)
 
 import { mkdirSync, readFileSync } from "node:fs";
+import { connect } from "node:net";
 import { resolve } from "node:path";
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
@@ -38,6 +39,8 @@ export default class LocalStack {
       "before:offline:start": () => this.start(),
       "after:offline:start:init": () => this.banner(),
       "before:offline:start:end": () => this.stop(),
+      "before:invoke:local:invoke": () => this.startForInvoke(),
+      "after:invoke:local:invoke": () => this.stop(),
     };
   }
 
@@ -46,6 +49,7 @@ export default class LocalStack {
     const offline = custom["serverless-offline"] ?? {};
     const local = custom.localStack ?? {};
     return {
+      /** @type {number} */
       dynamodbPort: Number(local.dynamodbPort ?? 8000),
       httpPort: Number(offline.httpPort ?? 3000),
       websocketPort: Number(offline.websocketPort ?? 3001),
@@ -55,85 +59,61 @@ export default class LocalStack {
     };
   }
 
+  /** `offline start`: the store on its fixed port, tables, seed. */
   async start() {
     if (this.server) return;
-    const { dynamodbPort, dataDir, region } = this.settings;
+    const { dynamodbPort, dataDir } = this.settings;
+    try {
+      this.server = await startStore({ port: dynamodbPort, dataDir });
+    } catch (error) {
+      throw new this.serverless.classes.Error(error instanceof Error ? error.message : String(error));
+    }
+    this.useLocalAws(dynamodbPort);
+    await this.prepareTables();
+  }
 
-    // Local only: fake credentials so no call can reach a real account, and every SDK client in the
-    // handlers (serverless-offline passes AWS_* variables through) talks to the embedded store.
+  /**
+   * `invoke local --stage local`: use the running local stack's store if there is one, else an
+   * in-memory store of its own for the one invocation. Other stages talk to AWS as usual.
+   */
+  async startForInvoke() {
+    if (this.serverless.service.provider.stage !== "local") return;
+    const { dynamodbPort } = this.settings;
+    if (await isListening(dynamodbPort)) {
+      this.useLocalAws(dynamodbPort);
+      return;
+    }
+    this.server = await startStore({ port: 0 });
+    this.useLocalAws(/** @type {import('node:net').AddressInfo} */ (this.server.address()).port);
+    await this.prepareTables();
+  }
+
+  /** Local only: fake credentials so no call reaches a real account; SDK clients use the local store. */
+  useLocalAws(/** @type {number} */ port) {
+    // serverless-offline passes AWS_* variables through to the handlers.
     process.env.AWS_ACCESS_KEY_ID = "local";
     process.env.AWS_SECRET_ACCESS_KEY = "local";
     delete process.env.AWS_SESSION_TOKEN;
     delete process.env.AWS_PROFILE;
-    process.env.AWS_REGION = region;
-    process.env.AWS_ENDPOINT_URL_DYNAMODB = `http://${HOST}:${dynamodbPort}`;
+    process.env.AWS_REGION = this.settings.region;
+    process.env.AWS_ENDPOINT_URL_DYNAMODB = `http://${HOST}:${port}`;
+    // Deployed code runs on Node 24; the SDK's notice about a Node 20 development machine is noise here.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
+  }
 
-    if (dataDir) mkdirSync(dataDir, { recursive: true });
-    const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, path: dataDir });
-    await new Promise((done, fail) => {
-      server.once("error", (/** @type {NodeJS.ErrnoException} */ error) =>
-        fail(
-          error.code === "EADDRINUSE"
-            ? new this.serverless.classes.Error(
-                `Port ${dynamodbPort} is taken: is another local stack running? Stop it, or set GATEHOUSE_DYNAMODB_PORT.`,
-              )
-            : error,
-        ),
-      );
-      server.listen(dynamodbPort, HOST, () => done(undefined));
-    });
-    // The offline servers keep the process alive while it runs; the store alone must not keep a
-    // process that failed to start from exiting.
-    server.unref();
-    this.server = server;
-
-    const client = new DynamoDBClient({ region, endpoint: process.env.AWS_ENDPOINT_URL_DYNAMODB });
+  async prepareTables() {
+    const client = new DynamoDBClient({ region: this.settings.region });
     try {
-      const created = await this.createTables(client);
-      this.seeded = await this.seed(client, created);
+      const resources = this.serverless.service.resources?.Resources ?? {};
+      this.tables = tableNames(resources);
+      const created = await createTables(client, resources);
+      const { seedFile } = this.settings;
+      this.seeded = seedFile
+        ? await seedTables(client, JSON.parse(readFileSync(seedFile, "utf8")), created)
+        : 0;
     } finally {
       client.destroy();
     }
-  }
-
-  /** Creates every AWS::DynamoDB::Table of `resources` that does not exist yet; returns their logical ids. */
-  async createTables(/** @type {DynamoDBClient} */ client) {
-    const resources = this.serverless.service.resources?.Resources ?? {};
-    const { TableNames: existing = [] } = await client.send(new ListTablesCommand({}));
-    /** @type {Map<string, string>} logical id → table name, for tables created now */
-    const created = new Map();
-    for (const [logicalId, resource] of Object.entries(resources)) {
-      if (resource?.Type !== "AWS::DynamoDB::Table") continue;
-      const properties = { ...resource.Properties };
-      for (const key of AWS_ONLY_TABLE_PROPERTIES) delete properties[key];
-      if (existing.includes(properties.TableName)) continue;
-      await client.send(new CreateTableCommand(properties));
-      created.set(logicalId, properties.TableName);
-    }
-    this.tables = Object.values(resources)
-      .filter((resource) => resource?.Type === "AWS::DynamoDB::Table")
-      .map((resource) => resource.Properties.TableName);
-    return created;
-  }
-
-  /** Seeds the tables created in this run (a kept data folder is not seeded twice). */
-  async seed(/** @type {DynamoDBClient} */ client, /** @type {Map<string, string>} */ created) {
-    const { seedFile } = this.settings;
-    if (!seedFile || created.size === 0) return 0;
-    /** @type {Record<string, Record<string, unknown>[]>} */
-    const seed = JSON.parse(readFileSync(seedFile, "utf8"));
-    const documents = DynamoDBDocumentClient.from(client);
-    let count = 0;
-    for (const [logicalId, items] of Object.entries(seed)) {
-      if (logicalId.startsWith("$")) continue; // "$comment" and the like
-      const tableName = created.get(logicalId);
-      if (!tableName) continue;
-      for (const item of items) {
-        await documents.send(new PutCommand({ TableName: tableName, Item: item }));
-        count++;
-      }
-    }
-    return count;
   }
 
   banner() {
@@ -161,6 +141,93 @@ export default class LocalStack {
     const server = this.server;
     this.server = undefined;
     if (!server) return;
-    await new Promise((done) => server.close(() => done(undefined)));
+    await new Promise((done) => {
+      server.close(() => done(undefined));
+      server.closeAllConnections(); // SDK clients keep sockets alive; close() alone would wait on them
+    });
   }
+}
+
+/**
+ * Starts dynalite on 127.0.0.1. `port` 0 picks a free one. The server is unref'd: the offline servers
+ * keep the process alive while it runs, and the store alone must not keep a failed start from exiting.
+ * @param {{ port: number, dataDir?: string }} options
+ * @returns {Promise<import('node:http').Server>}
+ */
+export async function startStore({ port, dataDir }) {
+  if (dataDir) mkdirSync(dataDir, { recursive: true });
+  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, path: dataDir });
+  await new Promise((done, fail) => {
+    server.once("error", (/** @type {NodeJS.ErrnoException} */ error) =>
+      fail(
+        error.code === "EADDRINUSE"
+          ? new Error(
+              `Port ${port} is taken: is another local stack running? Stop it, or set GATEHOUSE_DYNAMODB_PORT.`,
+            )
+          : error,
+      ),
+    );
+    server.listen(port, HOST, () => done(undefined));
+  });
+  server.unref();
+  return server;
+}
+
+/** @param {number} port */
+function isListening(port) {
+  return new Promise((done) => {
+    const socket = connect({ host: HOST, port });
+    socket.once("connect", () => {
+      socket.destroy();
+      done(true);
+    });
+    socket.once("error", () => done(false));
+  });
+}
+
+/** @param {Record<string, any>} resources CloudFormation resources, as serverless.yml declares them */
+export function tableNames(resources) {
+  return Object.values(resources)
+    .filter((resource) => resource?.Type === "AWS::DynamoDB::Table")
+    .map((resource) => String(resource.Properties.TableName));
+}
+
+/**
+ * Creates every AWS::DynamoDB::Table among `resources` that does not exist yet.
+ * @param {DynamoDBClient} client
+ * @param {Record<string, any>} resources
+ * @returns {Promise<Map<string, string>>} logical id → table name, for the tables created now
+ */
+export async function createTables(client, resources) {
+  const { TableNames: existing = [] } = await client.send(new ListTablesCommand({}));
+  const created = new Map();
+  for (const [logicalId, resource] of Object.entries(resources)) {
+    if (resource?.Type !== "AWS::DynamoDB::Table") continue;
+    const properties = { ...resource.Properties };
+    for (const key of AWS_ONLY_TABLE_PROPERTIES) delete properties[key];
+    if (existing.includes(properties.TableName)) continue;
+    await client.send(new CreateTableCommand(properties));
+    created.set(logicalId, properties.TableName);
+  }
+  return created;
+}
+
+/**
+ * Writes seed items into the tables created in this run (a kept data folder is not seeded twice).
+ * @param {DynamoDBClient} client
+ * @param {Record<string, unknown>} seed items by table logical id; keys starting with "$" are comments
+ * @param {Map<string, string>} created
+ */
+export async function seedTables(client, seed, created) {
+  const documents = DynamoDBDocumentClient.from(client);
+  let count = 0;
+  for (const [logicalId, items] of Object.entries(seed)) {
+    const tableName = created.get(logicalId);
+    if (logicalId.startsWith("$") || !tableName || !Array.isArray(items)) continue;
+    for (const item of items) {
+      await documents.send(new PutCommand({ TableName: tableName, Item: item }));
+      count++;
+    }
+  }
+  return count;
 }

@@ -1,0 +1,69 @@
+/** Shared bits of the bench harness: what a case receives, statistics and table printing. */
+
+/** What `bench/run.ts` hands to every case. */
+export interface BenchContext {
+  /** Repository root (absolute). */
+  root: string;
+  /** Samples per measurement (at least 10). */
+  runs: number;
+  /** A temporary directory owned by this run, removed at the end; cases make subfolders in it. */
+  tmpDir: string;
+}
+
+/** One column of a printed table. Numbers are right-aligned (with `decimals` fixed if given), text left-aligned. */
+export interface Column<R> {
+  header: string;
+  value: (row: R) => string | number;
+  decimals?: number;
+}
+
+/**
+ * The p-th percentile (0..100) by linear interpolation between closest ranks (the common
+ * "type 7" definition, as in numpy and spreadsheets). Throws on an empty list.
+ */
+export function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const last = sorted.length - 1;
+  const rank = (Math.min(Math.max(p, 0), 100) / 100) * last;
+  const lower = sorted[Math.floor(rank)];
+  const upper = sorted[Math.ceil(rank)];
+  if (lower === undefined || upper === undefined) throw new Error("percentile of an empty list");
+  return lower + (upper - lower) * (rank - Math.floor(rank));
+}
+
+export function median(values: readonly number[]): number {
+  return percentile(values, 50);
+}
+
+/** Rounds to a fixed number of decimals, as a number (for JSON and tables). */
+export function round(value: number, decimals = 1): number {
+  const factor = 10 ** decimals;
+  return Math.round(value * factor) / factor;
+}
+
+/** An aligned plain-text table, one line per row, under a header and a rule. */
+export function formatTable<R>(rows: readonly R[], columns: readonly Column<R>[]): string {
+  const values = rows.map((row) => columns.map((column) => column.value(row)));
+  const numeric = columns.map(
+    (_, i) => values.length > 0 && values.every((line) => typeof line[i] === "number"),
+  );
+  const cells = values.map((line) =>
+    line.map((value, i) => {
+      const decimals = columns[i]?.decimals;
+      return typeof value === "number" && decimals !== undefined ? value.toFixed(decimals) : String(value);
+    }),
+  );
+  const widths = columns.map((column, i) =>
+    Math.max(column.header.length, ...cells.map((line) => line[i]?.length ?? 0)),
+  );
+  const render = (line: readonly string[]) =>
+    line
+      .map((cell, i) => (numeric[i] ? cell.padStart(widths[i] ?? 0) : cell.padEnd(widths[i] ?? 0)))
+      .join("  ")
+      .trimEnd();
+  return [
+    render(columns.map((column) => column.header)),
+    widths.map((width) => "-".repeat(width)).join("  "),
+    ...cells.map(render),
+  ].join("\n");
+}

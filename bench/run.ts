@@ -1,0 +1,87 @@
+/**
+ * `npm run bench`: runs every bench case, prints a table per case and writes all rows to
+ * bench/results/latest.json (git-ignored). `BENCH_RUNS` sets the samples per measurement
+ * (default 15, at least 10). Exits non-zero if any build or measured process fails.
+ *
+ * A case is a module under bench/cases exporting an async function (BenchContext) => rows and the
+ * columns to print them with; add it to `cases` below.
+ */
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { coldStart, coldStartColumns } from "./cases/cold-start.ts";
+import { type BenchContext, type Column, formatTable } from "./lib.ts";
+
+const DEFAULT_RUNS = 15;
+const MIN_RUNS = 10;
+
+/** One case, with its row type erased once its rows are printed. */
+interface Case {
+  key: string;
+  title: string;
+  run: (ctx: BenchContext) => Promise<unknown[]>;
+}
+
+function defineCase<R>(
+  key: string,
+  title: string,
+  measure: (ctx: BenchContext) => Promise<R[]>,
+  columns: Column<R>[],
+): Case {
+  return {
+    key,
+    title,
+    run: async (ctx) => {
+      const rows = await measure(ctx);
+      console.log(`\n${title}\n\n${formatTable(rows, columns)}\n`);
+      return rows;
+    },
+  };
+}
+
+const cases: Case[] = [
+  defineCase(
+    "coldStart",
+    "Cold start: bundle size and import time per function",
+    coldStart,
+    coldStartColumns,
+  ),
+];
+
+function runsFromEnv(): number {
+  const raw = process.env.BENCH_RUNS;
+  if (raw === undefined || raw === "") return DEFAULT_RUNS;
+  const runs = Number(raw);
+  if (!Number.isInteger(runs) || runs < 1)
+    throw new Error(`BENCH_RUNS must be a positive integer, got "${raw}"`);
+  if (runs < MIN_RUNS) console.warn(`BENCH_RUNS=${runs} is below the minimum; using ${MIN_RUNS}`);
+  return Math.max(runs, MIN_RUNS);
+}
+
+async function main(): Promise<void> {
+  const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+  const runs = runsFromEnv();
+  const tmpDir = await mkdtemp(join(tmpdir(), "gatehouse-bench-"));
+  console.log(
+    `Gatehouse bench: Node ${process.version} (${process.platform}-${process.arch}), ${runs} runs per bundle, one process at a time`,
+  );
+
+  const results: Record<string, unknown[]> = {};
+  try {
+    for (const c of cases) results[c.key] = await c.run({ root, runs, tmpDir });
+  } finally {
+    await rm(tmpDir, { recursive: true, force: true });
+  }
+
+  const file = join(root, "bench", "results", "latest.json");
+  await mkdir(dirname(file), { recursive: true });
+  const report = { node: process.version, date: new Date().toISOString(), runs, cases: results };
+  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`Results written to ${relative(process.cwd(), file)}`);
+}
+
+main().catch((error: unknown) => {
+  console.error(`\nbench failed: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+});

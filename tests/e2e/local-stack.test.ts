@@ -1,0 +1,162 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand } from "@aws-sdk/lib-dynamodb";
+import WebSocket from "ws";
+import { type LocalStack, type LocalStackPorts, startLocalStack } from "../support/local-stack.ts";
+
+// Ports of their own, so a developer's `npm start` on the defaults does not collide with the suite.
+const PORTS: LocalStackPorts = { http: 4310, ws: 4311, lambda: 4312, dynamodb: 4313 };
+const CONNECTIONS = "gatehouse-local-connections";
+
+function documents(stack: LocalStack) {
+  return DynamoDBDocumentClient.from(
+    new DynamoDBClient({
+      endpoint: stack.dynamodbEndpoint,
+      region: "us-east-1",
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    }),
+  );
+}
+
+/** A WebSocket client that collects every frame it receives. */
+async function openSocket(url: string) {
+  const socket = new WebSocket(url);
+  const frames: Record<string, unknown>[] = [];
+  socket.on("message", (data) => frames.push(JSON.parse(data.toString()) as Record<string, unknown>));
+  await new Promise((resolve, reject) => {
+    socket.once("open", resolve);
+    socket.once("error", reject);
+  });
+  /** Sends a message and waits (bounded) for the next frame. */
+  const request = async (message: string) => {
+    const count = frames.length;
+    socket.send(message);
+    await waitFor(() => frames.length > count, `a reply to ${message}`);
+    return frames[count] as Record<string, unknown>;
+  };
+  return { socket, frames, request };
+}
+
+async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const isListening = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = connect({ host: "127.0.0.1", port });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+
+describe("the local stack (npm start), over real sockets", () => {
+  let stack: LocalStack;
+  before(async () => {
+    stack = await startLocalStack(PORTS);
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  it("GET /health answers 200 JSON with the request id and security headers", async () => {
+    const response = await fetch(`${stack.httpUrl}/health`, { headers: { "x-request-id": "e2e-health-1" } });
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get("content-type") ?? "", /^application\/json/);
+    assert.equal(response.headers.get("x-request-id"), "e2e-health-1");
+    assert.equal(response.headers.get("x-content-type-options"), "nosniff");
+    const body = (await response.json()) as Record<string, unknown>;
+    assert.equal(body.status, "ok");
+    assert.equal(body.stage, "local");
+  });
+
+  it("created the tables from serverless.yml and seeded them", async () => {
+    const client = documents(stack);
+    const { Items = [] } = await client.send(new ScanCommand({ TableName: "gatehouse-local-api-keys" }));
+    assert.equal(Items.length, 1);
+    assert.equal(Items[0]?.keyId, "key_local_demo");
+    client.destroy();
+  });
+
+  it("a WebSocket connects, is tracked in DynamoDB, is answered, and is forgotten on close", async () => {
+    // Prepare
+    const client = documents(stack);
+    const trackedCount = async () =>
+      ((await client.send(new ScanCommand({ TableName: CONNECTIONS, ConsistentRead: true }))).Items ?? [])
+        .length;
+    const before = await trackedCount();
+    // Act: connect
+    const { socket, request } = await openSocket(stack.wsUrl);
+    // Assess: tracked
+    await waitFor(async () => (await trackedCount()) === before + 1, "the connection record");
+
+    const pong = await request(JSON.stringify({ action: "ping" }));
+    assert.equal(pong.type, "pong");
+    assert.match(String(pong.id), /^[0-9a-f-]{36}$/);
+
+    const unknown = await request(JSON.stringify({ action: "dance" }));
+    assert.equal(unknown.type, "error");
+    assert.equal((unknown.error as { code: string }).code, "unknown-action");
+    assert.deepEqual(unknown.actions, ["ping"]);
+
+    const garbage = await request("this is not json");
+    assert.equal((garbage.error as { code: string }).code, "invalid-json");
+
+    // Act: close; Assess: the record is deleted by $disconnect
+    socket.close();
+    await waitFor(async () => (await trackedCount()) === before, "the connection record to be deleted");
+    client.destroy();
+  });
+
+  it("Ctrl-C stops everything and frees the ports; starting again works at once", async () => {
+    const stopped = await stack.stop();
+    assert.ok(stopped.code === 0 || stopped.signal === "SIGINT", JSON.stringify(stopped));
+    for (const port of Object.values(PORTS))
+      assert.equal(await isListening(port), false, `port ${port} freed`);
+
+    stack = await startLocalStack(PORTS);
+    assert.equal((await fetch(`${stack.httpUrl}/health`)).status, 200);
+  });
+});
+
+describe("the local stack with GATEHOUSE_DATA_DIR keeps data between runs", () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "gatehouse-data-"));
+  after(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it("an item written in one run is there in the next, and the seed is not written twice", async () => {
+    const ports = { http: 4320, ws: 4321, lambda: 4322, dynamodb: 4323 };
+    const first = await startLocalStack(ports, { dataDir });
+    try {
+      const client = documents(first);
+      await client.send(
+        new PutCommand({ TableName: "gatehouse-local-usage", Item: { pk: "kept", sk: "1", n: 42 } }),
+      );
+      client.destroy();
+    } finally {
+      await first.stop();
+    }
+
+    const second = await startLocalStack(ports, { dataDir });
+    try {
+      assert.match(second.output(), /Seed\s+0 item\(s\) written this run/);
+      const client = documents(second);
+      const { Item } = await client.send(
+        new GetCommand({ TableName: "gatehouse-local-usage", Key: { pk: "kept", sk: "1" } }),
+      );
+      assert.equal(Item?.n, 42);
+      client.destroy();
+    } finally {
+      await second.stop();
+    }
+  });
+});

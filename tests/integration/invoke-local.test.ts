@@ -1,0 +1,51 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { eventFiles } from "../support/events.ts";
+import { serverless } from "../support/serverless.ts";
+
+/** The handler's answer: the last top-level JSON document `invoke local` prints (logs come before it). */
+function resultOf(stdout: string): Record<string, unknown> {
+  const start = stdout.lastIndexOf("\n{\n");
+  return JSON.parse(stdout.slice(start === -1 ? stdout.indexOf("{") : start + 1)) as Record<string, unknown>;
+}
+
+// Each sample event, run by the real CLI the README shows: `serverless invoke local -f <fn> -p events/<file>`.
+describe("serverless invoke local with every sample event", () => {
+  for (const { file, functionName } of eventFiles()) {
+    it(`${file} → ${functionName}`, async () => {
+      const { code, stdout, stderr } = await serverless([
+        "invoke",
+        "local",
+        "--stage",
+        "local",
+        "-f",
+        functionName,
+        "-p",
+        `events/${file}`,
+      ]);
+      assert.equal(code, 0, `exit ${code}\n${stdout}\n${stderr}`);
+      const result = resultOf(stdout);
+      assert.equal(typeof result.statusCode, "number");
+      const headers = result.headers as Record<string, string>;
+      assert.ok(headers["x-request-id"], "every answer carries the request id");
+
+      if (functionName === "health") {
+        assert.equal(result.statusCode, 200);
+        assert.match(headers["content-type"] ?? "", /^application\/json/);
+        const body = JSON.parse(String(result.body)) as Record<string, unknown>;
+        assert.equal(body.status, "ok");
+        assert.equal(body.stage, "local");
+      } else if (functionName === "wsConnect" || functionName === "wsDisconnect") {
+        assert.equal(result.statusCode, 200);
+        assert.equal(result.body, undefined);
+      } else {
+        // Message routes answer with a frame: a type, a unique id and a timestamp.
+        const frame = JSON.parse(String(result.body)) as Record<string, unknown>;
+        assert.equal(typeof frame.type, "string");
+        assert.match(String(frame.id), /^[0-9a-f-]{36}$/);
+        assert.ok(!Number.isNaN(Date.parse(String(frame.at))));
+        assert.equal(frame.type, functionName === "wsPing" ? "pong" : "error");
+      }
+    });
+  }
+});

@@ -1,0 +1,88 @@
+import assert from "node:assert/strict";
+import { before, describe, it } from "node:test";
+import { ACTIONS } from "#shared/ws/protocol.ts";
+import { eventFiles } from "../support/events.ts";
+import { type ResolvedService, resolvedService } from "../support/serverless.ts";
+
+// serverless.yml as osls resolves it for prod: the deploy-time facts the issues promise.
+describe("serverless.yml (stage prod)", () => {
+  let service: ResolvedService;
+  before(async () => {
+    service = await resolvedService("prod");
+  });
+
+  it("runs nodejs24.x on arm64 with tracing and log retention", () => {
+    assert.equal(service.provider.runtime, "nodejs24.x");
+    assert.equal(service.provider.architecture, "arm64");
+    assert.equal(service.provider.tracing.lambda, true);
+    assert.equal(service.provider.logRetentionInDays, 90);
+  });
+
+  it("ends every function before API Gateway's 30 s integration limit", () => {
+    for (const [name, fn] of Object.entries<Record<string, unknown>>(service.functions)) {
+      const timeout = Number(fn.timeout ?? service.provider.timeout ?? 6);
+      assert.ok(timeout < 29, `${name} timeout ${timeout}s`);
+    }
+  });
+
+  it("routes WebSocket messages on body.action, with a route for every protocol action", () => {
+    assert.equal(service.provider.websocketsApiRouteSelectionExpression, "$request.body.action");
+    const routes = Object.values<{ events?: { websocket?: { route: string } }[] }>(service.functions)
+      .flatMap((fn) => fn.events ?? [])
+      .flatMap((event) => (event.websocket ? [event.websocket.route] : []))
+      .sort();
+    assert.deepEqual(routes, ["$connect", "$default", "$disconnect", ...ACTIONS].sort());
+  });
+
+  it("gives every function its own least-privilege role, with table access only where it is used", () => {
+    const resources = service.resources.Resources as Record<string, { Properties: Record<string, unknown> }>;
+    const dynamoActions = (roleName: string) => {
+      const role = resources[roleName];
+      assert.ok(role, `${roleName} is declared`);
+      const policies = role.Properties.Policies as {
+        PolicyDocument: { Statement: { Action: string[] }[] };
+      }[];
+      return policies
+        .flatMap((policy) => policy.PolicyDocument.Statement)
+        .flatMap((statement) => statement.Action)
+        .filter((action) => action.startsWith("dynamodb:"));
+    };
+    const roles = Object.fromEntries(
+      Object.entries<{ role?: string }>(service.functions).map(([name, fn]) => [name, fn.role]),
+    );
+    assert.deepEqual(roles, {
+      health: "HealthRole",
+      wsConnect: "WsConnectRole",
+      wsDisconnect: "WsDisconnectRole",
+      wsDefault: "WsMessageRole",
+      wsPing: "WsMessageRole",
+    });
+    assert.deepEqual(dynamoActions("HealthRole"), []);
+    assert.deepEqual(dynamoActions("WsConnectRole"), ["dynamodb:PutItem"]);
+    assert.deepEqual(dynamoActions("WsDisconnectRole"), ["dynamodb:DeleteItem"]);
+    assert.deepEqual(dynamoActions("WsMessageRole"), []);
+  });
+
+  it("keeps prod tables on stack deletion and encrypts them", () => {
+    const tables = Object.values<{
+      Type: string;
+      DeletionPolicy: string;
+      Properties: Record<string, unknown>;
+    }>(service.resources.Resources).filter((resource) => resource.Type === "AWS::DynamoDB::Table");
+    assert.equal(tables.length, 5);
+    for (const table of tables) {
+      assert.equal(table.DeletionPolicy, "Retain");
+      assert.deepEqual(table.Properties.SSESpecification, { SSEEnabled: true });
+      assert.deepEqual(table.Properties.TimeToLiveSpecification, {
+        AttributeName: "expiresAt",
+        Enabled: true,
+      });
+    }
+  });
+
+  it("has a sample event for every function, and every sample event names a function", () => {
+    const functions = Object.keys(service.functions).sort();
+    const covered = [...new Set(eventFiles().map((event) => event.functionName))].sort();
+    assert.deepEqual(covered, functions);
+  });
+});

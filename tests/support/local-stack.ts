@@ -1,0 +1,91 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { ROOT, SERVERLESS_BIN } from "./serverless.ts";
+
+export interface LocalStackPorts {
+  http: number;
+  ws: number;
+  lambda: number;
+  dynamodb: number;
+}
+
+export interface LocalStack {
+  ports: LocalStackPorts;
+  httpUrl: string;
+  wsUrl: string;
+  dynamodbEndpoint: string;
+  /** Everything the stack printed so far. */
+  output(): string;
+  /** Ctrl-C (SIGINT to the process group), then waits for it to exit; SIGKILL after 10 s. */
+  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * Starts the local stack exactly as `npm start` does (`serverless offline start --stage local`),
+ * on the given ports, and resolves once `GET /health` answers 200. Bounded: fails after `timeoutMs`.
+ */
+export async function startLocalStack(
+  ports: LocalStackPorts,
+  { dataDir, timeoutMs = 90_000 }: { dataDir?: string; timeoutMs?: number } = {},
+): Promise<LocalStack> {
+  const child = spawn(process.execPath, [SERVERLESS_BIN, "offline", "start", "--stage", "local"], {
+    cwd: ROOT,
+    detached: true, // its own process group, so stop() reaches esbuild's helper process too
+    stdio: ["ignore", "pipe", "pipe"],
+    env: {
+      ...process.env,
+      SLS_TELEMETRY_DISABLED: "1",
+      GATEHOUSE_HTTP_PORT: String(ports.http),
+      GATEHOUSE_WS_PORT: String(ports.ws),
+      GATEHOUSE_LAMBDA_PORT: String(ports.lambda),
+      GATEHOUSE_DYNAMODB_PORT: String(ports.dynamodb),
+      ...(dataDir ? { GATEHOUSE_DATA_DIR: dataDir } : {}),
+    },
+  });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  const exited = once(child, "exit");
+
+  const stack: LocalStack = {
+    ports,
+    httpUrl: `http://127.0.0.1:${ports.http}`,
+    wsUrl: `ws://127.0.0.1:${ports.ws}`,
+    dynamodbEndpoint: `http://127.0.0.1:${ports.dynamodb}`,
+    output: () => output,
+    stop: () => stopGroup(child, exited),
+  };
+
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) {
+      throw new Error(`local stack exited with ${child.exitCode} before it was ready:\n${output}`);
+    }
+    if (output.includes("Gatehouse local stack is up")) {
+      const ready = await fetch(`${stack.httpUrl}/health`).then(
+        (response) => response.status === 200,
+        () => false,
+      );
+      if (ready) return stack;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  await stack.stop();
+  throw new Error(`local stack not ready within ${timeoutMs} ms:\n${output}`);
+}
+
+async function stopGroup(child: ChildProcess, exited: Promise<unknown[]>) {
+  if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+    process.kill(-child.pid, "SIGINT");
+    const timer = setTimeout(() => {
+      if (child.pid !== undefined && child.exitCode === null) process.kill(-child.pid, "SIGKILL");
+    }, 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+  return { code: child.exitCode, signal: child.signalCode };
+}
