@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { coldStart, coldStartColumns } from "./cases/cold-start.ts";
+import { localStack, localStackColumns } from "./cases/local-stack.ts";
 import { type BenchContext, type Column, formatTable } from "./lib.ts";
 
 const DEFAULT_RUNS = 15;
@@ -46,6 +47,12 @@ const cases: Case[] = [
     "Cold start: bundle size and import time per function",
     coldStart,
     coldStartColumns,
+  ),
+  defineCase(
+    "localStack",
+    "Local stack: `npm start` from spawn to ready (build included)",
+    localStack,
+    localStackColumns,
   ),
 ];
 

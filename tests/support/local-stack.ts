@@ -72,7 +72,7 @@ export async function startLocalStack(
       );
       if (ready) return stack;
     }
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
   await stack.stop();
   throw new Error(`local stack not ready within ${timeoutMs} ms:\n${output}`);

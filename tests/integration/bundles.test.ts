@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import { type BuildOptions, build } from "esbuild";
+import { type ResolvedService, ROOT, resolvedService } from "../support/serverless.ts";
+
+const run = promisify(execFile);
+const { esbuildOptions } = createRequire(import.meta.url)(join(ROOT, "esbuild.config.cjs")) as {
+  esbuildOptions: BuildOptions;
+};
+const BROWSER_PATH = /(^|[/.-])browser([/.-]|$)/;
+
+// Every function bundled with the deploy's own esbuild options, then loaded in a fresh process on
+// the Node running the suite (so the Node 24 run checks the artifacts Lambda will load).
+describe("deploy bundles", () => {
+  let service: ResolvedService;
+  const outdir = mkdtempSync(join(tmpdir(), "gatehouse-bundles-"));
+  before(async () => {
+    service = await resolvedService("prod");
+  });
+  after(() => rmSync(outdir, { recursive: true, force: true }));
+
+  it("contain no browser builds and load as ES modules exporting their handler", async () => {
+    const functions = Object.entries<{ handler: string }>(service.functions);
+    assert.ok(functions.length >= 5);
+    for (const [name, { handler }] of functions) {
+      const dot = handler.lastIndexOf(".");
+      const result = await build({
+        ...esbuildOptions,
+        entryPoints: { [name]: join(ROOT, `${handler.slice(0, dot)}.ts`) },
+        outdir,
+        outExtension: { ".js": ".mjs" },
+        metafile: true,
+        logLevel: "silent",
+      });
+      const browserInputs = Object.keys(result.metafile.inputs).filter((input) => BROWSER_PATH.test(input));
+      assert.deepEqual(browserInputs, [], `${name} bundles browser code`);
+
+      const probe = `const m = await import(${JSON.stringify(join(outdir, `${name}.mjs`))}); process.stdout.write(typeof m[${JSON.stringify(handler.slice(dot + 1))}]);`;
+      const { stdout } = await run(process.execPath, ["--input-type=module", "-e", probe], {
+        env: {
+          PATH: process.env.PATH,
+          GATEHOUSE_STAGE: "prod",
+          CONNECTIONS_TABLE: "gatehouse-prod-connections",
+          AWS_REGION: "us-east-1",
+          POWERTOOLS_LOG_LEVEL: "ERROR",
+          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+        },
+      });
+      assert.equal(stdout, "function", `${name} exports ${handler}`);
+    }
+  });
+});
