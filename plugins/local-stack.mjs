@@ -141,10 +141,7 @@ export default class LocalStack {
     const server = this.server;
     this.server = undefined;
     if (!server) return;
-    await new Promise((done) => {
-      server.close(() => done(undefined));
-      server.closeAllConnections(); // SDK clients keep sockets alive; close() alone would wait on them
-    });
+    await stopStore(server);
   }
 }
 
@@ -173,8 +170,23 @@ export async function startStore({ port, dataDir }) {
   return server;
 }
 
-/** @param {number} port */
-function isListening(port) {
+/**
+ * Stops a store started by `startStore`.
+ * @param {import('node:http').Server} server
+ */
+export function stopStore(server) {
+  return new Promise((done) => {
+    server.close(() => done(undefined));
+    server.closeAllConnections(); // SDK clients keep sockets alive; close() alone would wait on them
+  });
+}
+
+/**
+ * Whether something accepts TCP connections on 127.0.0.1:`port`.
+ * @param {number} port
+ * @returns {Promise<boolean>}
+ */
+export function isListening(port) {
   return new Promise((done) => {
     const socket = connect({ host: HOST, port });
     socket.once("connect", () => {

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import WebSocket from "ws";
+import { isListening } from "../../plugins/local-stack.mjs";
 import { type LocalStack, type LocalStackPorts, startLocalStack } from "../support/local-stack.ts";
 
 // Ports of their own, so a developer's `npm start` on the defaults does not collide with the suite.
@@ -49,16 +49,6 @@ async function waitFor(condition: () => boolean | Promise<boolean>, what: string
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
-
-const isListening = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = connect({ host: "127.0.0.1", port });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
 
 describe("the local stack (npm start), over real sockets", () => {
   let stack: LocalStack;

@@ -2,7 +2,7 @@ import type { AddressInfo } from "node:net";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { type DynamoDBDocumentClient, GetCommand } from "@aws-sdk/lib-dynamodb";
 import { createDocumentClient } from "#shared/clients/dynamodb.ts";
-import { createTables, startStore } from "../../plugins/local-stack.mjs";
+import { createTables, startStore, stopStore } from "../../plugins/local-stack.mjs";
 import { resolvedService } from "./serverless.ts";
 
 export interface TestStore {
@@ -36,10 +36,7 @@ export async function startTestStore(stage = "test"): Promise<TestStore> {
     tables,
     async stop() {
       raw.destroy();
-      await new Promise<void>((done) => {
-        server.close(() => done());
-        server.closeAllConnections();
-      });
+      await stopStore(server);
     },
   };
 }
