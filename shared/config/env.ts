@@ -41,6 +41,9 @@ export const env = {
   get connectionsTable(): string {
     return req("CONNECTIONS_TABLE");
   },
+  get apiKeysTable(): string {
+    return req("API_KEYS_TABLE");
+  },
   /** True under serverless-offline (the local stack). */
   get isOffline(): boolean {
     return opt("IS_OFFLINE") === "true";

@@ -12,6 +12,8 @@ import { type LocalStack, type LocalStackPorts, startLocalStack } from "../suppo
 // Ports of their own, so a developer's `npm start` on the defaults does not collide with the suite.
 const PORTS: LocalStackPorts = { http: 4310, ws: 4311, lambda: 4312, dynamodb: 4313 };
 const CONNECTIONS = "gatehouse-local-connections";
+/** The demo key in scripts/seed/local.json (only its hash is stored). */
+const SEEDED_KEY = "gh_local_demo_0123456789abcdef0123456789abcdef";
 
 function documents(stack: LocalStack) {
   return DynamoDBDocumentClient.from(
@@ -68,6 +70,23 @@ describe("the local stack (npm start), over real sockets", () => {
     const body = (await response.json()) as Record<string, unknown>;
     assert.equal(body.status, "ok");
     assert.equal(body.stage, "local");
+  });
+
+  it("GET /keys/self: no key → 401, a bad key → 403, the seeded key → 200 with its identity", async () => {
+    const self = (key?: string) =>
+      fetch(`${stack.httpUrl}/keys/self`, key ? { headers: { "x-api-key": key } } : {});
+    assert.equal((await self()).status, 401);
+    assert.equal((await self("gh_not_a_key_anyone_was_given_0000")).status, 403);
+    assert.equal((await self("garbage")).status, 403);
+    const response = await self(SEEDED_KEY);
+    assert.equal(response.status, 200);
+    assert.deepEqual(await response.json(), {
+      principal: "key:local-demo",
+      authType: "apiKey",
+      plan: "free",
+      scopes: ["chat:write"],
+      keyId: "key_local_demo",
+    });
   });
 
   it("created the tables from serverless.yml and seeded them", async () => {

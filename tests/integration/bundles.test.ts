@@ -45,8 +45,10 @@ describe("deploy bundles", () => {
       const { stdout } = await run(process.execPath, ["--input-type=module", "-e", probe], {
         env: {
           PATH: process.env.PATH,
-          GATEHOUSE_STAGE: "prod",
-          CONNECTIONS_TABLE: "gatehouse-prod-connections",
+          // Stage "test" declares no external issuers: loading the authorizer must not reach out to a JWKS.
+          GATEHOUSE_STAGE: "test",
+          CONNECTIONS_TABLE: "gatehouse-test-connections",
+          API_KEYS_TABLE: "gatehouse-test-api-keys",
           AWS_REGION: "us-east-1",
           POWERTOOLS_LOG_LEVEL: "ERROR",
           AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",

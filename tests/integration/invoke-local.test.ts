@@ -25,11 +25,23 @@ describe("serverless invoke local with every sample event", () => {
       ]);
       assert.equal(code, 0, `exit ${code}\n${stdout}\n${stderr}`);
       const result = resultOf(stdout);
+      if (functionName === "httpAuthorizer") {
+        // A simple response: allow with the identity as flat context, or deny with none.
+        const allowed = file === "httpAuthorizer.json";
+        assert.equal(result.isAuthorized, allowed);
+        const context = result.context as Record<string, string>;
+        if (allowed) assert.equal(context.keyId, "key_local_demo");
+        else assert.deepEqual(context, {});
+        return;
+      }
       assert.equal(typeof result.statusCode, "number");
       const headers = result.headers as Record<string, string>;
       assert.ok(headers["x-request-id"], "every answer carries the request id");
 
-      if (functionName === "health") {
+      if (functionName === "whoami") {
+        assert.equal(result.statusCode, 200);
+        assert.equal((JSON.parse(String(result.body)) as { principal: string }).principal, "key:local-demo");
+      } else if (functionName === "health") {
         assert.equal(result.statusCode, 200);
         assert.match(headers["content-type"] ?? "", /^application\/json/);
         const body = JSON.parse(String(result.body)) as Record<string, unknown>;

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
+import { loadGateway } from "#shared/config/gateway.ts";
 import { ACTIONS } from "#shared/ws/protocol.ts";
+import definition from "../../gateway.config.ts";
 import { eventFiles } from "../support/events.ts";
 import { type ResolvedService, resolvedService } from "../support/serverless.ts";
 
@@ -51,13 +53,16 @@ describe("serverless.yml (stage prod)", () => {
       Object.entries<{ role?: string }>(service.functions).map(([name, fn]) => [name, fn.role]),
     );
     assert.deepEqual(roles, {
-      health: "HealthRole",
+      health: "HttpSystemRole",
+      httpAuthorizer: "HttpAuthorizerRole",
+      whoami: "HttpSystemRole",
       wsConnect: "WsConnectRole",
       wsDisconnect: "WsDisconnectRole",
       wsDefault: "WsMessageRole",
       wsPing: "WsMessageRole",
     });
-    assert.deepEqual(dynamoActions("HealthRole"), []);
+    assert.deepEqual(dynamoActions("HttpSystemRole"), []);
+    assert.deepEqual(dynamoActions("HttpAuthorizerRole"), ["dynamodb:GetItem"]);
     assert.deepEqual(dynamoActions("WsConnectRole"), ["dynamodb:PutItem"]);
     assert.deepEqual(dynamoActions("WsDisconnectRole"), ["dynamodb:DeleteItem"]);
     assert.deepEqual(dynamoActions("WsMessageRole"), []);
@@ -77,6 +82,33 @@ describe("serverless.yml (stage prod)", () => {
         AttributeName: "expiresAt",
         Enabled: true,
       });
+    }
+  });
+
+  it("declares exactly the gateway config's routes, each behind the authorizer its auth needs", () => {
+    const gateway = loadGateway(definition, "prod");
+    const declared = Object.values<{
+      events?: { httpApi?: { method: string; path: string; authorizer?: { name: string } } }[];
+    }>(service.functions)
+      .flatMap((fn) => fn.events ?? [])
+      .flatMap((event) => (event.httpApi ? [event.httpApi] : []))
+      .map(
+        (route) => [`${route.method.toUpperCase()} ${route.path}`, route.authorizer?.name ?? "none"] as const,
+      );
+    const expected = Object.entries(gateway.routes).map(([key, route]) => {
+      const authorizer =
+        route.auth === "public" ? "none" : "jwt" in route.auth ? "jwtAuthorizer" : "apiKeyAuthorizer";
+      return [key, authorizer] as const;
+    });
+    assert.deepEqual(new Map(declared), new Map(expected));
+  });
+
+  it("keys the authorizer cache on the credential, the route and the source IP", () => {
+    for (const [name, authorizer] of Object.entries<{ identitySource: string[] }>(
+      service.provider.httpApi.authorizers,
+    )) {
+      assert.ok(authorizer.identitySource.includes("$context.routeKey"), name);
+      assert.ok(authorizer.identitySource.includes("$context.identity.sourceIp"), name);
     }
   });
 

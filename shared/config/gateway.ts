@@ -1,0 +1,205 @@
+import ipaddr from "ipaddr.js";
+import * as v from "valibot";
+
+/**
+ * The gateway config: one typed module (`gateway.config.ts`) that says who may call which route.
+ * It is validated when the project builds (the tests and `npm run package` load it) and again at
+ * cold start. An error names the field's path and how to fix it.
+ */
+
+const httpsUrl = (what: string) =>
+  v.pipe(
+    v.string(),
+    v.url(`${what} must be a URL`),
+    v.check(
+      (value) => value.startsWith("https://"),
+      `${what} must use https:// (tokens and keys are not fetched in clear text)`,
+    ),
+  );
+
+const cidr = v.pipe(
+  v.string(),
+  v.check((value) => {
+    try {
+      ipaddr.parseCIDR(value);
+      return true;
+    } catch {
+      return false;
+    }
+  }, "must be a CIDR block such as 203.0.113.0/24 or 2001:db8::/32 (a single address is /32 or /128)"),
+);
+
+const IpRulesSchema = v.object({
+  /** When non-empty, only these blocks are admitted. */
+  allow: v.optional(v.array(cidr), []),
+  /** Always refused; deny wins over allow. */
+  deny: v.optional(v.array(cidr), []),
+});
+
+const scope = v.pipe(
+  v.string(),
+  v.regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, "a scope is one word of printable ASCII (RFC 6749)"),
+);
+const nonEmptyList = (item: v.GenericSchema<string, string>, what: string) =>
+  v.pipe(v.array(item), v.minLength(1, `${what}: list at least one (leaving it out would accept any)`));
+
+const issuerId = v.pipe(
+  v.string(),
+  v.regex(/^[a-z][a-z0-9-]{0,31}$/, "an issuer id is lower-case letters, digits and -"),
+);
+const claimNames = v.optional(
+  v.object({
+    /** Claim that carries the caller's tenant. */
+    tenant: v.optional(v.string()),
+    /** Claim that carries the caller's plan. */
+    plan: v.optional(v.string()),
+  }),
+  {},
+);
+
+const CognitoIssuerSchema = v.object({
+  kind: v.literal("cognito"),
+  id: issuerId,
+  userPoolId: v.pipe(
+    v.string(),
+    v.regex(/^[a-z]{2}(-[a-z]+)+-\d_[0-9A-Za-z]+$/, "a user pool id looks like us-east-1_AbCdEf123"),
+  ),
+  /** App client ids whose tokens are accepted (the `client_id` / `aud` claim). Required. */
+  clientId: nonEmptyList(v.string(), "clientId"),
+  /** `access` or `id`: which Cognito token is accepted. Required: the two carry different claims. */
+  tokenUse: v.picklist(["access", "id"], "tokenUse is required: 'access' or 'id'"),
+  defaultPlan: v.optional(v.string(), "default"),
+  claims: claimNames,
+});
+
+const OidcIssuerSchema = v.object({
+  kind: v.literal("oidc"),
+  id: issuerId,
+  /** Expected `iss` claim. */
+  issuer: httpsUrl("issuer"),
+  /** Where the signing keys are; default `<issuer>/.well-known/jwks.json`. */
+  jwksUri: v.optional(httpsUrl("jwksUri")),
+  /**
+   * PEM file of a private CA that signs the JWKS server's TLS certificate (an internal IdP, or the
+   * local dev issuer). TLS is still verified, against this CA only.
+   */
+  jwksCaFile: v.optional(v.string()),
+  /** Accepted `aud` values. Required. */
+  audience: nonEmptyList(v.string(), "audience"),
+  defaultPlan: v.optional(v.string(), "default"),
+  claims: claimNames,
+});
+
+const RouteAuthSchema = v.union(
+  [
+    v.literal("public"),
+    v.strictObject({ jwt: v.strictObject({ scopes: v.optional(v.array(scope), []) }) }),
+    v.strictObject({ apiKey: v.strictObject({ scopes: v.optional(v.array(scope), []) }) }),
+  ],
+  'auth must be "public", { jwt: { scopes } } or { apiKey: { scopes } }',
+);
+
+const RouteSchema = v.object({
+  auth: RouteAuthSchema,
+  /** Extra IP rules for this route, on top of the global ones. */
+  ipRules: v.optional(IpRulesSchema, { allow: [], deny: [] }),
+});
+
+const routeKey = v.pipe(
+  v.string(),
+  v.regex(
+    /^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|ANY) \/[A-Za-z0-9_.~{}+/-]*$/,
+    'a route key is "METHOD /path", e.g. "GET /things/{id}"',
+  ),
+);
+
+export const GatewayConfigSchema = v.object({
+  auth: v.object({
+    issuers: v.optional(v.array(v.variant("kind", [CognitoIssuerSchema, OidcIssuerSchema])), []),
+    /** Allowed clock difference for `iat` in the future, `nbf` and `exp`. */
+    clockSkewSeconds: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(300)), 60),
+    /** Time budget for fetching a JWKS; past it the request is denied (fail closed). */
+    jwksTimeoutMs: v.optional(v.pipe(v.number(), v.integer(), v.minValue(100), v.maxValue(5_000)), 1_500),
+    /** Verified tokens kept in memory (keyed by a hash of the token) until they expire. */
+    tokenCacheEntries: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 10_000),
+    apiKeys: v.optional(
+      v.object({
+        /**
+         * How long a container trusts an API key lookup. With API Gateway's authorizer cache TTL this
+         * bounds how long a revoked key keeps working.
+         */
+        cacheSeconds: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(300)), 10),
+        cacheEntries: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 10_000),
+      }),
+      {},
+    ),
+    /** Scope that grants the API-key admin endpoints. */
+    adminScope: v.optional(scope, "gatehouse:admin"),
+  }),
+  ipRules: v.optional(IpRulesSchema, { allow: [], deny: [] }),
+  routes: v.record(routeKey, RouteSchema),
+});
+
+export type GatewayConfig = v.InferOutput<typeof GatewayConfigSchema>;
+export type GatewayConfigInput = v.InferInput<typeof GatewayConfigSchema>;
+export type IssuerConfig = GatewayConfig["auth"]["issuers"][number];
+export type RouteConfig = GatewayConfig["routes"][string];
+export type RouteAuth = RouteConfig["auth"];
+export type IpRules = GatewayConfig["ipRules"];
+
+/** What a config module receives: the stage it is loaded for. */
+export interface GatewayContext {
+  stage: string;
+}
+export type GatewayDefinition = (context: GatewayContext) => GatewayConfigInput;
+
+/**
+ * Declares the gateway. Example:
+ * `export default defineGateway(({ stage }) => ({ auth: { issuers: [...] }, routes: { "GET /health": { auth: "public" } } }))`
+ */
+export function defineGateway(definition: GatewayDefinition): GatewayDefinition {
+  return definition;
+}
+
+export class GatewayConfigError extends Error {
+  override readonly name = "GatewayConfigError";
+  constructor(
+    readonly stage: string,
+    readonly problems: string[],
+  ) {
+    super(
+      `gateway.config.ts is invalid for stage "${stage}":\n${problems.map((p) => `  - ${p}`).join("\n")}`,
+    );
+  }
+}
+
+/** Validates a definition for a stage; throws `GatewayConfigError` naming every bad field. */
+export function loadGateway(definition: GatewayDefinition, stage: string): GatewayConfig {
+  const result = v.safeParse(GatewayConfigSchema, definition({ stage }), { abortEarly: false });
+  if (!result.success) {
+    throw new GatewayConfigError(
+      stage,
+      result.issues.map((issue) => {
+        const path = v.getDotPath(issue) ?? "(root)";
+        // A missing member: say so plainly rather than valibot's "Invalid key: Expected …".
+        if (issue.kind === "schema" && issue.input === undefined && issue.type === "object") {
+          return `${path}: is required (see its description in shared/config/gateway.ts)`;
+        }
+        return `${path}: ${issue.message}`;
+      }),
+    );
+  }
+  const config = result.output;
+  const problems: string[] = [];
+  const issuerIds = config.auth.issuers.map((issuer) => issuer.id);
+  for (const [index, id] of issuerIds.entries()) {
+    if (issuerIds.indexOf(id) !== index) problems.push(`auth.issuers.${index}.id: "${id}" is used twice`);
+  }
+  for (const [key, route] of Object.entries(config.routes)) {
+    if (route.auth !== "public" && "jwt" in route.auth && config.auth.issuers.length === 0) {
+      problems.push(`routes.${key}.auth: needs a JWT but auth.issuers is empty; add an issuer or use apiKey`);
+    }
+  }
+  if (problems.length > 0) throw new GatewayConfigError(stage, problems);
+  return config;
+}

@@ -1,0 +1,127 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  defineGateway,
+  GatewayConfigError,
+  type GatewayConfigInput,
+  loadGateway,
+} from "#shared/config/gateway.ts";
+import definition from "../../gateway.config.ts";
+
+const base = (): GatewayConfigInput => ({
+  auth: {
+    issuers: [{ kind: "oidc", id: "idp", issuer: "https://idp.example.com", audience: ["api"] }],
+  },
+  routes: { "GET /health": { auth: "public" }, "GET /me": { auth: { jwt: { scopes: ["me:read"] } } } },
+});
+
+/** The problems loadGateway reports for a config, one string per bad field. */
+function problemsOf(config: GatewayConfigInput): string[] {
+  try {
+    loadGateway(
+      defineGateway(() => config),
+      "test",
+    );
+  } catch (error) {
+    assert.ok(error instanceof GatewayConfigError);
+    assert.match(error.message, /gateway\.config\.ts is invalid for stage "test"/);
+    return error.problems;
+  }
+  assert.fail("the config was accepted");
+}
+
+describe("gateway config validation", () => {
+  it("accepts the project's own config for every stage, with defaults filled in", () => {
+    for (const stage of ["local", "test", "dev", "prod"]) {
+      const config = loadGateway(definition, stage);
+      assert.equal(config.routes["GET /health"]?.auth, "public");
+      assert.equal(config.auth.clockSkewSeconds, 60);
+      assert.equal(config.auth.adminScope, "gatehouse:admin");
+    }
+  });
+
+  it("requires an audience for an OIDC issuer and names the field", () => {
+    const config = base();
+    config.auth.issuers = [{ kind: "oidc", id: "idp", issuer: "https://idp.example.com", audience: [] }];
+    const problems = problemsOf(config);
+    assert.equal(problems.length, 1);
+    assert.match(problems[0] ?? "", /^auth\.issuers\.0\.audience: audience: list at least one/);
+  });
+
+  it("refuses http:// issuers and JWKS URIs", () => {
+    const config = base();
+    config.auth.issuers = [
+      {
+        kind: "oidc",
+        id: "idp",
+        issuer: "http://idp.example.com",
+        audience: ["api"],
+        jwksUri: "http://idp.example.com/jwks",
+      },
+    ];
+    const problems = problemsOf(config);
+    assert.ok(
+      problems.some((p) => /^auth\.issuers\.0\.issuer: .*https:\/\//.test(p)),
+      problems.join("\n"),
+    );
+    assert.ok(
+      problems.some((p) => /^auth\.issuers\.0\.jwksUri: /.test(p)),
+      problems.join("\n"),
+    );
+  });
+
+  it("requires a Cognito client id and token use", () => {
+    const config = base();
+    config.auth.issuers = [
+      { kind: "cognito", id: "pool", userPoolId: "us-east-1_AbC123", clientId: [] } as never,
+    ];
+    const problems = problemsOf(config);
+    assert.ok(
+      problems.some((p) => p.startsWith("auth.issuers.0.clientId:")),
+      problems.join("\n"),
+    );
+    assert.ok(
+      problems.some((p) => p.startsWith("auth.issuers.0.tokenUse: is required")),
+      problems.join("\n"),
+    );
+  });
+
+  it("refuses bad CIDR blocks, route keys and auth shapes, all at once", () => {
+    const config = base();
+    config.ipRules = { deny: ["10.0.0.0/33", "not-an-ip"], allow: ["2001:db8::/32"] };
+    config.routes = {
+      "GET /health": { auth: "public" },
+      "FETCH /x": { auth: "public" },
+      "GET /y": { auth: { jwt: {}, apiKey: {} } as never },
+    };
+    const problems = problemsOf(config);
+    assert.ok(
+      problems.some((p) => p.startsWith("ipRules.deny.0: must be a CIDR block")),
+      problems.join("\n"),
+    );
+    assert.ok(
+      problems.some((p) => p.startsWith("ipRules.deny.1: must be a CIDR block")),
+      problems.join("\n"),
+    );
+    assert.ok(
+      problems.some((p) => p.includes('a route key is "METHOD /path"')),
+      problems.join("\n"),
+    );
+    assert.ok(
+      problems.some((p) => p.startsWith("routes.GET /y.auth: auth must be")),
+      problems.join("\n"),
+    );
+  });
+
+  it("refuses a JWT route with no issuer, and duplicate issuer ids", () => {
+    const noIssuer = base();
+    noIssuer.auth.issuers = [];
+    assert.deepEqual(problemsOf(noIssuer), [
+      "routes.GET /me.auth: needs a JWT but auth.issuers is empty; add an issuer or use apiKey",
+    ]);
+    const duplicate = base();
+    const issuer = { kind: "oidc" as const, id: "idp", issuer: "https://idp.example.com", audience: ["api"] };
+    duplicate.auth.issuers = [issuer, { ...issuer, issuer: "https://other.example.com" }];
+    assert.deepEqual(problemsOf(duplicate), ['auth.issuers.1.id: "idp" is used twice']);
+  });
+});
