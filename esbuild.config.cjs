@@ -37,6 +37,12 @@ const esbuildOptions = {
 module.exports = (serverless) => {
   const commands = serverless?.processedInput?.commands ?? [];
   const invokeLocal = commands[0] === "invoke" && commands[1] === "local";
-  return { ...esbuildOptions, ...pluginOptions, ...(invokeLocal ? { outputFileExtension: ".js" } : {}) };
+  // Its own build folder too: serverless-offline resolves `.js` before `.mjs`, so a `.js` bundle left in
+  // the shared folder by an earlier `invoke local` would shadow (stale) the one `npm start` builds.
+  return {
+    ...esbuildOptions,
+    ...pluginOptions,
+    ...(invokeLocal ? { outputFileExtension: ".js", outputBuildFolder: ".build-invoke" } : {}),
+  };
 };
 module.exports.esbuildOptions = esbuildOptions;

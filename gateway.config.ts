@@ -1,4 +1,15 @@
+import { env } from "#shared/config/env.ts";
 import { defineGateway } from "#shared/config/gateway.ts";
+
+/** The local stack's development issuer (plugins/dev-issuer.mjs); its TLS certificate is trusted explicitly. */
+const devIssuer = () => ({
+  kind: "oidc" as const,
+  id: "dev",
+  issuer: env.devIssuerUrl ?? "https://127.0.0.1:3003",
+  audience: ["gatehouse-local"],
+  jwksCaFile: env.devIssuerCaFile ?? ".gatehouse/dev-issuer/ca.pem",
+  claims: { tenant: "tenant", plan: "plan" },
+});
 
 /**
  * The gateway: who may call which route. Every route here must have its `httpApi` event in
@@ -14,7 +25,7 @@ export default defineGateway(({ stage }) => ({
   auth: {
     issuers:
       stage === "local" || stage === "test"
-        ? []
+        ? [devIssuer()]
         : [
             {
               kind: "cognito",
@@ -31,6 +42,7 @@ export default defineGateway(({ stage }) => ({
   ipRules: { allow: [], deny: [] },
   routes: {
     "GET /health": { auth: "public" },
+    "GET /me": { auth: { jwt: {} } },
     "GET /keys/self": { auth: { apiKey: {} } },
   },
 }));

@@ -10,6 +10,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { authorizer, authorizerColumns } from "./cases/authorizer.ts";
 import { coldStart, coldStartColumns } from "./cases/cold-start.ts";
 import { localStack, localStackColumns } from "./cases/local-stack.ts";
 import { type BenchContext, type Column, formatTable } from "./lib.ts";
@@ -53,6 +54,12 @@ const cases: Case[] = [
     "Local stack: `npm start` from spawn to ready (build included)",
     localStack,
     localStackColumns,
+  ),
+  defineCase(
+    "authorizer",
+    "Authorizer: JWT verifications/s against raw crypto.verify, DynamoDB reads per API-key request",
+    authorizer,
+    authorizerColumns,
   ),
 ];
 

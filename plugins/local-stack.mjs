@@ -7,6 +7,7 @@
 // Environment:
 //   GATEHOUSE_DYNAMODB_PORT  port of the embedded store (default 8000; see custom.localStack)
 //   GATEHOUSE_DATA_DIR       keep the store's data in this folder between runs (default: in memory)
+//   GATEHOUSE_ISSUER_PORT    port of the development token issuer (default 3003; see custom.localStack)
 
 import { mkdirSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
@@ -14,6 +15,7 @@ import { resolve } from "node:path";
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
 import dynalite from "dynalite";
+import { DEV_AUDIENCE, devIssuerUrl, startDevIssuer } from "./dev-issuer.mjs";
 
 const HOST = "127.0.0.1";
 /** CreateTable properties that dynalite does not take; on AWS they still apply. */
@@ -34,6 +36,8 @@ export default class LocalStack {
     this.log = utils.log;
     /** @type {import('node:http').Server | undefined} */
     this.server = undefined;
+    /** @type {import('node:https').Server | undefined} */
+    this.issuer = undefined;
     this.hooks = {
       "before:offline:start:init": () => this.start(),
       "before:offline:start": () => this.start(),
@@ -51,6 +55,7 @@ export default class LocalStack {
     return {
       /** @type {number} */
       dynamodbPort: Number(local.dynamodbPort ?? 8000),
+      issuerPort: Number(local.issuerPort ?? 3003),
       httpPort: Number(offline.httpPort ?? 3000),
       websocketPort: Number(offline.websocketPort ?? 3001),
       seedFile: local.seed ? resolve(this.serverless.serviceDir, local.seed) : undefined,
@@ -65,7 +70,9 @@ export default class LocalStack {
     const { dynamodbPort, dataDir } = this.settings;
     try {
       this.server = await startStore({ port: dynamodbPort, dataDir });
+      this.issuer = await startDevIssuer(this.serverless.serviceDir, this.settings.issuerPort);
     } catch (error) {
+      await this.stop();
       throw new this.serverless.classes.Error(error instanceof Error ? error.message : String(error));
     }
     this.useLocalAws(dynamodbPort);
@@ -79,6 +86,9 @@ export default class LocalStack {
   async startForInvoke() {
     if (this.serverless.service.provider.stage !== "local") return;
     const { dynamodbPort } = this.settings;
+    const { issuerPort } = this.settings;
+    if (!(await isListening(issuerPort)))
+      this.issuer = await startDevIssuer(this.serverless.serviceDir, issuerPort);
     if (await isListening(dynamodbPort)) {
       this.useLocalAws(dynamodbPort);
       return;
@@ -117,7 +127,8 @@ export default class LocalStack {
   }
 
   banner() {
-    const { httpPort, websocketPort, dynamodbPort, dataDir } = this.settings;
+    const { httpPort, websocketPort, dynamodbPort, dataDir, issuerPort } = this.settings;
+    const seedKey = "gh_local_demo_0123456789abcdef0123456789abcdef";
     const lines = [
       "",
       `Gatehouse local stack is up (stage ${this.serverless.service.provider.stage})`,
@@ -126,9 +137,14 @@ export default class LocalStack {
       `  DynamoDB       http://${HOST}:${dynamodbPort}  (dynalite, ${dataDir ? `data kept in ${dataDir}` : "in memory"})`,
       `  Tables         ${(this.tables ?? []).join(", ")}`,
       `  Seed           ${this.seeded ?? 0} item(s) written this run`,
+      `  Token issuer   ${devIssuerUrl(issuerPort)}  (audience ${DEV_AUDIENCE}; JWKS at /.well-known/jwks.json)`,
+      `  Demo API key   ${seedKey}  (plan free, scope chat:write)`,
       "",
       "Try:",
       `  curl -i http://${HOST}:${httpPort}/health`,
+      `  curl -i -H 'x-api-key: ${seedKey}' http://${HOST}:${httpPort}/keys/self`,
+      `  curl -i -H "authorization: Bearer $(npm run -s token -- --sub alice --scope chat:write)" http://${HOST}:${httpPort}/me`,
+      "  npm run keys -- create --plan free --owner you",
       `  npm run ws -- '{"action":"ping"}' '{"action":"nope"}'`,
       "",
       "Ctrl-C stops everything.",
@@ -138,10 +154,16 @@ export default class LocalStack {
   }
 
   async stop() {
-    const server = this.server;
+    const { server, issuer } = this;
     this.server = undefined;
-    if (!server) return;
-    await stopStore(server);
+    this.issuer = undefined;
+    if (issuer) {
+      await new Promise((done) => {
+        issuer.close(() => done(undefined));
+        issuer.closeAllConnections();
+      });
+    }
+    if (server) await stopStore(server);
   }
 }
 

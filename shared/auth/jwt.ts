@@ -1,5 +1,10 @@
 import { readFileSync } from "node:fs";
 import { CognitoJwtVerifier, JwtVerifier } from "aws-jwt-verify";
+import {
+  JwksNotAvailableInCacheError,
+  KidNotFoundInJwksError,
+  ParameterValidationError,
+} from "aws-jwt-verify/error";
 import { type Fetcher, SimpleFetcher } from "aws-jwt-verify/https";
 import { SimpleJwksCache } from "aws-jwt-verify/jwk";
 import { decomposeUnverifiedJwt } from "aws-jwt-verify/jwt";
@@ -23,9 +28,9 @@ export interface VerifiedToken {
   expiresAt: number;
 }
 
-interface IssuerVerifier {
-  config: IssuerConfig;
-  iss: string;
+/** One aws-jwt-verify verifier for a kind of issuer (all OIDC issuers, or all Cognito pools). */
+interface KindVerifier {
+  verifySync(token: string): JwtPayload;
   verify(token: string): Promise<JwtPayload>;
   hydrate(): Promise<void>;
 }
@@ -57,12 +62,72 @@ export function createJwtAuthenticator({
       throw new Error("token iat is in the future");
     }
   };
-  const verifiers = new Map<string, IssuerVerifier>(
-    auth.issuers.map((issuer) => {
-      const verifier = createIssuerVerifier(issuer, auth.jwksTimeoutMs, skew, customJwtCheck, wrapFetcher);
-      return [verifier.iss, verifier];
-    }),
+  const byIss = new Map<string, IssuerConfig>(auth.issuers.map((issuer) => [issuerUrl(issuer), issuer]));
+  const oidc = auth.issuers.filter((issuer) => issuer.kind === "oidc");
+  const cognito = auth.issuers.filter((issuer) => issuer.kind === "cognito");
+
+  // One JWKS cache for all issuers; its fetcher adds the private CA of the issuers that have one.
+  const caByJwksUri = new Map(
+    oidc.flatMap((issuer) =>
+      issuer.jwksCaFile ? [[jwksUriOf(issuer), readCa(issuer.id, issuer.jwksCaFile)] as const] : [],
+    ),
   );
+  const inner = new SimpleFetcher({
+    defaultRequestOptions: { timeout: auth.jwksTimeoutMs, responseTimeout: auth.jwksTimeoutMs },
+  });
+  const fetcher = wrapFetcher({
+    fetch: (uri, options, data) => {
+      const ca = caByJwksUri.get(uri);
+      return inner.fetch(uri, ca ? { ...options, ca } : options, data);
+    },
+  });
+  const jwksCache = new SimpleJwksCache({ fetcher });
+
+  const oidcVerifier: KindVerifier | undefined =
+    oidc.length > 0
+      ? JwtVerifier.create(
+          oidc.map((issuer) => ({
+            issuer: issuer.issuer,
+            audience: issuer.audience,
+            jwksUri: jwksUriOf(issuer),
+            graceSeconds: skew,
+            customJwtCheck,
+          })),
+          { jwksCache },
+        )
+      : undefined;
+  const cognitoVerifier: KindVerifier | undefined =
+    cognito.length > 0
+      ? CognitoJwtVerifier.create(
+          cognito.map((issuer) => ({
+            userPoolId: issuer.userPoolId,
+            clientId: issuer.clientId,
+            tokenUse: issuer.tokenUse,
+            graceSeconds: skew,
+            customJwtCheck,
+          })),
+          { jwksCache },
+        )
+      : undefined;
+
+  /** The verifier for a token. With one kind of issuer there is nothing to decide (and no extra decode). */
+  const verifierFor = (token: string): KindVerifier => {
+    if (!cognitoVerifier || !oidcVerifier) {
+      const only = cognitoVerifier ?? oidcVerifier;
+      if (!only) throw new UnauthorizedError("no token issuer is configured");
+      return only;
+    }
+    let iss: unknown;
+    try {
+      iss = decomposeUnverifiedJwt(token).payload.iss;
+    } catch {
+      throw new UnauthorizedError("token is not a well-formed JWT");
+    }
+    const issuer = typeof iss === "string" ? byIss.get(iss) : undefined;
+    if (!issuer) throw new UnauthorizedError(`token issuer ${JSON.stringify(iss)} is not trusted`);
+    return issuer.kind === "cognito" ? cognitoVerifier : oidcVerifier;
+  };
+
   const cache =
     auth.tokenCacheEntries > 0
       ? new LRUCache<string, VerifiedToken>({ max: auth.tokenCacheEntries })
@@ -71,12 +136,12 @@ export function createJwtAuthenticator({
   return {
     /** Fetches every issuer's JWKS now (cold start), so the first request does not wait for it. */
     async hydrate(): Promise<void> {
-      const results = await Promise.allSettled([...verifiers.values()].map((verifier) => verifier.hydrate()));
-      for (const [index, result] of results.entries()) {
+      const results = await Promise.allSettled(
+        [oidcVerifier, cognitoVerifier].map((verifier) => verifier?.hydrate()),
+      );
+      for (const result of results) {
         if (result.status === "rejected") {
-          const issuer = [...verifiers.values()][index]?.config.id;
-          logger.error("could not load the issuer's JWKS; its tokens are refused until it loads", {
-            issuer,
+          logger.error("could not load a JWKS; tokens of that issuer are refused until it loads", {
             error: result.reason,
           });
         }
@@ -86,90 +151,75 @@ export function createJwtAuthenticator({
     /** The verified token, or an `UnauthorizedError` saying why not (for the log, never the client). */
     async verify(token: string): Promise<VerifiedToken> {
       if (token.length > MAX_TOKEN_BYTES) throw new UnauthorizedError("token is too large");
-      const key = hashCredential(token);
+      const key = cache ? hashCredential(token) : "";
       const cached = cache?.get(key);
       if (cached && cached.expiresAt * 1000 > now()) return cached;
 
-      let iss: unknown;
-      try {
-        iss = decomposeUnverifiedJwt(token).payload.iss;
-      } catch {
-        throw new UnauthorizedError("token is not a well-formed JWT");
-      }
-      const verifier = typeof iss === "string" ? verifiers.get(iss) : undefined;
-      if (!verifier) throw new UnauthorizedError(`token issuer ${JSON.stringify(iss)} is not trusted`);
+      const verifier = verifierFor(token);
       let payload: JwtPayload;
       try {
-        payload = await verifier.verify(token);
+        payload = verifier.verifySync(token); // JWKS in memory: no promise, no I/O
       } catch (error) {
-        throw new UnauthorizedError(
-          `token rejected: ${error instanceof Error ? error.message : String(error)}`,
-          {
-            cause: error,
-          },
-        );
+        if (!(error instanceof JwksNotAvailableInCacheError || error instanceof KidNotFoundInJwksError)) {
+          throw rejected(error);
+        }
+        try {
+          payload = await verifier.verify(token); // fetches the JWKS (first use, or a rotated key)
+        } catch (asyncError) {
+          throw rejected(asyncError);
+        }
       }
-      const verified = toVerifiedToken(verifier.config, payload);
-      const ttl = verified.expiresAt * 1000 - now();
-      if (cache && ttl > 0) cache.set(key, verified, { ttl });
+      const issuer = byIss.get(String(payload.iss));
+      if (!issuer) throw new UnauthorizedError(`token issuer ${JSON.stringify(payload.iss)} is not trusted`);
+      const verified = toVerifiedToken(issuer, payload);
+      // No per-entry TTL bookkeeping: a hit checks expiresAt itself, and the LRU bound evicts the rest.
+      if (cache && verified.expiresAt * 1000 > now()) cache.set(key, verified);
       return verified;
     },
   };
 }
 
+function rejected(error: unknown): UnauthorizedError {
+  if (error instanceof UnauthorizedError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  if (
+    error instanceof ParameterValidationError ||
+    /JWT string|JWT header|JWT payload|malformed/i.test(message)
+  ) {
+    return new UnauthorizedError(`token is not a well-formed JWT: ${message}`, { cause: error });
+  }
+  if (/Issuer not allowed/.test(message))
+    return new UnauthorizedError(`token issuer is not trusted: ${message}`, { cause: error });
+  return new UnauthorizedError(`token rejected: ${message}`, { cause: error });
+}
+
+function issuerUrl(issuer: IssuerConfig): string {
+  if (issuer.kind === "oidc") return issuer.issuer;
+  const region = issuer.userPoolId.split("_")[0];
+  return `https://cognito-idp.${region}.amazonaws.com/${issuer.userPoolId}`;
+}
+
+function jwksUriOf(issuer: Extract<IssuerConfig, { kind: "oidc" }>): string {
+  return issuer.jwksUri ?? `${issuer.issuer.replace(/\/$/, "")}/.well-known/jwks.json`;
+}
+
 export type JwtAuthenticator = ReturnType<typeof createJwtAuthenticator>;
 
-function createIssuerVerifier(
-  issuer: IssuerConfig,
-  timeoutMs: number,
-  graceSeconds: number,
-  customJwtCheck: (props: { payload: JwtPayload }) => void,
-  wrapFetcher: (fetcher: Fetcher) => Fetcher,
-): IssuerVerifier {
-  const ca =
-    issuer.kind === "oidc" && issuer.jwksCaFile ? readFileSync(issuer.jwksCaFile, "utf8") : undefined;
-  const jwksCache = new SimpleJwksCache({
-    fetcher: wrapFetcher(
-      new SimpleFetcher({
-        defaultRequestOptions: { timeout: timeoutMs, responseTimeout: timeoutMs, ...(ca ? { ca } : {}) },
-      }),
-    ),
-  });
-  if (issuer.kind === "cognito") {
-    const verifier = CognitoJwtVerifier.create(
-      {
-        userPoolId: issuer.userPoolId,
-        clientId: issuer.clientId,
-        tokenUse: issuer.tokenUse,
-        graceSeconds,
-        customJwtCheck,
-      },
-      { jwksCache },
-    );
-    const region = issuer.userPoolId.split("_")[0];
-    return {
-      config: issuer,
-      iss: `https://cognito-idp.${region}.amazonaws.com/${issuer.userPoolId}`,
-      verify: (token) => verifier.verify(token),
-      hydrate: () => verifier.hydrate(),
-    };
+/**
+ * The issuer's CA. Unreadable, it is logged and replaced by an empty trust list, so the issuer's JWKS
+ * cannot be fetched and its tokens are refused (fail closed) while the rest of the gateway works.
+ */
+function readCa(issuerId: string, file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (error) {
+    logger.error("cannot read the issuer's jwksCaFile; its tokens are refused", {
+      issuer: issuerId,
+      file,
+      error,
+    });
+    return "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n";
   }
-  const verifier = JwtVerifier.create(
-    {
-      issuer: issuer.issuer,
-      audience: issuer.audience,
-      jwksUri: issuer.jwksUri ?? `${issuer.issuer.replace(/\/$/, "")}/.well-known/jwks.json`,
-      graceSeconds,
-      customJwtCheck,
-    },
-    { jwksCache },
-  );
-  return {
-    config: issuer,
-    iss: issuer.issuer,
-    verify: (token) => verifier.verify(token),
-    hydrate: () => verifier.hydrate(),
-  };
 }
 
 /** Scopes from `scope` (space-separated), `scp` (list or string) and Cognito's `cognito:groups`. */

@@ -1,6 +1,9 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 
-/** SHA-256 of a credential, hex: the only form in which tokens and keys are stored or cached. */
+/**
+ * SHA-256 of a credential, hex: the only form in which tokens and keys are stored or cached.
+ * (One-shot `crypto.hash`, Node >= 20.12: no Hash object per call on the authorizer's hot path.)
+ */
 export function hashCredential(value: string): string {
-  return createHash("sha256").update(value).digest("hex");
+  return hash("sha256", value, "hex");
 }

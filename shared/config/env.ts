@@ -44,6 +44,16 @@ export const env = {
   get apiKeysTable(): string {
     return req("API_KEYS_TABLE");
   },
+  /** The local stack's development issuer (`none` on deployed stages). */
+  get devIssuerUrl(): string | undefined {
+    const value = opt("GATEHOUSE_DEV_ISSUER_URL");
+    return value === "none" ? undefined : value;
+  },
+  /** The CA file of the local dev issuer's TLS certificate (`none` on deployed stages). */
+  get devIssuerCaFile(): string | undefined {
+    const value = opt("GATEHOUSE_DEV_ISSUER_CA_FILE");
+    return value === "none" ? undefined : value;
+  },
   /** True under serverless-offline (the local stack). */
   get isOffline(): boolean {
     return opt("IS_OFFLINE") === "true";

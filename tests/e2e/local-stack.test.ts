@@ -6,11 +6,13 @@ import { after, before, describe, it } from "node:test";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import WebSocket from "ws";
+import { devToken } from "../../plugins/dev-issuer.mjs";
 import { isListening } from "../../plugins/local-stack.mjs";
 import { type LocalStack, type LocalStackPorts, startLocalStack } from "../support/local-stack.ts";
+import { ROOT } from "../support/serverless.ts";
 
 // Ports of their own, so a developer's `npm start` on the defaults does not collide with the suite.
-const PORTS: LocalStackPorts = { http: 4310, ws: 4311, lambda: 4312, dynamodb: 4313 };
+const PORTS: LocalStackPorts = { http: 4310, ws: 4311, lambda: 4312, dynamodb: 4313, issuer: 4314 };
 const CONNECTIONS = "gatehouse-local-connections";
 /** The demo key in scripts/seed/local.json (only its hash is stored). */
 const SEEDED_KEY = "gh_local_demo_0123456789abcdef0123456789abcdef";
@@ -89,6 +91,33 @@ describe("the local stack (npm start), over real sockets", () => {
     });
   });
 
+  it("GET /me: no token → 401, bad, expired or foreign tokens → 403, a dev-issuer token → 200", async () => {
+    const me = (token?: string) =>
+      fetch(`${stack.httpUrl}/me`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
+    const token = (options: { sub: string; ttlSeconds?: number; audience?: string; port?: number }) =>
+      devToken(ROOT, { port: PORTS.issuer, scope: "chat:write", ...options });
+
+    assert.equal((await me()).status, 401);
+    assert.equal((await me("not.a.token")).status, 403);
+    assert.equal((await me(await token({ sub: "old", ttlSeconds: -120 }))).status, 403, "expired");
+    assert.equal(
+      (await me(await token({ sub: "aud", audience: "someone-else" }))).status,
+      403,
+      "wrong audience",
+    );
+    assert.equal((await me(await token({ sub: "iss", port: 1 }))).status, 403, "another issuer");
+
+    const response = await me(await token({ sub: "alice" }));
+    assert.equal(response.status, 200);
+    assert.deepEqual(await response.json(), {
+      principal: "dev:alice",
+      authType: "jwt",
+      plan: "default",
+      scopes: ["chat:write"],
+      issuer: "dev",
+    });
+  });
+
   it("created the tables from serverless.yml and seeded them", async () => {
     const client = documents(stack);
     const { Items = [] } = await client.send(new ScanCommand({ TableName: "gatehouse-local-api-keys" }));
@@ -143,7 +172,7 @@ describe("the local stack with GATEHOUSE_DATA_DIR keeps data between runs", () =
   after(() => rmSync(dataDir, { recursive: true, force: true }));
 
   it("an item written in one run is there in the next, and the seed is not written twice", async () => {
-    const ports = { http: 4320, ws: 4321, lambda: 4322, dynamodb: 4323 };
+    const ports = { http: 4320, ws: 4321, lambda: 4322, dynamodb: 4323, issuer: 4324 };
     const first = await startLocalStack(ports, { dataDir });
     try {
       const client = documents(first);

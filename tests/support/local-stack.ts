@@ -7,6 +7,7 @@ export interface LocalStackPorts {
   ws: number;
   lambda: number;
   dynamodb: number;
+  issuer: number;
 }
 
 export interface LocalStack {
@@ -39,6 +40,7 @@ export async function startLocalStack(
       GATEHOUSE_WS_PORT: String(ports.ws),
       GATEHOUSE_LAMBDA_PORT: String(ports.lambda),
       GATEHOUSE_DYNAMODB_PORT: String(ports.dynamodb),
+      GATEHOUSE_ISSUER_PORT: String(ports.issuer),
       ...(dataDir ? { GATEHOUSE_DATA_DIR: dataDir } : {}),
     },
   });
