@@ -44,5 +44,10 @@ export default defineGateway(({ stage }) => ({
     "GET /health": { auth: "public" },
     "GET /me": { auth: { jwt: {} } },
     "GET /keys/self": { auth: { apiKey: {} } },
+    // API-key administration: JWTs carrying the admin scope (auth.adminScope).
+    "POST /admin/keys": { auth: { jwt: { scopes: ["gatehouse:admin"] } } },
+    "GET /admin/keys": { auth: { jwt: { scopes: ["gatehouse:admin"] } } },
+    "DELETE /admin/keys/{keyId}": { auth: { jwt: { scopes: ["gatehouse:admin"] } } },
+    "POST /admin/keys/{keyId}/rotate": { auth: { jwt: { scopes: ["gatehouse:admin"] } } },
   },
 }));

@@ -38,7 +38,17 @@ describe("serverless invoke local with every sample event", () => {
       const headers = result.headers as Record<string, string>;
       assert.ok(headers["x-request-id"], "every answer carries the request id");
 
-      if (functionName === "whoami") {
+      if (functionName === "adminKeys") {
+        const body = JSON.parse(String(result.body)) as Record<string, unknown>;
+        if (file === "adminKeys.json") {
+          assert.equal(result.statusCode, 201);
+          assert.match(String(body.key), /^gh_/);
+          assert.equal(body.keyHash, undefined, "the hash is never shown");
+        } else {
+          assert.equal(result.statusCode, 200);
+          assert.ok(Array.isArray(body.keys));
+        }
+      } else if (functionName === "whoami") {
         assert.equal(result.statusCode, 200);
         assert.equal((JSON.parse(String(result.body)) as { principal: string }).principal, "key:local-demo");
       } else if (functionName === "health") {

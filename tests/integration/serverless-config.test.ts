@@ -53,6 +53,7 @@ describe("serverless.yml (stage prod)", () => {
       Object.entries<{ role?: string }>(service.functions).map(([name, fn]) => [name, fn.role]),
     );
     assert.deepEqual(roles, {
+      adminKeys: "AdminKeysRole",
       health: "HttpSystemRole",
       httpAuthorizer: "HttpAuthorizerRole",
       whoami: "HttpSystemRole",
@@ -63,6 +64,12 @@ describe("serverless.yml (stage prod)", () => {
     });
     assert.deepEqual(dynamoActions("HttpSystemRole"), []);
     assert.deepEqual(dynamoActions("HttpAuthorizerRole"), ["dynamodb:GetItem"]);
+    assert.deepEqual(dynamoActions("AdminKeysRole"), [
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+      "dynamodb:Scan",
+      "dynamodb:Query",
+    ]);
     assert.deepEqual(dynamoActions("WsConnectRole"), ["dynamodb:PutItem"]);
     assert.deepEqual(dynamoActions("WsDisconnectRole"), ["dynamodb:DeleteItem"]);
     assert.deepEqual(dynamoActions("WsMessageRole"), []);

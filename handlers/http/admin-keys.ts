@@ -1,0 +1,121 @@
+import * as v from "valibot";
+import { type ApiKeyRecord, type ApiKeyStore, apiKeyStore } from "#shared/auth/api-keys.ts";
+import { requestIdentity } from "#shared/auth/identity.ts";
+import { documentClient } from "#shared/clients/dynamodb.ts";
+import { env } from "#shared/config/env.ts";
+import { loadGateway } from "#shared/config/gateway.ts";
+import {
+  BadRequestError,
+  ForbiddenError,
+  MethodNotAllowedError,
+  NotFoundError,
+  UnsupportedMediaTypeError,
+} from "#shared/errors.ts";
+import { type HttpEvent, json } from "#shared/http.ts";
+import { httpHandler } from "#shared/middleware/http-handler.ts";
+import { logger } from "#shared/observability/logger.ts";
+import definition from "../../gateway.config.ts";
+
+const CreateKeySchema = v.strictObject({
+  owner: v.pipe(v.string(), v.trim(), v.minLength(1, "owner is required"), v.maxLength(128)),
+  plan: v.pipe(
+    v.string(),
+    v.regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "plan is a lower-case name such as free or pro"),
+  ),
+  scopes: v.optional(
+    v.array(v.pipe(v.string(), v.regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, "a scope is one word"))),
+    [],
+  ),
+  tenant: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(128))),
+  expiresInDays: v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(3650))),
+});
+
+/** A key as the admin API shows it: never the hash. */
+const view = ({ keyHash: _hash, ...record }: ApiKeyRecord) => record;
+
+function createBody(event: HttpEvent): v.InferOutput<typeof CreateKeySchema> {
+  const type = event.headers["content-type"] ?? "";
+  if (!/^application\/json\b/i.test(type))
+    throw new UnsupportedMediaTypeError("Send the new key as application/json");
+  let body: unknown;
+  try {
+    body = JSON.parse(
+      event.isBase64Encoded ? Buffer.from(event.body ?? "", "base64").toString() : (event.body ?? ""),
+    );
+  } catch {
+    throw new BadRequestError("The body is not valid JSON");
+  }
+  const result = v.safeParse(CreateKeySchema, body, { abortEarly: false });
+  if (!result.success) {
+    const errors = result.issues.map((issue) => ({
+      field: v.getDotPath(issue) ?? "(body)",
+      message: issue.message,
+    }));
+    throw new BadRequestError(
+      `Invalid key request: ${errors.map((e) => `${e.field}: ${e.message}`).join("; ")}`,
+      {
+        extensions: { errors },
+      },
+    );
+  }
+  return result.output;
+}
+
+/**
+ * The API-key admin endpoints, for callers holding the admin scope (checked by the authorizer and
+ * again here):
+ *   POST   /admin/keys                  create; the key is in this response and nowhere else
+ *   GET    /admin/keys                  list (no hashes)
+ *   DELETE /admin/keys/{keyId}          revoke
+ *   POST   /admin/keys/{keyId}/rotate   a new key with the same owner, plan and scopes; the old one revoked
+ */
+export function createAdminKeysHandler({ keys, adminScope }: { keys: ApiKeyStore; adminScope: string }) {
+  return httpHandler(async (event) => {
+    const caller = requestIdentity(event);
+    if (!caller.scopes.includes(adminScope))
+      throw new ForbiddenError(`This route needs the ${adminScope} scope`);
+    const keyId = event.pathParameters?.keyId;
+
+    switch (event.routeKey) {
+      case "POST /admin/keys": {
+        const input = createBody(event);
+        const { key, record } = await keys.create({
+          owner: input.owner,
+          plan: input.plan,
+          scopes: input.scopes,
+          ...(input.tenant ? { tenant: input.tenant } : {}),
+          ...(input.expiresInDays
+            ? { expiresAt: Math.floor(Date.now() / 1000) + Math.round(input.expiresInDays * 86_400) }
+            : {}),
+        });
+        logger.info("API key created", { keyId: record.keyId, owner: record.owner, by: caller.principal });
+        return json(201, { key, ...view(record) }, { location: `/admin/keys/${record.keyId}` });
+      }
+      case "GET /admin/keys":
+        return json(200, { keys: (await keys.list()).map(view) });
+      case "DELETE /admin/keys/{keyId}": {
+        if (!keyId) throw new NotFoundError("No key id in the path");
+        const revoked = await keys.revoke(keyId);
+        logger.info("API key revoked", { keyId, by: caller.principal });
+        return json(200, view(revoked));
+      }
+      case "POST /admin/keys/{keyId}/rotate": {
+        if (!keyId) throw new NotFoundError("No key id in the path");
+        const { key, record, revoked } = await keys.rotate(keyId);
+        logger.info("API key rotated", { keyId, newKeyId: record.keyId, by: caller.principal });
+        return json(
+          201,
+          { key, ...view(record), replaces: revoked.keyId },
+          { location: `/admin/keys/${record.keyId}` },
+        );
+      }
+      default:
+        throw new MethodNotAllowedError(`${event.routeKey} is not an admin route`, ["GET", "POST", "DELETE"]);
+    }
+  });
+}
+
+export const handler = createAdminKeysHandler({
+  keys: apiKeyStore({ client: documentClient(), tableName: env.apiKeysTable }),
+  adminScope: loadGateway(definition, env.stage).auth.adminScope,
+});
