@@ -50,4 +50,6 @@ export default defineGateway(({ stage }) => ({
     "DELETE /admin/keys/{keyId}": { auth: { jwt: { scopes: ["gatehouse:admin"] } } },
     "POST /admin/keys/{keyId}/rotate": { auth: { jwt: { scopes: ["gatehouse:admin"] } } },
   },
+  // Opening a WebSocket needs a token (query `token`, or the subprotocol list for browsers).
+  websocket: { connect: { auth: { jwt: {} } } },
 }));

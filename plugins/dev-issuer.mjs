@@ -92,7 +92,9 @@ export async function startDevIssuer(root, port) {
     );
     server.listen(port, HOST, () => done(undefined));
   });
+  // Neither the server nor its (keep-alive) connections may keep a finished or failed run alive.
   server.unref();
+  server.on("connection", (/** @type {import('node:net').Socket} */ socket) => socket.unref());
   return server;
 }
 

@@ -189,6 +189,7 @@ export async function startStore({ port, dataDir }) {
     server.listen(port, HOST, () => done(undefined));
   });
   server.unref();
+  server.on("connection", (socket) => socket.unref());
   return server;
 }
 

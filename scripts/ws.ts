@@ -1,10 +1,20 @@
 // A minimal WebSocket client for the local stack: sends each argument as a message and prints every
-// frame that comes back. Usage: npm run ws -- '{"action":"ping"}' ['...more messages']
-// Environment: GATEHOUSE_WS_URL (default ws://127.0.0.1:${GATEHOUSE_WS_PORT:-3001}).
+// frame that comes back. Usage: npm run ws -- [--token <jwt>] '{"action":"ping"}' ['...more messages']
+// Without --token it signs one for "ws-cli" with the local dev issuer (the local stack's $connect
+// needs a token). Environment: GATEHOUSE_WS_URL (default ws://127.0.0.1:${GATEHOUSE_WS_PORT:-3001}).
+import { parseArgs } from "node:util";
 import WebSocket from "ws";
+import { devToken } from "../plugins/dev-issuer.mjs";
 
-const url = process.env.GATEHOUSE_WS_URL ?? `ws://127.0.0.1:${process.env.GATEHOUSE_WS_PORT ?? "3001"}`;
-const messages = process.argv.slice(2);
+const { values, positionals: messages } = parseArgs({
+  allowPositionals: true,
+  options: { token: { type: "string" } },
+});
+const token =
+  values.token ??
+  (await devToken(process.cwd(), { port: Number(process.env.GATEHOUSE_ISSUER_PORT ?? 3003), sub: "ws-cli" }));
+const base = process.env.GATEHOUSE_WS_URL ?? `ws://127.0.0.1:${process.env.GATEHOUSE_WS_PORT ?? "3001"}`;
+const url = `${base}?token=${encodeURIComponent(token)}`;
 const quietMs = 1_500;
 
 const socket = new WebSocket(url);
@@ -15,7 +25,7 @@ const closeSoon = () => {
 };
 
 socket.on("open", () => {
-  console.log(`connected to ${url}`);
+  console.log(`connected to ${base}`);
   for (const message of messages) {
     console.log(`> ${message}`);
     socket.send(message);
@@ -31,7 +41,7 @@ socket.on("unexpected-response", (_request, response) => {
   process.exitCode = 1;
 });
 socket.on("error", (error) => {
-  console.error(`cannot connect to ${url}: ${error.message}`);
+  console.error(`cannot connect to ${base}: ${error.message}`);
   process.exitCode = 1;
 });
 socket.on("close", () => clearTimeout(timer));

@@ -4,6 +4,7 @@
  * A few runs only (each is a full start, build included), sequential, on ports of their own.
  */
 import WebSocket from "ws";
+import { devToken } from "../../plugins/dev-issuer.mjs";
 import { startLocalStack } from "../../tests/support/local-stack.ts";
 import { type BenchContext, type Column, median, round } from "../lib.ts";
 
@@ -47,7 +48,8 @@ export async function localStack(_ctx: BenchContext): Promise<LocalStackRow[]> {
     const stack = await startLocalStack(PORTS);
     ready.push(performance.now() - t0);
     try {
-      const frame = JSON.parse(await firstReply(stack.wsUrl)) as { type?: string };
+      const token = await devToken(process.cwd(), { port: PORTS.issuer, sub: "bench" });
+      const frame = JSON.parse(await firstReply(`${stack.wsUrl}?token=${token}`)) as { type?: string };
       if (frame.type !== "error") throw new Error(`$default answered ${JSON.stringify(frame)}`);
       reply.push(performance.now() - t0);
     } finally {

@@ -1,3 +1,4 @@
+import { WS_SUBPROTOCOL } from "#shared/auth/ws-authorizer.ts";
 import { documentClient } from "#shared/clients/dynamodb.ts";
 import { env } from "#shared/config/env.ts";
 import { wsHandler } from "#shared/middleware/ws-handler.ts";
@@ -19,7 +20,14 @@ export function createConnectHandler({ connections }: { connections: ConnectionS
       userAgent: identity?.userAgent,
     });
     logger.info("connected", { connectionId, principal: connection.principal });
-    return { statusCode: 200 };
+    // A browser that sent its token as a subprotocol closes the socket unless one is agreed.
+    const offered = Object.entries(event.headers ?? {}).find(
+      ([name]) => name.toLowerCase() === "sec-websocket-protocol",
+    )?.[1];
+    const agreed = offered?.split(",").some((protocol) => protocol.trim() === WS_SUBPROTOCOL);
+    return agreed
+      ? { statusCode: 200, headers: { "Sec-WebSocket-Protocol": WS_SUBPROTOCOL } }
+      : { statusCode: 200 };
   });
 }
 

@@ -29,6 +29,7 @@ export function createAuthorizerRuntime({
   const hydrated = jwt.hydrate(); // not awaited here: no top-level await, so `invoke local` can load the module
   const authorize = createIdentityCore({
     config: gateway,
+    connect: gateway.websocket.connect,
     verifyToken: jwt.verify,
     authenticateApiKey: createApiKeyAuthenticator({
       store: apiKeyStore({ client, tableName: apiKeysTable }),

@@ -138,6 +138,13 @@ export const GatewayConfigSchema = v.object({
   }),
   ipRules: v.optional(IpRulesSchema, { allow: [], deny: [] }),
   routes: v.record(routeKey, RouteSchema),
+  websocket: v.optional(
+    v.object({
+      /** Who may open a WebSocket (`$connect`). */
+      connect: RouteSchema,
+    }),
+    { connect: { auth: "public", ipRules: { allow: [], deny: [] } } },
+  ),
 });
 
 export type GatewayConfig = v.InferOutput<typeof GatewayConfigSchema>;
@@ -195,7 +202,10 @@ export function loadGateway(definition: GatewayDefinition, stage: string): Gatew
   for (const [index, id] of issuerIds.entries()) {
     if (issuerIds.indexOf(id) !== index) problems.push(`auth.issuers.${index}.id: "${id}" is used twice`);
   }
-  for (const [key, route] of Object.entries(config.routes)) {
+  for (const [key, route] of [
+    ...Object.entries(config.routes),
+    ["websocket.connect", config.websocket.connect] as const,
+  ]) {
     if (route.auth !== "public" && "jwt" in route.auth && config.auth.issuers.length === 0) {
       problems.push(`routes.${key}.auth: needs a JWT but auth.issuers is empty; add an issuer or use apiKey`);
     }

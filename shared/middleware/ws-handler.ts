@@ -19,6 +19,7 @@ export type WsEvent = APIGatewayProxyWebsocketEventV2 & {
 export interface WsResult {
   statusCode: number;
   body?: string;
+  headers?: Record<string, string>;
 }
 export type WsHandler = (event: WsEvent, context: GatehouseContext) => Promise<WsResult>;
 

@@ -28,8 +28,8 @@ function documents(stack: LocalStack) {
 }
 
 /** A WebSocket client that collects every frame it receives. */
-async function openSocket(url: string) {
-  const socket = new WebSocket(url);
+async function openSocket(url: string, protocols?: string[]) {
+  const socket = new WebSocket(url, protocols);
   const frames: Record<string, unknown>[] = [];
   socket.on("message", (data) => frames.push(JSON.parse(data.toString()) as Record<string, unknown>));
   await new Promise((resolve, reject) => {
@@ -144,17 +144,18 @@ describe("the local stack (npm start), over real sockets", () => {
     client.destroy();
   });
 
-  it("a WebSocket connects, is tracked in DynamoDB, is answered, and is forgotten on close", async () => {
+  it("a WebSocket with a token connects, is tracked under its principal, answered, and forgotten on close", async () => {
     // Prepare
     const client = documents(stack);
-    const trackedCount = async () =>
-      ((await client.send(new ScanCommand({ TableName: CONNECTIONS, ConsistentRead: true }))).Items ?? [])
-        .length;
-    const before = await trackedCount();
+    const tracked = async () =>
+      (await client.send(new ScanCommand({ TableName: CONNECTIONS, ConsistentRead: true }))).Items ?? [];
+    const before = (await tracked()).length;
+    const token = await devToken(ROOT, { port: PORTS.issuer, sub: "wendy" });
     // Act: connect
-    const { socket, request } = await openSocket(stack.wsUrl);
+    const { socket, request } = await openSocket(`${stack.wsUrl}?token=${encodeURIComponent(token)}`);
     // Assess: tracked
-    await waitFor(async () => (await trackedCount()) === before + 1, "the connection record");
+    await waitFor(async () => (await tracked()).length === before + 1, "the connection record");
+    assert.ok((await tracked()).some((item) => item.principal === "dev:wendy"));
 
     const pong = await request(JSON.stringify({ action: "ping" }));
     assert.equal(pong.type, "pong");
@@ -170,8 +171,40 @@ describe("the local stack (npm start), over real sockets", () => {
 
     // Act: close; Assess: the record is deleted by $disconnect
     socket.close();
-    await waitFor(async () => (await trackedCount()) === before, "the connection record to be deleted");
+    await waitFor(async () => (await tracked()).length === before, "the connection record to be deleted");
     client.destroy();
+  });
+
+  it("$connect: no token → 401, a bad token → 403, neither writes a connection record", async () => {
+    const client = documents(stack);
+    const count = async () =>
+      ((await client.send(new ScanCommand({ TableName: CONNECTIONS, ConsistentRead: true }))).Items ?? [])
+        .length;
+    const before = await count();
+    const handshake = (url: string) =>
+      new Promise<number>((resolve, reject) => {
+        const socket = new WebSocket(url);
+        socket.once("unexpected-response", (_request, response) => resolve(response.statusCode ?? 0));
+        socket.once("open", () => {
+          socket.close();
+          reject(new Error(`${url} was admitted`));
+        });
+        socket.once("error", () => undefined);
+      });
+    assert.equal(await handshake(stack.wsUrl), 401);
+    assert.equal(await handshake(`${stack.wsUrl}?token=not.a.token`), 403);
+    const foreign = await devToken(ROOT, { port: 1, sub: "mallory" });
+    assert.equal(await handshake(`${stack.wsUrl}?token=${foreign}`), 403);
+    assert.equal(await count(), before);
+    client.destroy();
+  });
+
+  it("a browser-style client passes its token as a subprotocol and gets gatehouse.v1 back", async () => {
+    const token = await devToken(ROOT, { port: PORTS.issuer, sub: "bea" });
+    const { socket, request } = await openSocket(stack.wsUrl, ["gatehouse.v1", token]);
+    assert.equal(socket.protocol, "gatehouse.v1");
+    assert.equal((await request(JSON.stringify({ action: "ping" }))).type, "pong");
+    socket.close();
   });
 
   it("Ctrl-C stops everything and frees the ports; starting again works at once", async () => {

@@ -25,6 +25,14 @@ describe("serverless invoke local with every sample event", () => {
       ]);
       assert.equal(code, 0, `exit ${code}\n${stdout}\n${stderr}`);
       const result = resultOf(stdout);
+      if (functionName === "wsAuthorizer") {
+        // The sample's token has a signature no issuer made: an IAM Deny policy for the route.
+        const document = result.policyDocument as { Statement: { Effect: string; Resource: string }[] };
+        assert.equal(result.principalId, "denied");
+        assert.equal(document.Statement[0]?.Effect, "Deny");
+        assert.match(document.Statement[0]?.Resource ?? "", /\$connect$/);
+        return;
+      }
       if (functionName === "httpAuthorizer") {
         // A simple response: allow with the identity as flat context, or deny with none.
         const allowed = file === "httpAuthorizer.json";

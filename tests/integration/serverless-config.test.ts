@@ -55,15 +55,16 @@ describe("serverless.yml (stage prod)", () => {
     assert.deepEqual(roles, {
       adminKeys: "AdminKeysRole",
       health: "HttpSystemRole",
-      httpAuthorizer: "HttpAuthorizerRole",
+      httpAuthorizer: "AuthorizerRole",
       whoami: "HttpSystemRole",
+      wsAuthorizer: "AuthorizerRole",
       wsConnect: "WsConnectRole",
       wsDisconnect: "WsDisconnectRole",
       wsDefault: "WsMessageRole",
       wsPing: "WsMessageRole",
     });
     assert.deepEqual(dynamoActions("HttpSystemRole"), []);
-    assert.deepEqual(dynamoActions("HttpAuthorizerRole"), ["dynamodb:GetItem"]);
+    assert.deepEqual(dynamoActions("AuthorizerRole"), ["dynamodb:GetItem"]);
     assert.deepEqual(dynamoActions("AdminKeysRole"), [
       "dynamodb:PutItem",
       "dynamodb:UpdateItem",
