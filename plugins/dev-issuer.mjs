@@ -15,11 +15,10 @@ import {
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:https";
 import { join, resolve } from "node:path";
-import { generate } from "selfsigned";
+import { HOST, listenOnLoopback, loopbackCertificate } from "./loopback.mjs";
 
 export const DEV_ISSUER_DIR = ".gatehouse/dev-issuer";
 export const DEV_AUDIENCE = "gatehouse-local";
-const HOST = "127.0.0.1";
 
 /** The issuer URL for a port: `https://127.0.0.1:<port>`. @param {number} port */
 export const devIssuerUrl = (port) => `https://${HOST}:${port}`;
@@ -38,15 +37,7 @@ export async function devIssuerKeys(root) {
   if (!existsSync(files.signingKey) || !existsSync(files.tlsKey) || !existsSync(files.ca)) {
     mkdirSync(dir, { recursive: true });
     const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-    const tls = await generate([{ name: "commonName", value: "Gatehouse dev issuer" }], {
-      keyType: "ec",
-      algorithm: "sha256",
-      extensions: [
-        { name: "basicConstraints", cA: true },
-        { name: "keyUsage", digitalSignature: true, keyCertSign: true },
-        { name: "subjectAltName", altNames: [{ type: 7, ip: HOST }] },
-      ],
-    });
+    const tls = await loopbackCertificate("Gatehouse dev issuer");
     writeFileSync(files.signingKey, privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
     writeFileSync(files.tlsKey, tls.private, { mode: 0o600 });
     writeFileSync(files.ca, tls.cert);
@@ -80,22 +71,7 @@ export async function startDevIssuer(root, port) {
       response.writeHead(200, { "content-type": "application/json" }).end(body[path]);
     },
   );
-  await new Promise((done, fail) => {
-    server.once("error", (/** @type {NodeJS.ErrnoException} */ error) =>
-      fail(
-        error.code === "EADDRINUSE"
-          ? new Error(
-              `Port ${port} is taken: is another local stack running? Stop it, or set GATEHOUSE_ISSUER_PORT.`,
-            )
-          : error,
-      ),
-    );
-    server.listen(port, HOST, () => done(undefined));
-  });
-  // Neither the server nor its (keep-alive) connections may keep a finished or failed run alive.
-  server.unref();
-  server.on("connection", (/** @type {import('node:net').Socket} */ socket) => socket.unref());
-  return server;
+  return listenOnLoopback(server, port, "GATEHOUSE_ISSUER_PORT");
 }
 
 /**

@@ -16,8 +16,8 @@ import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from "@aws-sdk/
 import { DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
 import dynalite from "dynalite";
 import { DEV_AUDIENCE, devIssuerUrl, startDevIssuer } from "./dev-issuer.mjs";
+import { HOST, listenOnLoopback } from "./loopback.mjs";
 
-const HOST = "127.0.0.1";
 /** CreateTable properties that dynalite does not take; on AWS they still apply. */
 const AWS_ONLY_TABLE_PROPERTIES = [
   "SSESpecification",
@@ -168,29 +168,14 @@ export default class LocalStack {
 }
 
 /**
- * Starts dynalite on 127.0.0.1. `port` 0 picks a free one. The server is unref'd: the offline servers
- * keep the process alive while it runs, and the store alone must not keep a failed start from exiting.
+ * Starts dynalite on 127.0.0.1. `port` 0 picks a free one.
  * @param {{ port: number, dataDir?: string }} options
  * @returns {Promise<import('node:http').Server>}
  */
 export async function startStore({ port, dataDir }) {
   if (dataDir) mkdirSync(dataDir, { recursive: true });
   const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, path: dataDir });
-  await new Promise((done, fail) => {
-    server.once("error", (/** @type {NodeJS.ErrnoException} */ error) =>
-      fail(
-        error.code === "EADDRINUSE"
-          ? new Error(
-              `Port ${port} is taken: is another local stack running? Stop it, or set GATEHOUSE_DYNAMODB_PORT.`,
-            )
-          : error,
-      ),
-    );
-    server.listen(port, HOST, () => done(undefined));
-  });
-  server.unref();
-  server.on("connection", (socket) => socket.unref());
-  return server;
+  return listenOnLoopback(server, port, "GATEHOUSE_DYNAMODB_PORT");
 }
 
 /**

@@ -4,7 +4,7 @@ import { createServer, type Server } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { generate } from "selfsigned";
+import { loopbackCertificate } from "../../plugins/loopback.mjs";
 
 export type JwksMode = "up" | "down" | "slow";
 
@@ -33,15 +33,7 @@ export async function startJwksServer(): Promise<TestIssuer> {
       { ...ec.publicKey.export({ format: "jwk" }), kid: ec.kid, alg: "ES256", use: "sig" },
     ],
   });
-  const tls = await generate([{ name: "commonName", value: "127.0.0.1" }], {
-    keyType: "ec",
-    algorithm: "sha256",
-    extensions: [
-      { name: "basicConstraints", cA: true },
-      { name: "keyUsage", digitalSignature: true, keyCertSign: true },
-      { name: "subjectAltName", altNames: [{ type: 7, ip: "127.0.0.1" }] },
-    ],
-  });
+  const tls = await loopbackCertificate("127.0.0.1");
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-jwks-"));
   const caFile = join(dir, "ca.pem");
   writeFileSync(caFile, tls.cert);
