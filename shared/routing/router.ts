@@ -78,7 +78,10 @@ export function compileRouter<T>(routes: readonly RouteDefinition<T>[]) {
         handlers = node.handlers;
       } else {
         let next = node.literals.get(segment);
-        if (!next) node.literals.set(segment, (next = newNode()));
+        if (!next) {
+          next = newNode<T>();
+          node.literals.set(segment, next);
+        }
         node = next;
         handlers = node.handlers;
       }
