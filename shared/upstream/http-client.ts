@@ -1,0 +1,228 @@
+import {
+  BrokenCircuitError,
+  type CircuitBreakerPolicy,
+  CircuitState,
+  ConsecutiveBreaker,
+  circuitBreaker,
+  ExponentialBackoff,
+  handleWhen,
+  retry,
+  TaskCancelledError,
+  TimeoutStrategy,
+  timeout,
+} from "cockatiel";
+import { BadGatewayError, GatewayTimeoutError, HttpError, ServiceUnavailableError } from "../errors.ts";
+
+/**
+ * The HTTP client behind every proxied route: weighted targets with passive health (a target whose
+ * circuit is open gets no traffic), a timeout per attempt, retries with backoff for idempotent methods
+ * only, a circuit breaker per target (cockatiel), a cap on the response size, and no redirects unless
+ * asked. Failures become the gateway's errors: unreachable or bad response 502, timeout 504, every
+ * circuit open 503 with `Retry-After`.
+ */
+
+export interface UpstreamTarget {
+  /** Base URL: scheme, host, optional port and path prefix. Only the config sets it. */
+  url: string;
+  weight: number;
+}
+
+export interface UpstreamOptions {
+  name: string;
+  targets: readonly UpstreamTarget[];
+  /** Per attempt. Keep attempts × timeout under API Gateway's 30 s. */
+  timeoutMs: number;
+  /** Extra attempts for idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE). */
+  retries: number;
+  breaker: { consecutiveFailures: number; halfOpenAfterMs: number };
+  maxResponseBytes: number;
+  followRedirects?: boolean;
+  /** Random in [0, 1); injectable for tests. */
+  random?: () => number;
+}
+
+export interface UpstreamRequest {
+  method: string;
+  /** Path after rewriting, starting with `/`; appended to the target's base URL. */
+  path: string;
+  /** Raw query string without `?`. */
+  query?: string;
+  headers: Record<string, string>;
+  body?: Buffer;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+  /** The target that answered. */
+  target: string;
+  attempts: number;
+}
+
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
+/** Upstream answers that mean "this target is unwell": they count against its circuit and are retried. */
+const UNHEALTHY_STATUS = new Set([502, 503, 504]);
+
+class UnhealthyResponse extends Error {
+  constructor(readonly response: UpstreamResponse) {
+    super(`upstream answered ${response.status}`);
+  }
+}
+
+interface TargetState {
+  target: UpstreamTarget;
+  breaker: CircuitBreakerPolicy;
+  /** When the circuit last opened (ms); it may take a half-open trial halfOpenAfterMs later. */
+  openedAt: number;
+}
+
+export function createUpstreamClient(options: UpstreamOptions) {
+  if (options.targets.length === 0) throw new Error(`upstream ${options.name} has no targets`);
+  const random = options.random ?? Math.random;
+  const targets: TargetState[] = options.targets.map((target) => {
+    const state: TargetState = {
+      target,
+      breaker: circuitBreaker(handleWhen(countsAgainstTarget), {
+        halfOpenAfter: options.breaker.halfOpenAfterMs,
+        breaker: new ConsecutiveBreaker(options.breaker.consecutiveFailures),
+      }),
+      openedAt: 0,
+    };
+    state.breaker.onBreak(() => {
+      state.openedAt = Date.now();
+    });
+    return state;
+  });
+  const attemptTimeout = timeout(options.timeoutMs, TimeoutStrategy.Aggressive);
+
+  /**
+   * Weighted choice among the targets that may take traffic: circuit closed or half-open, or open
+   * long enough ago to take its half-open trial (cockatiel only moves it on the next call). Undefined
+   * when none may.
+   */
+  function choose(): TargetState | undefined {
+    const now = Date.now();
+    const healthy = targets.filter(
+      (state) =>
+        state.breaker.state !== CircuitState.Open || now - state.openedAt >= options.breaker.halfOpenAfterMs,
+    );
+    const total = healthy.reduce((sum, state) => sum + state.target.weight, 0);
+    let point = random() * total;
+    for (const state of healthy) {
+      point -= state.target.weight;
+      if (point < 0) return state;
+    }
+    return healthy.at(-1);
+  }
+
+  async function attempt(request: UpstreamRequest, attempts: number): Promise<UpstreamResponse> {
+    const state = choose();
+    if (!state) throw new BrokenCircuitError();
+    // Inside the breaker, so an unhealthy answer counts against this target like a failure does.
+    return state.breaker.execute(async () => {
+      const response = await attemptTimeout.execute(({ signal }) =>
+        send(state.target, request, signal, attempts),
+      );
+      if (UNHEALTHY_STATUS.has(response.status)) throw new UnhealthyResponse(response);
+      return response;
+    });
+  }
+
+  async function send(
+    target: UpstreamTarget,
+    request: UpstreamRequest,
+    signal: AbortSignal,
+    attempts: number,
+  ) {
+    const url = `${target.url.replace(/\/$/, "")}${request.path}${request.query ? `?${request.query}` : ""}`;
+    const response = await fetch(url, {
+      method: request.method,
+      headers: request.headers,
+      body: request.body && request.method !== "GET" && request.method !== "HEAD" ? request.body : undefined,
+      redirect: options.followRedirects ? "follow" : "manual",
+      signal,
+    });
+    const body = await readCapped(response, options.maxResponseBytes, signal);
+    const headers: Record<string, string> = {};
+    response.headers.forEach((value, name) => {
+      headers[name] = value;
+    });
+    return { status: response.status, headers, body, target: target.url, attempts };
+  }
+
+  const breakerSeconds = Math.max(1, Math.ceil(options.breaker.halfOpenAfterMs / 1000));
+
+  const retries = retry(
+    handleWhen((error) => !(error instanceof ResponseTooLargeError)),
+    {
+      maxAttempts: options.retries,
+      backoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 500 }),
+    },
+  );
+
+  /**
+   * Sends the request and resolves with the upstream's answer: a 502/503/504 from the upstream itself
+   * is returned as it came after the last attempt. Throws the gateway's error when there is no answer.
+   */
+  return async function requestUpstream(request: UpstreamRequest): Promise<UpstreamResponse> {
+    let attempts = 0;
+    try {
+      return IDEMPOTENT.has(request.method.toUpperCase())
+        ? await retries.execute(() => attempt(request, ++attempts))
+        : await attempt(request, ++attempts);
+    } catch (error) {
+      if (error instanceof UnhealthyResponse) return error.response;
+      throw toGatewayError(error, options.name, breakerSeconds);
+    }
+  };
+}
+
+export type UpstreamClient = ReturnType<typeof createUpstreamClient>;
+
+class ResponseTooLargeError extends Error {}
+
+/** Whether a failure is the target's fault (and so counts against its circuit). */
+function countsAgainstTarget(error: Error): boolean {
+  return !(error instanceof ResponseTooLargeError) && !(error instanceof BrokenCircuitError);
+}
+
+async function readCapped(response: Response, maxBytes: number, signal: AbortSignal): Promise<Buffer> {
+  const declared = Number(response.headers.get("content-length") ?? Number.NaN);
+  if (declared > maxBytes) {
+    await response.body?.cancel();
+    throw new ResponseTooLargeError(
+      `upstream response of ${declared} bytes is over the ${maxBytes}-byte cap`,
+    );
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  if (!response.body) return Buffer.alloc(0);
+  for await (const chunk of response.body) {
+    if (signal.aborted) throw signal.reason;
+    size += chunk.byteLength;
+    if (size > maxBytes) {
+      await response.body.cancel().catch(() => undefined);
+      throw new ResponseTooLargeError(`upstream response is over the ${maxBytes}-byte cap`);
+    }
+    chunks.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(chunks);
+}
+
+function toGatewayError(error: unknown, upstream: string, retryAfterSeconds: number): HttpError {
+  if (error instanceof HttpError) return error;
+  if (error instanceof BrokenCircuitError) {
+    return new ServiceUnavailableError(`The ${upstream} service is unavailable; try again shortly`, {
+      headers: { "retry-after": String(retryAfterSeconds) },
+      cause: error,
+    });
+  }
+  if (error instanceof TaskCancelledError) {
+    return new GatewayTimeoutError(`The ${upstream} service did not answer in time`, { cause: error });
+  }
+  if (error instanceof ResponseTooLargeError) {
+    return new BadGatewayError(`The ${upstream} service sent a response that is too large`, { cause: error });
+  }
+  return new BadGatewayError(`The ${upstream} service could not be reached`, { cause: error });
+}

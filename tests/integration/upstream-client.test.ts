@@ -1,0 +1,227 @@
+import assert from "node:assert/strict";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { after, before, describe, it } from "node:test";
+import { HttpError } from "#shared/errors.ts";
+import { createUpstreamClient, type UpstreamOptions } from "#shared/upstream/http-client.ts";
+
+type Handler = (request: IncomingMessage, response: ServerResponse, body: Buffer) => void;
+
+/** A real HTTP server on 127.0.0.1 whose behaviour a test sets; counts the requests it gets. */
+async function upstream(handler: Handler) {
+  let current = handler;
+  let hits = 0;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((request, response) => {
+    hits++;
+    const chunks: Buffer[] = [];
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => current(request, response, Buffer.concat(chunks)));
+  });
+  server.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    hits: () => hits,
+    set: (next: Handler) => {
+      current = next;
+    },
+    stop: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+const ok: Handler = (request, response, body) => {
+  response.writeHead(200, { "content-type": "application/json", "x-upstream": "yes" });
+  response.end(JSON.stringify({ method: request.method, url: request.url, body: body.toString("base64") }));
+};
+
+const options = (url: string, overrides: Partial<UpstreamOptions> = {}): UpstreamOptions => ({
+  name: "users",
+  targets: [{ url, weight: 1 }],
+  timeoutMs: 300,
+  retries: 2,
+  breaker: { consecutiveFailures: 3, halfOpenAfterMs: 400 },
+  maxResponseBytes: 64 * 1024,
+  ...overrides,
+});
+
+async function failure(call: Promise<unknown>): Promise<HttpError> {
+  try {
+    await call;
+  } catch (error) {
+    assert.ok(error instanceof HttpError, String(error));
+    return error;
+  }
+  assert.fail("the call succeeded");
+}
+
+describe("upstream HTTP client against real loopback servers", () => {
+  let service: Awaited<ReturnType<typeof upstream>>;
+  before(async () => {
+    service = await upstream(ok);
+  });
+  after(() => service.stop());
+
+  it("passes method, path, query and a binary body through, and returns the answer as it came", async () => {
+    service.set(ok);
+    const request = createUpstreamClient(options(`${service.url}/base`));
+    const binary = Buffer.from([0, 1, 2, 255, 254]);
+    const response = await request({
+      method: "POST",
+      path: "/users/7",
+      query: "a=1&b=2",
+      headers: {},
+      body: binary,
+    });
+    assert.equal(response.status, 200);
+    assert.equal(response.headers["x-upstream"], "yes");
+    const echoed = JSON.parse(response.body.toString()) as { method: string; url: string; body: string };
+    assert.deepEqual(echoed, {
+      method: "POST",
+      url: "/base/users/7?a=1&b=2",
+      body: binary.toString("base64"),
+    });
+  });
+
+  it("unreachable → 502 after the retries (idempotent)", async () => {
+    const down = await upstream(ok);
+    await down.stop(); // a port where nothing listens any more
+    const error = await failure(
+      createUpstreamClient(options(down.url))({ method: "GET", path: "/", headers: {} }),
+    );
+    assert.equal(error.statusCode, 502);
+  });
+
+  it("slow → 504; each attempt is cut at the timeout", async () => {
+    service.set(() => undefined); // never answers
+    const started = Date.now();
+    const error = await failure(
+      createUpstreamClient(options(service.url, { retries: 1 }))({
+        method: "GET",
+        path: "/slow",
+        headers: {},
+      }),
+    );
+    assert.equal(error.statusCode, 504);
+    assert.ok(Date.now() - started < 2 * 300 + 1_000, "two attempts of 300 ms and a backoff");
+  });
+
+  it("retries idempotent methods only", async () => {
+    let calls = 0;
+    service.set((request, response, body) => {
+      calls++;
+      if (calls === 1) return void response.writeHead(503).end();
+      ok(request, response, body);
+    });
+    const request = createUpstreamClient(options(service.url));
+    assert.equal((await request({ method: "GET", path: "/", headers: {} })).status, 200);
+    assert.equal(calls, 2, "GET was retried once");
+
+    calls = 0;
+    const posted = await request({ method: "POST", path: "/", headers: {}, body: Buffer.from("{}") });
+    assert.equal(posted.status, 503, "POST is not retried: the upstream's answer comes back as it was");
+    assert.equal(calls, 1);
+  });
+
+  it("flapping: the circuit opens (503 with Retry-After, no traffic), then half-opens and recovers", async () => {
+    service.set((_request, response) => void response.writeHead(502).end());
+    const request = createUpstreamClient(options(service.url, { retries: 0 }));
+    for (let i = 0; i < 3; i++)
+      assert.equal((await request({ method: "GET", path: "/", headers: {} })).status, 502);
+
+    const before = service.hits();
+    const open = await failure(request({ method: "GET", path: "/", headers: {} }));
+    assert.equal(open.statusCode, 503);
+    assert.equal(open.headers["retry-after"], "1");
+    assert.equal(service.hits(), before, "an open circuit sends nothing upstream");
+
+    service.set(ok);
+    await new Promise((resolve) => setTimeout(resolve, 450)); // past halfOpenAfter
+    assert.equal(
+      (await request({ method: "GET", path: "/", headers: {} })).status,
+      200,
+      "half-open trial succeeds",
+    );
+    assert.equal((await request({ method: "GET", path: "/", headers: {} })).status, 200, "closed again");
+  });
+
+  it("balances by weight, and sends nothing to a target whose circuit is open", async () => {
+    const second = await upstream(ok);
+    try {
+      service.set(ok);
+      let seed = 1;
+      const random = () => {
+        seed = (seed * 48_271) % 2_147_483_647; // deterministic Lehmer sequence
+        return seed / 2_147_483_647;
+      };
+      const weighted = createUpstreamClient(
+        options(service.url, {
+          targets: [
+            { url: service.url, weight: 3 },
+            { url: second.url, weight: 1 },
+          ],
+          random,
+          // Long enough that no half-open trial can fall inside this test.
+          breaker: { consecutiveFailures: 3, halfOpenAfterMs: 10_000 },
+        }),
+      );
+      const [a0, b0] = [service.hits(), second.hits()];
+      for (let i = 0; i < 400; i++) await weighted({ method: "GET", path: "/", headers: {} });
+      const share = (service.hits() - a0) / (service.hits() - a0 + second.hits() - b0);
+      assert.ok(
+        share > 0.68 && share < 0.82,
+        `first target got ${share} of the traffic, expected about 0.75`,
+      );
+
+      second.set((_request, response) => void response.writeHead(503).end());
+      for (let i = 0; i < 40; i++) await weighted({ method: "GET", path: "/", headers: {} });
+      const secondHits = second.hits();
+      for (let i = 0; i < 40; i++) {
+        assert.equal((await weighted({ method: "GET", path: "/", headers: {} })).status, 200);
+      }
+      assert.equal(second.hits(), secondHits, "the unhealthy target is skipped while its circuit is open");
+    } finally {
+      await second.stop();
+    }
+  });
+
+  it("caps the response size (502), declared or streamed", async () => {
+    const request = createUpstreamClient(options(service.url, { maxResponseBytes: 1024 }));
+    service.set(
+      (_request, response) =>
+        void response.writeHead(200, { "content-length": "4096" }).end("x".repeat(4096)),
+    );
+    assert.equal((await failure(request({ method: "GET", path: "/", headers: {} }))).statusCode, 502);
+    service.set((_request, response) => {
+      response.writeHead(200); // chunked, no length
+      response.end("y".repeat(4096));
+    });
+    assert.equal((await failure(request({ method: "GET", path: "/", headers: {} }))).statusCode, 502);
+  });
+
+  it("does not follow redirects unless the route allows it", async () => {
+    service.set((request, response, body) => {
+      if (request.url === "/moved") return void response.writeHead(302, { location: "/elsewhere" }).end();
+      ok(request, response, body);
+    });
+    const manual = await createUpstreamClient(options(service.url))({
+      method: "GET",
+      path: "/moved",
+      headers: {},
+    });
+    assert.equal(manual.status, 302);
+    assert.equal(manual.headers.location, "/elsewhere");
+    const followed = await createUpstreamClient(options(service.url, { followRedirects: true }))({
+      method: "GET",
+      path: "/moved",
+      headers: {},
+    });
+    assert.equal(followed.status, 200);
+  });
+});
