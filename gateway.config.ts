@@ -21,6 +21,12 @@ const devIssuer = () => ({
  * Issuers differ per stage. Replace the Cognito example with your user pool (or an OIDC issuer)
  * before you deploy; until its JWKS can be fetched, every JWT is refused (fail closed).
  */
+/** Where an upstream service lives: the demo services locally; replace the others before deploying. */
+const serviceUrl = (stage: string, name: string) =>
+  stage === "local" || stage === "test"
+    ? (env.demoServicesUrl ?? "http://127.0.0.1:3100")
+    : `https://${name}.example.internal`;
+
 export default defineGateway(({ stage }) => ({
   auth: {
     issuers:
@@ -40,10 +46,30 @@ export default defineGateway(({ stage }) => ({
     apiKeys: { cacheSeconds: 10 },
   },
   ipRules: { allow: [], deny: [] },
+  upstreams: {
+    users: { targets: [{ url: serviceUrl(stage, "users") }], timeoutMs: 2_000, retries: 2 },
+    orders: { targets: [{ url: serviceUrl(stage, "orders") }], timeoutMs: 2_000, retries: 2 },
+    echo: { targets: [{ url: serviceUrl(stage, "echo") }], timeoutMs: 2_000, retries: 1 },
+    // The demo's slow and flaky endpoints, to see a timeout and the circuit breaker.
+    slow: { targets: [{ url: serviceUrl(stage, "slow") }], timeoutMs: 1_000, retries: 0 },
+    flaky: {
+      targets: [{ url: serviceUrl(stage, "flaky") }],
+      timeoutMs: 1_000,
+      retries: 0,
+      breaker: { consecutiveFailures: 3, halfOpenAfterMs: 5_000 },
+    },
+  },
   routes: {
     "GET /health": { auth: "public" },
     "GET /me": { auth: { jwt: {} } },
     "GET /keys/self": { auth: { apiKey: {} } },
+    // Proxied routes (the gateway function): API key holders only.
+    "GET /v1/users": { auth: { apiKey: {} }, proxy: { upstream: "users", path: "/users" } },
+    "GET /v1/users/{id}": { auth: { apiKey: {} }, proxy: { upstream: "users", path: "/users/{id}" } },
+    "GET /v1/orders": { auth: { apiKey: {} }, proxy: { upstream: "orders", path: "/orders" } },
+    "ANY /v1/echo/{rest+}": { auth: { apiKey: {} }, proxy: { upstream: "echo", path: "/echo/{rest+}" } },
+    "GET /v1/slow": { auth: { apiKey: {} }, proxy: { upstream: "slow", path: "/slow" } },
+    "GET /v1/flaky": { auth: { apiKey: {} }, proxy: { upstream: "flaky", path: "/flaky" } },
     // API-key administration: JWTs carrying the admin scope (auth.adminScope).
     "POST /admin/keys": { auth: { jwt: { scopes: ["gatehouse:admin"] } } },
     "GET /admin/keys": { auth: { jwt: { scopes: ["gatehouse:admin"] } } },

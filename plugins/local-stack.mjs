@@ -8,6 +8,7 @@
 //   GATEHOUSE_DYNAMODB_PORT  port of the embedded store (default 8000; see custom.localStack)
 //   GATEHOUSE_DATA_DIR       keep the store's data in this folder between runs (default: in memory)
 //   GATEHOUSE_ISSUER_PORT    port of the development token issuer (default 3003; see custom.localStack)
+//   GATEHOUSE_DEMO_PORT      port of the demo upstream services (default 3100)
 
 import { mkdirSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
@@ -15,6 +16,7 @@ import { resolve } from "node:path";
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
 import dynalite from "dynalite";
+import { startDemoServices } from "./demo-services.mjs";
 import { DEV_AUDIENCE, devIssuerUrl, startDevIssuer } from "./dev-issuer.mjs";
 import { HOST, listenOnLoopback } from "./loopback.mjs";
 
@@ -38,6 +40,8 @@ export default class LocalStack {
     this.server = undefined;
     /** @type {import('node:https').Server | undefined} */
     this.issuer = undefined;
+    /** @type {import('node:http').Server | undefined} */
+    this.demo = undefined;
     this.hooks = {
       "before:offline:start:init": () => this.start(),
       "before:offline:start": () => this.start(),
@@ -56,6 +60,7 @@ export default class LocalStack {
       /** @type {number} */
       dynamodbPort: Number(local.dynamodbPort ?? 8000),
       issuerPort: Number(local.issuerPort ?? 3003),
+      demoPort: Number(local.demoPort ?? 3100),
       httpPort: Number(offline.httpPort ?? 3000),
       websocketPort: Number(offline.websocketPort ?? 3001),
       seedFile: local.seed ? resolve(this.serverless.serviceDir, local.seed) : undefined,
@@ -71,6 +76,7 @@ export default class LocalStack {
     try {
       this.server = await startStore({ port: dynamodbPort, dataDir });
       this.issuer = await startDevIssuer(this.serverless.serviceDir, this.settings.issuerPort);
+      this.demo = await startDemoServices(this.settings.demoPort);
     } catch (error) {
       await this.stop();
       throw new this.serverless.classes.Error(error instanceof Error ? error.message : String(error));
@@ -85,10 +91,11 @@ export default class LocalStack {
    */
   async startForInvoke() {
     if (this.serverless.service.provider.stage !== "local") return;
-    const { dynamodbPort } = this.settings;
-    const { issuerPort } = this.settings;
-    if (!(await isListening(issuerPort)))
+    const { dynamodbPort, issuerPort, demoPort } = this.settings;
+    if (!(await isListening(issuerPort))) {
       this.issuer = await startDevIssuer(this.serverless.serviceDir, issuerPort);
+    }
+    if (!(await isListening(demoPort))) this.demo = await startDemoServices(demoPort);
     if (await isListening(dynamodbPort)) {
       this.useLocalAws(dynamodbPort);
       return;
@@ -127,7 +134,7 @@ export default class LocalStack {
   }
 
   banner() {
-    const { httpPort, websocketPort, dynamodbPort, dataDir, issuerPort } = this.settings;
+    const { httpPort, websocketPort, dynamodbPort, dataDir, issuerPort, demoPort } = this.settings;
     const seedKey = "gh_local_demo_0123456789abcdef0123456789abcdef";
     const lines = [
       "",
@@ -139,10 +146,12 @@ export default class LocalStack {
       `  Seed           ${this.seeded ?? 0} item(s) written this run`,
       `  Token issuer   ${devIssuerUrl(issuerPort)}  (audience ${DEV_AUDIENCE}; JWKS at /.well-known/jwks.json)`,
       `  Demo API key   ${seedKey}  (plan free, scope chat:write)`,
+      `  Demo services  http://${HOST}:${demoPort}  (users, orders, echo, slow, flaky: the upstreams of /v1/*)`,
       "",
       "Try:",
       `  curl -i http://${HOST}:${httpPort}/health`,
       `  curl -i -H 'x-api-key: ${seedKey}' http://${HOST}:${httpPort}/keys/self`,
+      `  curl -i -H 'x-api-key: ${seedKey}' http://${HOST}:${httpPort}/v1/users/1`,
       `  curl -i -H "authorization: Bearer $(npm run -s token -- --sub alice --scope chat:write)" http://${HOST}:${httpPort}/me`,
       "  npm run keys -- create --plan free --owner you",
       `  npm run ws -- '{"action":"ping"}' '{"action":"nope"}'`,
@@ -154,9 +163,16 @@ export default class LocalStack {
   }
 
   async stop() {
-    const { server, issuer } = this;
+    const { server, issuer, demo } = this;
     this.server = undefined;
     this.issuer = undefined;
+    this.demo = undefined;
+    if (demo) {
+      await new Promise((done) => {
+        demo.close(() => done(undefined));
+        demo.closeAllConnections();
+      });
+    }
     if (issuer) {
       await new Promise((done) => {
         issuer.close(() => done(undefined));

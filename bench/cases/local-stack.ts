@@ -22,7 +22,7 @@ export const localStackColumns: Column<LocalStackRow>[] = [
   { header: "runs", value: (r) => r.samplesMs.length },
 ];
 
-const PORTS = { http: 4330, ws: 4331, lambda: 4332, dynamodb: 4333, issuer: 4334 };
+const PORTS = { http: 4330, ws: 4331, lambda: 4332, dynamodb: 4333, issuer: 4334, demo: 4335 };
 const STARTS = 3;
 
 function firstReply(url: string): Promise<string> {

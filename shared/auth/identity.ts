@@ -1,5 +1,6 @@
 import type { GatewayConfig, RouteAuth } from "../config/gateway.ts";
 import { ForbiddenError, HttpError, UnauthorizedError } from "../errors.ts";
+import { routeKeyCandidates } from "../routing/router.ts";
 import type { ApiKeyRecord } from "./api-keys.ts";
 import { compileIpRules, type IpVerdict } from "./ip-rules.ts";
 import type { VerifiedToken } from "./jwt.ts";
@@ -62,7 +63,9 @@ export function createIdentityCore({
   );
 
   return async function authorize({ routeKey, sourceIp, credentials }: AuthorizeRequest): Promise<Decision> {
-    const route = routes.get(routeKey);
+    const route = routeKeyCandidates(routeKey)
+      .map((key) => routes.get(key))
+      .find((found) => found !== undefined);
     if (!route)
       return { allow: false, status: 403, reason: `route ${routeKey} is not declared in the gateway config` };
     const ip: IpVerdict = route.checkIp(sourceIp);

@@ -54,6 +54,11 @@ export const env = {
     const value = opt("GATEHOUSE_DEV_ISSUER_CA_FILE");
     return value === "none" ? undefined : value;
   },
+  /** The local stack's demo upstream services (`none` on deployed stages). */
+  get demoServicesUrl(): string | undefined {
+    const value = opt("GATEHOUSE_DEMO_SERVICES_URL");
+    return value === "none" ? undefined : value;
+  },
   /** True under serverless-offline (the local stack). */
   get isOffline(): boolean {
     return opt("IS_OFFLINE") === "true";

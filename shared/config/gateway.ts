@@ -99,8 +99,72 @@ const RouteAuthSchema = v.union(
   'auth must be "public", { jwt: { scopes } } or { apiKey: { scopes } }',
 );
 
+/** Hosts an upstream may never be: cloud metadata services and link-local addresses (SSRF targets). */
+const FORBIDDEN_HOSTS = new Set(["metadata.google.internal", "metadata", "instance-data"]);
+function forbiddenUpstreamHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  if (FORBIDDEN_HOSTS.has(host)) return true;
+  if (!ipaddr.isValid(host)) return false;
+  const address = ipaddr.process(host);
+  const range = address.range();
+  return range === "linkLocal" || (address.kind() === "ipv6" && host.startsWith("fd00:ec2:"));
+}
+
+const upstreamUrl = v.pipe(
+  v.string(),
+  v.url("an upstream target is a URL such as https://users.internal:8443"),
+  v.check((value) => /^https?:\/\//.test(value), "an upstream target uses http:// or https://"),
+  v.check((value) => {
+    const url = new URL(value);
+    return url.username === "" && url.password === "" && url.search === "" && url.hash === "";
+  }, "an upstream target has no credentials, query or fragment"),
+  v.check(
+    (value) => !forbiddenUpstreamHost(new URL(value).hostname),
+    "an upstream target may not be a link-local or cloud metadata address",
+  ),
+);
+
+const UpstreamSchema = v.object({
+  targets: v.pipe(
+    v.array(
+      v.object({ url: upstreamUrl, weight: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 1) }),
+    ),
+    v.minLength(1, "an upstream needs at least one target"),
+  ),
+  /** Per attempt. */
+  timeoutMs: v.optional(v.pipe(v.number(), v.integer(), v.minValue(50), v.maxValue(25_000)), 5_000),
+  /** Extra attempts, idempotent methods only. */
+  retries: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(5)), 2),
+  breaker: v.optional(
+    v.object({
+      consecutiveFailures: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100)), 5),
+      halfOpenAfterMs: v.optional(
+        v.pipe(v.number(), v.integer(), v.minValue(100), v.maxValue(300_000)),
+        10_000,
+      ),
+    }),
+    {},
+  ),
+  /** Lambda answers at most 6 MB. */
+  maxResponseBytes: v.optional(
+    v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(6_000_000)),
+    5_000_000,
+  ),
+  followRedirects: v.optional(v.boolean(), false),
+});
+
+const ProxySchema = v.strictObject({
+  /** A key of `upstreams`. */
+  upstream: v.string(),
+  /** The upstream path, with the route's parameters: `/api/users/{id}`. */
+  path: v.pipe(v.string(), v.regex(/^\//, "a proxy path starts with /")),
+  forwardAuthorization: v.optional(v.boolean(), false),
+});
+
 const RouteSchema = v.object({
   auth: RouteAuthSchema,
+  /** Send the request on to an upstream service. */
+  proxy: v.optional(ProxySchema),
   /** Extra IP rules for this route, on top of the global ones. */
   ipRules: v.optional(IpRulesSchema, { allow: [], deny: [] }),
 });
@@ -137,6 +201,16 @@ export const GatewayConfigSchema = v.object({
     adminScope: v.optional(scope, "gatehouse:admin"),
   }),
   ipRules: v.optional(IpRulesSchema, { allow: [], deny: [] }),
+  upstreams: v.optional(
+    v.record(
+      v.pipe(
+        v.string(),
+        v.regex(/^[a-z][a-z0-9-]{0,31}$/, "an upstream name is lower-case letters, digits and -"),
+      ),
+      UpstreamSchema,
+    ),
+    {},
+  ),
   routes: v.record(routeKey, RouteSchema),
   websocket: v.optional(
     v.object({
@@ -208,6 +282,25 @@ export function loadGateway(definition: GatewayDefinition, stage: string): Gatew
   ]) {
     if (route.auth !== "public" && "jwt" in route.auth && config.auth.issuers.length === 0) {
       problems.push(`routes.${key}.auth: needs a JWT but auth.issuers is empty; add an issuer or use apiKey`);
+    }
+  }
+  for (const [key, route] of Object.entries(config.routes)) {
+    if (!route.proxy) continue;
+    const upstream = config.upstreams[route.proxy.upstream];
+    if (!upstream) {
+      problems.push(`routes.${key}.proxy.upstream: "${route.proxy.upstream}" is not in upstreams`);
+      continue;
+    }
+    const routeParams = new Set([...key.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\+?\}/g)].map((m) => m[1]));
+    for (const [, name] of route.proxy.path.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\+?\}/g)) {
+      if (!routeParams.has(name))
+        problems.push(`routes.${key}.proxy.path: {${name}} is not a parameter of the route`);
+    }
+    const worstCaseMs = upstream.timeoutMs * (upstream.retries + 1) + upstream.retries * 500;
+    if (worstCaseMs >= 28_000) {
+      problems.push(
+        `upstreams.${route.proxy.upstream}: ${upstream.retries + 1} attempts of ${upstream.timeoutMs} ms can pass API Gateway's 30 s limit; lower timeoutMs or retries`,
+      );
     }
   }
   if (problems.length > 0) throw new GatewayConfigError(stage, problems);

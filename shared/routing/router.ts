@@ -35,6 +35,17 @@ const newNode = <T>(): Node<T> => ({ literals: new Map(), handlers: new Map() })
 const PARAM = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
 const GREEDY = /^\{([A-Za-z_][A-Za-z0-9_]*)\+\}$/;
 
+/**
+ * The route keys a request's `routeKey` may be declared under, most specific first: as given (with
+ * serverless-offline's `{name*}` spelled `{name+}` as API Gateway does), then as the `ANY` route of
+ * the same path (offline reports the request's method where API Gateway says `ANY`).
+ */
+export function routeKeyCandidates(routeKey: string): string[] {
+  const normalised = routeKey.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\*\}/g, "{$1+}");
+  const space = normalised.indexOf(" ");
+  return space === -1 ? [normalised] : [normalised, `ANY ${normalised.slice(space + 1)}`];
+}
+
 /** Splits a template into segments, checking the syntax (a greedy parameter must come last). */
 export function parseTemplate(path: string): string[] {
   if (!path.startsWith("/")) throw new Error(`route path ${JSON.stringify(path)} must start with /`);

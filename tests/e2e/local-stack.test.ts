@@ -12,7 +12,14 @@ import { type LocalStack, type LocalStackPorts, startLocalStack } from "../suppo
 import { ROOT } from "../support/serverless.ts";
 
 // Ports of their own, so a developer's `npm start` on the defaults does not collide with the suite.
-const PORTS: LocalStackPorts = { http: 4310, ws: 4311, lambda: 4312, dynamodb: 4313, issuer: 4314 };
+const PORTS: LocalStackPorts = {
+  http: 4310,
+  ws: 4311,
+  lambda: 4312,
+  dynamodb: 4313,
+  issuer: 4314,
+  demo: 4315,
+};
 const CONNECTIONS = "gatehouse-local-connections";
 /** The demo key in scripts/seed/local.json (only its hash is stored). */
 const SEEDED_KEY = "gh_local_demo_0123456789abcdef0123456789abcdef";
@@ -136,6 +143,64 @@ describe("the local stack (npm start), over real sockets", () => {
     assert.equal(((await self.json()) as { keyId: string }).keyId, keyId);
   });
 
+  it("proxies /v1 routes to the demo services with the caller's identity, and refuses path tricks", async () => {
+    const get = (path: string, headers: Record<string, string> = {}) =>
+      fetch(`${stack.httpUrl}${path}`, { headers: { "x-api-key": SEEDED_KEY, ...headers } });
+
+    const user = await get("/v1/users/1");
+    assert.equal(user.status, 200);
+    assert.equal(((await user.json()) as { name: string }).name, "Ada Lovelace");
+    assert.equal(
+      (await fetch(`${stack.httpUrl}/v1/users/1`)).status,
+      401,
+      "the proxied route needs its API key",
+    );
+
+    const echo = await get("/v1/echo/a/b?x=1", {
+      "x-gatehouse-principal": "forged",
+      "x-request-id": "e2e-echo-1",
+    });
+    const seen = (await echo.json()) as { path: string; query: string; headers: Record<string, string> };
+    assert.equal(seen.path, "/echo/a/b");
+    assert.equal(seen.query, "?x=1");
+    assert.equal(seen.headers["x-gatehouse-principal"], "key:local-demo", "the forged copy is replaced");
+    assert.equal(seen.headers["x-gatehouse-key-id"], "key_local_demo");
+    assert.equal(seen.headers["x-api-key"], undefined, "the gateway's credential stays at the gateway");
+    assert.equal(seen.headers["x-request-id"], "e2e-echo-1");
+
+    const traversal = await get("/v1/users/..%2F..%2Fadmin");
+    assert.equal(traversal.status, 400);
+    assert.equal(traversal.headers.get("content-type"), "application/problem+json");
+  });
+
+  it("gateway faults: slow → 504, flapping → breaker opens (503 + Retry-After) → recovers", async () => {
+    const get = (path: string) => fetch(`${stack.httpUrl}${path}`, { headers: { "x-api-key": SEEDED_KEY } });
+    const slow = await get("/v1/slow");
+    assert.equal(slow.status, 504);
+    assert.equal(slow.headers.get("content-type"), "application/problem+json");
+
+    const demo = `http://127.0.0.1:${PORTS.demo}`;
+    await fetch(`${demo}/flaky/down`, { method: "POST" });
+    for (let i = 0; i < 3; i++) assert.equal((await get("/v1/flaky")).status, 503, "the upstream's own 503");
+    const open = await get("/v1/flaky");
+    assert.equal(open.status, 503);
+    assert.equal(open.headers.get("retry-after"), "5");
+    assert.equal(((await open.json()) as { title: string }).title, "Service Unavailable");
+
+    await fetch(`${demo}/flaky/up`, { method: "POST" });
+    await new Promise((resolve) => setTimeout(resolve, 5_100)); // the config's halfOpenAfterMs
+    assert.equal((await get("/v1/flaky")).status, 200, "half-open trial succeeds");
+  });
+
+  it("answers unknown routes 404 and wrong methods 405 (with Allow) as problem+json", async () => {
+    const unknown = await fetch(`${stack.httpUrl}/v9/nothing`);
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.headers.get("content-type"), "application/problem+json");
+    const wrong = await fetch(`${stack.httpUrl}/v1/users`, { method: "DELETE" });
+    assert.equal(wrong.status, 405);
+    assert.equal(wrong.headers.get("allow"), "GET, HEAD");
+  });
+
   it("created the tables from serverless.yml and seeded them", async () => {
     const client = documents(stack);
     const { Items = [] } = await client.send(new ScanCommand({ TableName: "gatehouse-local-api-keys" }));
@@ -223,7 +288,7 @@ describe("the local stack with GATEHOUSE_DATA_DIR keeps data between runs", () =
   after(() => rmSync(dataDir, { recursive: true, force: true }));
 
   it("an item written in one run is there in the next, and the seed is not written twice", async () => {
-    const ports = { http: 4320, ws: 4321, lambda: 4322, dynamodb: 4323, issuer: 4324 };
+    const ports = { http: 4320, ws: 4321, lambda: 4322, dynamodb: 4323, issuer: 4324, demo: 4325 };
     const first = await startLocalStack(ports, { dataDir });
     try {
       const client = documents(first);

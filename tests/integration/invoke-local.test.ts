@@ -46,7 +46,15 @@ describe("serverless invoke local with every sample event", () => {
       const headers = result.headers as Record<string, string>;
       assert.ok(headers["x-request-id"], "every answer carries the request id");
 
-      if (functionName === "adminKeys") {
+      if (functionName === "gateway") {
+        if (file === "gateway.json") {
+          assert.equal(result.statusCode, 200, String(result.body));
+          assert.equal((JSON.parse(String(result.body)) as { name: string }).name, "Ada Lovelace");
+        } else {
+          assert.equal(result.statusCode, 404);
+          assert.equal(headers["content-type"], "application/problem+json");
+        }
+      } else if (functionName === "adminKeys") {
         const body = JSON.parse(String(result.body)) as Record<string, unknown>;
         if (file === "adminKeys.json") {
           assert.equal(result.statusCode, 201);

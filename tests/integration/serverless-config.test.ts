@@ -20,6 +20,11 @@ describe("serverless.yml (stage prod)", () => {
     assert.equal(service.provider.logRetentionInDays, 90);
   });
 
+  it("sends every request no route matches to the gateway function (problem+json 404/405)", () => {
+    const events = (service.functions.gateway?.events ?? []) as { httpApi?: unknown }[];
+    assert.ok(events.some((event) => event.httpApi === "*"));
+  });
+
   it("ends every function before API Gateway's 30 s integration limit", () => {
     for (const [name, fn] of Object.entries<Record<string, unknown>>(service.functions)) {
       const timeout = Number(fn.timeout ?? service.provider.timeout ?? 6);
@@ -54,6 +59,7 @@ describe("serverless.yml (stage prod)", () => {
     );
     assert.deepEqual(roles, {
       adminKeys: "AdminKeysRole",
+      gateway: "HttpSystemRole",
       health: "HttpSystemRole",
       httpAuthorizer: "AuthorizerRole",
       whoami: "HttpSystemRole",
@@ -99,10 +105,12 @@ describe("serverless.yml (stage prod)", () => {
       events?: { httpApi?: { method: string; path: string; authorizer?: { name: string } } }[];
     }>(service.functions)
       .flatMap((fn) => fn.events ?? [])
-      .flatMap((event) => (event.httpApi ? [event.httpApi] : []))
-      .map(
-        (route) => [`${route.method.toUpperCase()} ${route.path}`, route.authorizer?.name ?? "none"] as const,
-      );
+      // Not the "*" catch-all; a "*" method is API Gateway's ANY.
+      .flatMap((event) => (event.httpApi && typeof event.httpApi === "object" ? [event.httpApi] : []))
+      .map((route) => {
+        const method = route.method === "*" ? "ANY" : route.method.toUpperCase();
+        return [`${method} ${route.path}`, route.authorizer?.name ?? "none"] as const;
+      });
     const expected = Object.entries(gateway.routes).map(([key, route]) => {
       const authorizer =
         route.auth === "public" ? "none" : "jwt" in route.auth ? "jwtAuthorizer" : "apiKeyAuthorizer";

@@ -8,6 +8,7 @@ export interface LocalStackPorts {
   lambda: number;
   dynamodb: number;
   issuer: number;
+  demo: number;
 }
 
 export interface LocalStack {
@@ -41,6 +42,7 @@ export async function startLocalStack(
       GATEHOUSE_LAMBDA_PORT: String(ports.lambda),
       GATEHOUSE_DYNAMODB_PORT: String(ports.dynamodb),
       GATEHOUSE_ISSUER_PORT: String(ports.issuer),
+      GATEHOUSE_DEMO_PORT: String(ports.demo),
       ...(dataDir ? { GATEHOUSE_DATA_DIR: dataDir } : {}),
     },
   });

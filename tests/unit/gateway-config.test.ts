@@ -113,6 +113,51 @@ describe("gateway config validation", () => {
     );
   });
 
+  it("refuses upstreams that point at credentials, link-local or metadata addresses", () => {
+    const config = base();
+    config.upstreams = {
+      meta: { targets: [{ url: "http://169.254.169.254/latest" }] },
+      v6: { targets: [{ url: "http://[fe80::1]:8080" }] },
+      gcp: { targets: [{ url: "http://metadata.google.internal" }] },
+      creds: { targets: [{ url: "https://user:pass@users.internal" }] },
+      ftp: { targets: [{ url: "ftp://files.internal" }] },
+      fine: { targets: [{ url: "https://users.internal:8443/api" }] },
+    };
+    const problems = problemsOf(config);
+    for (const name of ["meta", "v6", "gcp", "creds", "ftp"]) {
+      assert.ok(
+        problems.some((p) => p.startsWith(`upstreams.${name}.targets.0.url:`)),
+        `${name}: ${problems.join("\n")}`,
+      );
+    }
+    assert.ok(!problems.some((p) => p.startsWith("upstreams.fine")), problems.join("\n"));
+  });
+
+  it("checks proxy routes against their upstream and the 30 s limit", () => {
+    const config = base();
+    config.upstreams = {
+      users: { targets: [{ url: "https://users.internal" }], timeoutMs: 10_000, retries: 2 },
+    };
+    config.routes = {
+      "GET /health": { auth: "public" },
+      "GET /a/{id}": { auth: "public", proxy: { upstream: "nobody", path: "/a/{id}" } },
+      "GET /b/{id}": { auth: "public", proxy: { upstream: "users", path: "/b/{other}" } },
+    };
+    const problems = problemsOf(config);
+    assert.ok(
+      problems.includes('routes.GET /a/{id}.proxy.upstream: "nobody" is not in upstreams'),
+      problems.join("\n"),
+    );
+    assert.ok(
+      problems.includes("routes.GET /b/{id}.proxy.path: {other} is not a parameter of the route"),
+      problems.join("\n"),
+    );
+    assert.ok(
+      problems.some((p) => p.startsWith("upstreams.users: 3 attempts of 10000 ms can pass")),
+      problems.join("\n"),
+    );
+  });
+
   it("refuses a JWT route with no issuer, and duplicate issuer ids", () => {
     const noIssuer = base();
     noIssuer.auth.issuers = [];

@@ -1,0 +1,86 @@
+// @ts-check
+// Demo upstream services for the local stack, on 127.0.0.1 (GATEHOUSE_DEMO_PORT, default 3100), so a
+// new user can try proxying, timeouts and the circuit breaker without services of their own:
+//   GET  /users, /users/{id}          a small user directory
+//   GET  /orders?userId=1             orders, optionally for one user
+//   GET  /products/{id}               products
+//   ANY  /echo/...                    what the upstream received: method, path, query, headers, body
+//   GET  /slow?ms=3000                answers after a delay (default 3 s)
+//   GET  /flaky                       503 while switched down: POST /flaky/down, POST /flaky/up
+
+import { createServer } from "node:http";
+import { listenOnLoopback } from "./loopback.mjs";
+
+const USERS = [
+  { id: "1", name: "Ada Lovelace", email: "ada@example.com" },
+  { id: "2", name: "Alan Turing", email: "alan@example.com" },
+  { id: "3", name: "Grace Hopper", email: "grace@example.com" },
+];
+const ORDERS = [
+  { id: "o-100", userId: "1", productId: "p-1", quantity: 2 },
+  { id: "o-101", userId: "1", productId: "p-2", quantity: 1 },
+  { id: "o-102", userId: "2", productId: "p-3", quantity: 5 },
+];
+const PRODUCTS = [
+  { id: "p-1", name: "Analytical Engine", price: 1843 },
+  { id: "p-2", name: "Difference Engine", price: 1822 },
+  { id: "p-3", name: "Bombe", price: 1940 },
+];
+
+/**
+ * @param {number} port
+ * @returns {Promise<import('node:http').Server>}
+ */
+export function startDemoServices(port) {
+  let flakyDown = false;
+  const server = createServer((request, response) => {
+    const url = new URL(request.url ?? "/", "http://demo");
+    const chunks = /** @type {Buffer[]} */ ([]);
+    request.on("data", (chunk) => chunks.push(chunk));
+    request.on("end", () => {
+      /** @param {number} status @param {unknown} body */
+      const json = (status, body) => {
+        response.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+      };
+      const [, resource, id, extra] = url.pathname.split("/");
+      if (resource === "echo") {
+        return json(200, {
+          method: request.method,
+          path: url.pathname,
+          query: url.search,
+          headers: request.headers,
+          body: Buffer.concat(chunks).toString("base64"),
+        });
+      }
+      if (resource === "slow") {
+        const ms = Math.min(Number(url.searchParams.get("ms") ?? 3000) || 0, 30_000);
+        const timer = setTimeout(() => json(200, { waitedMs: ms }), ms);
+        response.on("close", () => clearTimeout(timer));
+        return;
+      }
+      if (resource === "flaky") {
+        if (request.method === "POST" && (id === "down" || id === "up")) {
+          flakyDown = id === "down";
+          return json(200, { flaky: flakyDown ? "down" : "up" });
+        }
+        return flakyDown ? json(503, { error: "flaky service is down" }) : json(200, { flaky: "up" });
+      }
+      if (request.method !== "GET") return json(405, { error: "read-only demo" });
+      if (resource === "users" && !id) return json(200, { users: USERS });
+      if (resource === "users" && id && !extra) {
+        const user = USERS.find((candidate) => candidate.id === id);
+        return user ? json(200, user) : json(404, { error: `no user ${id}` });
+      }
+      if (resource === "orders" && !id) {
+        const userId = url.searchParams.get("userId");
+        return json(200, { orders: userId ? ORDERS.filter((order) => order.userId === userId) : ORDERS });
+      }
+      if (resource === "products" && id) {
+        const product = PRODUCTS.find((candidate) => candidate.id === id);
+        return product ? json(200, product) : json(404, { error: `no product ${id}` });
+      }
+      return json(404, { error: "not found" });
+    });
+  });
+  return listenOnLoopback(server, port, "GATEHOUSE_DEMO_PORT");
+}

@@ -1,0 +1,88 @@
+import { type Identity, requestIdentity } from "../auth/identity.ts";
+import type { GatewayConfig } from "../config/gateway.ts";
+import { MethodNotAllowedError } from "../errors.ts";
+import type { HttpEvent, HttpResult } from "../http.ts";
+import { httpHandler } from "../middleware/http-handler.ts";
+import { compileRouter, METHODS, type Method, routeKeyCandidates } from "../routing/router.ts";
+import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/forwarding.ts";
+import { createUpstreamClient, type UpstreamClient } from "../upstream/http-client.ts";
+import { compilePathRewrite } from "../upstream/rewrite.ts";
+
+const TEXTUAL =
+  /^(text\/|application\/(json|problem\+json|xml|javascript|x-www-form-urlencoded)|[^;]*\+json|[^;]*\+xml)/i;
+
+/**
+ * The gateway function: every proxied route of the config, and API Gateway's catch-all. Clients and
+ * path rewrites are built once per container. On the catch-all the router only tells 404 from 405
+ * (it never proxies there: that route has no authorizer).
+ */
+export function createGatewayHandler(gateway: GatewayConfig) {
+  const clients = new Map<string, UpstreamClient>(
+    Object.entries(gateway.upstreams).map(([name, upstream]) => [
+      name,
+      createUpstreamClient({ name, ...upstream }),
+    ]),
+  );
+  const proxied = new Map(
+    Object.entries(gateway.routes).flatMap(([key, route]) => {
+      if (!route.proxy) return [];
+      const client = clients.get(route.proxy.upstream);
+      if (!client) throw new Error(`route ${key}: no upstream ${route.proxy.upstream}`);
+      return [[key, { proxy: route.proxy, client, rewrite: compilePathRewrite(route.proxy.path) }] as const];
+    }),
+  );
+  const router = compileRouter(
+    Object.keys(gateway.routes).map((key) => {
+      const [method, path] = key.split(" ") as [Method | "ANY", string];
+      return { method, path, value: key };
+    }),
+  );
+
+  return httpHandler(async (event, context): Promise<HttpResult> => {
+    const method = event.requestContext.http.method.toUpperCase();
+    const target = routeKeyCandidates(event.routeKey)
+      .map((key) => proxied.get(key))
+      .find((found) => found !== undefined);
+    if (!target) {
+      const match = router(method, event.rawPath); // throws 404, 405 or 400
+      const declared = match.value.split(" ")[0] as string;
+      const allowed = declared === "ANY" ? [...METHODS] : [declared];
+      throw new MethodNotAllowedError(`${method} is not allowed on ${event.rawPath}`, allowed);
+    }
+
+    const path = target.rewrite(event.pathParameters ?? {});
+    const response = await target.client({
+      method,
+      path,
+      query: event.rawQueryString,
+      headers: upstreamRequestHeaders({
+        headers: event.headers,
+        identity: identityOf(event),
+        requestId: context.requestId,
+        sourceIp: event.requestContext.http.sourceIp,
+        forwardAuthorization: target.proxy.forwardAuthorization,
+      }),
+      // serverless-offline sends `body: null` where API Gateway leaves it out.
+      ...(event.body != null
+        ? { body: Buffer.from(event.body, event.isBase64Encoded ? "base64" : "utf8") }
+        : {}),
+    });
+    const headers = clientResponseHeaders(response.headers);
+    const textual = TEXTUAL.test(headers["content-type"] ?? "");
+    return {
+      statusCode: response.status,
+      headers,
+      body: textual ? response.body.toString("utf8") : response.body.toString("base64"),
+      isBase64Encoded: !textual,
+    };
+  });
+}
+
+/** The caller's identity when an authorizer ran (a public route has none). */
+function identityOf(event: HttpEvent): Identity | undefined {
+  try {
+    return requestIdentity(event);
+  } catch {
+    return undefined;
+  }
+}
