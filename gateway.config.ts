@@ -67,7 +67,28 @@ export default defineGateway(({ stage }) => ({
     "GET /v1/users": { auth: { apiKey: {} }, proxy: { upstream: "users", path: "/users" } },
     "GET /v1/users/{id}": { auth: { apiKey: {} }, proxy: { upstream: "users", path: "/users/{id}" } },
     "GET /v1/orders": { auth: { apiKey: {} }, proxy: { upstream: "orders", path: "/orders" } },
-    "ANY /v1/echo/{rest+}": { auth: { apiKey: {} }, proxy: { upstream: "echo", path: "/echo/{rest+}" } },
+    "POST /v1/orders": {
+      auth: { apiKey: {} },
+      proxy: { upstream: "orders", path: "/orders" },
+      body: {
+        maxBytes: 16_384,
+        schema: {
+          type: "object",
+          required: ["productId", "quantity"],
+          properties: {
+            productId: { type: "string", pattern: "^p-[0-9]+$" },
+            quantity: { type: "integer", minimum: 1, maximum: 100 },
+            note: { type: "string", maxLength: 200 },
+          },
+          additionalProperties: false,
+        },
+      },
+    },
+    "ANY /v1/echo/{rest+}": {
+      auth: { apiKey: {} },
+      proxy: { upstream: "echo", path: "/echo/{rest+}" },
+      body: { maxBytes: 262_144, contentTypes: ["*/*"] }, // any bytes, passed through untouched
+    },
     "GET /v1/slow": { auth: { apiKey: {} }, proxy: { upstream: "slow", path: "/slow" } },
     "GET /v1/flaky": { auth: { apiKey: {} }, proxy: { upstream: "flaky", path: "/flaky" } },
     // API-key administration: JWTs carrying the admin scope (auth.adminScope).

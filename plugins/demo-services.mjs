@@ -2,7 +2,7 @@
 // Demo upstream services for the local stack, on 127.0.0.1 (GATEHOUSE_DEMO_PORT, default 3100), so a
 // new user can try proxying, timeouts and the circuit breaker without services of their own:
 //   GET  /users, /users/{id}          a small user directory
-//   GET  /orders?userId=1             orders, optionally for one user
+//   GET  /orders?userId=1             orders, optionally for one user; POST /orders creates one
 //   GET  /products/{id}               products
 //   ANY  /echo/...                    what the upstream received: method, path, query, headers, body
 //   GET  /slow?ms=3000                answers after a delay (default 3 s)
@@ -64,6 +64,10 @@ export function startDemoServices(port) {
           return json(200, { flaky: flakyDown ? "down" : "up" });
         }
         return flakyDown ? json(503, { error: "flaky service is down" }) : json(200, { flaky: "up" });
+      }
+      if (resource === "orders" && !id && request.method === "POST") {
+        const order = JSON.parse(Buffer.concat(chunks).toString() || "{}");
+        return json(201, { id: `o-${Date.now()}`, userId: request.headers["x-gatehouse-principal"], ...order });
       }
       if (request.method !== "GET") return json(405, { error: "read-only demo" });
       if (resource === "users" && !id) return json(200, { users: USERS });

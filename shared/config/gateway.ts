@@ -161,8 +161,25 @@ const ProxySchema = v.strictObject({
   forwardAuthorization: v.optional(v.boolean(), false),
 });
 
+const BodySchema = v.object({
+  /** Largest request body in bytes (Lambda takes at most 6 MB). */
+  maxBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(6_000_000)), 1_048_576),
+  /** Accepted media types; `*\/*` accepts any. */
+  contentTypes: v.optional(
+    v.pipe(
+      v.array(v.pipe(v.string(), v.regex(/^[\w.+*-]+\/[\w.+*-]+$/, "a media type such as application/json"))),
+      v.minLength(1),
+    ),
+    ["application/json"],
+  ),
+  /** JSON Schema for a JSON body, compiled once at cold start. */
+  schema: v.optional(v.record(v.string(), v.unknown())),
+});
+
 const RouteSchema = v.object({
   auth: RouteAuthSchema,
+  /** What the route accepts as a request body (checked before anything is sent upstream). */
+  body: v.optional(BodySchema),
   /** Send the request on to an upstream service. */
   proxy: v.optional(ProxySchema),
   /** Extra IP rules for this route, on top of the global ones. */

@@ -3,6 +3,7 @@ import type { GatewayConfig } from "../config/gateway.ts";
 import { MethodNotAllowedError } from "../errors.ts";
 import type { HttpEvent, HttpResult } from "../http.ts";
 import { httpHandler } from "../middleware/http-handler.ts";
+import { type BodyRules, compileBodySchema, parsedBody, requestBody } from "../middleware/request-body.ts";
 import { compileRouter, METHODS, type Method, routeKeyCandidates } from "../routing/router.ts";
 import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/forwarding.ts";
 import { createUpstreamClient, type UpstreamClient } from "../upstream/http-client.ts";
@@ -28,7 +29,19 @@ export function createGatewayHandler(gateway: GatewayConfig) {
       if (!route.proxy) return [];
       const client = clients.get(route.proxy.upstream);
       if (!client) throw new Error(`route ${key}: no upstream ${route.proxy.upstream}`);
-      return [[key, { proxy: route.proxy, client, rewrite: compilePathRewrite(route.proxy.path) }] as const];
+      const body: BodyRules = route.body ?? { maxBytes: 1_048_576, contentTypes: ["application/json"] };
+      let validate: ReturnType<typeof compileBodySchema> | undefined;
+      try {
+        validate = body.schema ? compileBodySchema(body.schema) : undefined;
+      } catch (error) {
+        throw new Error(`route ${key}: body.schema is not a valid JSON Schema: ${String(error)}`);
+      }
+      return [
+        [
+          key,
+          { proxy: route.proxy, client, rewrite: compilePathRewrite(route.proxy.path), body, validate },
+        ] as const,
+      ];
     }),
   );
   const router = compileRouter(
@@ -38,44 +51,53 @@ export function createGatewayHandler(gateway: GatewayConfig) {
     }),
   );
 
-  return httpHandler(async (event, context): Promise<HttpResult> => {
-    const method = event.requestContext.http.method.toUpperCase();
-    const target = routeKeyCandidates(event.routeKey)
+  const routeOf = (event: HttpEvent) =>
+    routeKeyCandidates(event.routeKey)
       .map((key) => proxied.get(key))
       .find((found) => found !== undefined);
-    if (!target) {
-      const match = router(method, event.rawPath); // throws 404, 405 or 400
-      const declared = match.value.split(" ")[0] as string;
-      const allowed = declared === "ANY" ? [...METHODS] : [declared];
-      throw new MethodNotAllowedError(`${method} is not allowed on ${event.rawPath}`, allowed);
-    }
-
-    const path = target.rewrite(event.pathParameters ?? {});
-    const response = await target.client({
-      method,
-      path,
-      query: event.rawQueryString,
-      headers: upstreamRequestHeaders({
-        headers: event.headers,
-        identity: identityOf(event),
-        requestId: context.requestId,
-        sourceIp: event.requestContext.http.sourceIp,
-        forwardAuthorization: target.proxy.forwardAuthorization,
-      }),
-      // serverless-offline sends `body: null` where API Gateway leaves it out.
-      ...(event.body != null
-        ? { body: Buffer.from(event.body, event.isBase64Encoded ? "base64" : "utf8") }
-        : {}),
-    });
-    const headers = clientResponseHeaders(response.headers);
-    const textual = TEXTUAL.test(headers["content-type"] ?? "");
-    return {
-      statusCode: response.status,
-      headers,
-      body: textual ? response.body.toString("utf8") : response.body.toString("base64"),
-      isBase64Encoded: !textual,
-    };
+  const bodyStep = requestBody((event) => {
+    const target = routeOf(event);
+    return target && { rules: target.body, ...(target.validate ? { validate: target.validate } : {}) };
   });
+
+  return httpHandler(
+    async (event, context): Promise<HttpResult> => {
+      const method = event.requestContext.http.method.toUpperCase();
+      const target = routeOf(event);
+      if (!target) {
+        const match = router(method, event.rawPath); // throws 404, 405 or 400
+        const declared = match.value.split(" ")[0] as string;
+        const allowed = declared === "ANY" ? [...METHODS] : [declared];
+        throw new MethodNotAllowedError(`${method} is not allowed on ${event.rawPath}`, allowed);
+      }
+
+      const path = target.rewrite(event.pathParameters ?? {});
+      const body = parsedBody(context);
+      const response = await target.client({
+        method,
+        path,
+        query: event.rawQueryString,
+        headers: upstreamRequestHeaders({
+          headers: event.headers,
+          identity: identityOf(event),
+          requestId: context.requestId,
+          sourceIp: event.requestContext.http.sourceIp,
+          forwardAuthorization: target.proxy.forwardAuthorization,
+        }),
+        // The raw bytes the body checks passed (not a re-serialisation).
+        ...(body ? { body: body.raw } : {}),
+      });
+      const headers = clientResponseHeaders(response.headers);
+      const textual = TEXTUAL.test(headers["content-type"] ?? "");
+      return {
+        statusCode: response.status,
+        headers,
+        body: textual ? response.body.toString("utf8") : response.body.toString("base64"),
+        isBase64Encoded: !textual,
+      };
+    },
+    { request: [bodyStep] },
+  );
 }
 
 /** The caller's identity when an authorizer ran (a public route has none). */

@@ -173,6 +173,37 @@ describe("the local stack (npm start), over real sockets", () => {
     assert.equal(traversal.headers.get("content-type"), "application/problem+json");
   });
 
+  it("checks request bodies before anything goes upstream: 201, 400 naming fields, 415, 413; binary passes through", async () => {
+    const post = (body: string | Buffer, contentType = "application/json", path = "/v1/orders") =>
+      fetch(`${stack.httpUrl}${path}`, {
+        method: "POST",
+        headers: { "x-api-key": SEEDED_KEY, "content-type": contentType },
+        body,
+      });
+    const created = await post(JSON.stringify({ productId: "p-2", quantity: 3 }));
+    assert.equal(created.status, 201);
+    assert.equal(((await created.json()) as { userId: string }).userId, "key:local-demo");
+
+    const invalid = await post(JSON.stringify({ productId: "drop table", quantity: 0, extra: 1 }));
+    assert.equal(invalid.status, 400);
+    const fields = ((await invalid.json()) as { errors: { field: string }[] }).errors
+      .map((error) => error.field)
+      .sort();
+    assert.deepEqual(fields, ["/", "/productId", "/quantity"]);
+
+    assert.equal((await post("productId=p-1", "application/x-www-form-urlencoded")).status, 415);
+    assert.equal((await post("{ not json")).status, 400);
+    assert.equal(
+      (await post(JSON.stringify({ productId: "p-1", quantity: 1, note: "x".repeat(20_000) }))).status,
+      413,
+    );
+
+    const bytes = Buffer.from([0, 255, 1, 254, 127, 128, 10, 13]);
+    const echoed = await post(bytes, "application/octet-stream", "/v1/echo/binary");
+    assert.equal(echoed.status, 200);
+    assert.equal(((await echoed.json()) as { body: string }).body, bytes.toString("base64"));
+  });
+
   it("gateway faults: slow → 504, flapping → breaker opens (503 + Retry-After) → recovers", async () => {
     const get = (path: string) => fetch(`${stack.httpUrl}${path}`, { headers: { "x-api-key": SEEDED_KEY } });
     const slow = await get("/v1/slow");
