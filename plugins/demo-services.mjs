@@ -66,8 +66,17 @@ export function startDemoServices(port) {
         return flakyDown ? json(503, { error: "flaky service is down" }) : json(200, { flaky: "up" });
       }
       if (resource === "orders" && !id && request.method === "POST") {
-        const order = JSON.parse(Buffer.concat(chunks).toString() || "{}");
-        return json(201, { id: `o-${Date.now()}`, userId: request.headers["x-gatehouse-principal"], ...order });
+        let order;
+        try {
+          order = JSON.parse(Buffer.concat(chunks).toString() || "{}");
+        } catch {
+          return json(400, { error: "the body is not JSON" }); // never throw: this runs inside the local stack
+        }
+        return json(201, {
+          id: `o-${Date.now()}`,
+          userId: request.headers["x-gatehouse-principal"],
+          ...order,
+        });
       }
       if (request.method !== "GET") return json(405, { error: "read-only demo" });
       if (resource === "users" && !id) return json(200, { users: USERS });
