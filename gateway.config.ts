@@ -46,6 +46,13 @@ export default defineGateway(({ stage }) => ({
     apiKeys: { cacheSeconds: 10 },
   },
   ipRules: { allow: [], deny: [] },
+  // Browser apps allowed to call the proxied routes (a route's own `cors` replaces this).
+  cors: {
+    origins:
+      stage === "local" || stage === "test"
+        ? ["http://localhost:5173", "https://*.example.com"]
+        : ["https://*.example.com"],
+  },
   upstreams: {
     users: { targets: [{ url: serviceUrl(stage, "users") }], timeoutMs: 2_000, retries: 2 },
     orders: { targets: [{ url: serviceUrl(stage, "orders") }], timeoutMs: 2_000, retries: 2 },

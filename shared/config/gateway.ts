@@ -161,6 +161,28 @@ const ProxySchema = v.strictObject({
   forwardAuthorization: v.optional(v.boolean(), false),
 });
 
+/** `*`, an exact origin, or one wildcard leftmost label: `https://*.example.com`. */
+const corsOrigin = v.pipe(
+  v.string(),
+  v.regex(
+    /^(\*|https?:\/\/(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*(:\d{1,5})?)$/,
+    "an origin is *, https://app.example.com, or https://*.example.com (scheme and host, no path)",
+  ),
+);
+const CorsSchema = v.pipe(
+  v.object({
+    origins: v.pipe(v.array(corsOrigin), v.minLength(1, "list the origins that may call this route")),
+    credentials: v.optional(v.boolean(), false),
+    headers: v.optional(v.array(v.string()), ["content-type", "authorization", "x-api-key", "x-request-id"]),
+    exposeHeaders: v.optional(v.array(v.string()), ["x-request-id", "retry-after"]),
+    maxAgeSeconds: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(86_400)), 600),
+  }),
+  v.check(
+    (cors) => !(cors.credentials && cors.origins.includes("*")),
+    'origins "*" with credentials would let any site call with the user\'s cookies; list the origins',
+  ),
+);
+
 const BodySchema = v.object({
   /** Largest request body in bytes (Lambda takes at most 6 MB). */
   maxBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(6_000_000)), 1_048_576),
@@ -180,6 +202,8 @@ const RouteSchema = v.object({
   auth: RouteAuthSchema,
   /** What the route accepts as a request body (checked before anything is sent upstream). */
   body: v.optional(BodySchema),
+  /** Browser access from other origins; `false` turns the global `cors` off for this route. */
+  cors: v.optional(v.union([CorsSchema, v.literal(false)])),
   /** Send the request on to an upstream service. */
   proxy: v.optional(ProxySchema),
   /** Extra IP rules for this route, on top of the global ones. */
@@ -218,6 +242,8 @@ export const GatewayConfigSchema = v.object({
     adminScope: v.optional(scope, "gatehouse:admin"),
   }),
   ipRules: v.optional(IpRulesSchema, { allow: [], deny: [] }),
+  /** Default CORS for every proxied route (a route's own `cors` replaces it). */
+  cors: v.optional(CorsSchema),
   upstreams: v.optional(
     v.record(
       v.pipe(

@@ -2,6 +2,7 @@ import { type Identity, requestIdentity } from "../auth/identity.ts";
 import type { GatewayConfig } from "../config/gateway.ts";
 import { MethodNotAllowedError } from "../errors.ts";
 import type { HttpEvent, HttpResult } from "../http.ts";
+import { type CorsRules, corsByRoute } from "../middleware/cors.ts";
 import { httpHandler } from "../middleware/http-handler.ts";
 import { type BodyRules, compileBodySchema, parsedBody, requestBody } from "../middleware/request-body.ts";
 import { compileRouter, METHODS, type Method, routeKeyCandidates } from "../routing/router.ts";
@@ -51,10 +52,32 @@ export function createGatewayHandler(gateway: GatewayConfig) {
     }),
   );
 
-  const routeOf = (event: HttpEvent) =>
-    routeKeyCandidates(event.routeKey)
-      .map((key) => proxied.get(key))
-      .find((found) => found !== undefined);
+  const proxiedKeyOf = (event: HttpEvent) =>
+    routeKeyCandidates(event.routeKey).find((key) => proxied.has(key));
+  const routeOf = (event: HttpEvent) => {
+    const key = proxiedKeyOf(event);
+    return key === undefined ? undefined : proxied.get(key);
+  };
+  /** A CORS preflight reaches the catch-all: the route it asks about, by path and requested method. */
+  const preflightKeyOf = (event: HttpEvent): string | undefined => {
+    const requested = event.headers["access-control-request-method"];
+    if (event.requestContext.http.method.toUpperCase() !== "OPTIONS" || !requested || !event.headers.origin)
+      return;
+    try {
+      return router(requested.toUpperCase(), event.rawPath).value;
+    } catch {
+      return undefined;
+    }
+  };
+  const corsRoutes = new Map<string, { rules: CorsRules; methods: string[] }>(
+    Object.entries(gateway.routes).flatMap(([key, route]) => {
+      const rules = route.cors === false ? undefined : (route.cors ?? gateway.cors);
+      if (!route.proxy || !rules) return [];
+      const method = key.split(" ")[0] as string;
+      return [[key, { rules, methods: method === "ANY" ? [...METHODS] : [method] }] as const];
+    }),
+  );
+  const corsStep = corsByRoute(corsRoutes, (event) => proxiedKeyOf(event) ?? preflightKeyOf(event));
   const bodyStep = requestBody((event) => {
     const target = routeOf(event);
     return target && { rules: target.body, ...(target.validate ? { validate: target.validate } : {}) };
@@ -65,6 +88,8 @@ export function createGatewayHandler(gateway: GatewayConfig) {
       const method = event.requestContext.http.method.toUpperCase();
       const target = routeOf(event);
       if (!target) {
+        const preflight = preflightKeyOf(event);
+        if (preflight && corsRoutes.has(preflight)) return { statusCode: 204, headers: {} }; // the CORS step fills it in
         const match = router(method, event.rawPath); // throws 404, 405 or 400
         const declared = match.value.split(" ")[0] as string;
         const allowed = declared === "ANY" ? [...METHODS] : [declared];
@@ -96,7 +121,7 @@ export function createGatewayHandler(gateway: GatewayConfig) {
         isBase64Encoded: !textual,
       };
     },
-    { request: [bodyStep] },
+    { request: [bodyStep], response: [corsStep] },
   );
 }
 

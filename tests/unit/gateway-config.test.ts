@@ -158,6 +158,28 @@ describe("gateway config validation", () => {
     );
   });
 
+  it("refuses CORS that would admit any site with credentials, and malformed origins", () => {
+    const config = base();
+    config.cors = { origins: ["*"], credentials: true };
+    config.routes = {
+      "GET /health": {
+        auth: "public",
+        cors: { origins: ["https://app.example.com/path", "*.example.com", "https://a.*.example.com"] },
+      },
+    };
+    const problems = problemsOf(config);
+    assert.ok(
+      problems.some((p) => p.startsWith('cors: origins "*" with credentials')),
+      problems.join("\n"),
+    );
+    for (const index of [0, 1, 2]) {
+      assert.ok(
+        problems.some((p) => p.startsWith(`routes.GET /health.cors.origins.${index}: an origin is`)),
+        problems.join("\n"),
+      );
+    }
+  });
+
   it("refuses a JWT route with no issuer, and duplicate issuer ids", () => {
     const noIssuer = base();
     noIssuer.auth.issuers = [];

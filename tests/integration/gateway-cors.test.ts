@@ -1,0 +1,137 @@
+import assert from "node:assert/strict";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, it } from "node:test";
+import { defineGateway, loadGateway } from "#shared/config/gateway.ts";
+import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
+import type { HttpEvent, HttpResult } from "#shared/http.ts";
+import { loadEvent } from "../support/events.ts";
+import { lambdaContext } from "../support/lambda-context.ts";
+
+// CORS is tested against the real gateway handler in-process: serverless-offline adds permissive CORS
+// headers of its own to every response and answers preflights itself, so through it nothing is proven.
+describe("gateway CORS (@middy/http-cors per route)", () => {
+  let upstream: Server;
+  let handler: (event: HttpEvent) => Promise<HttpResult>;
+
+  before(async () => {
+    upstream = createServer((_request, response) => {
+      response.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}');
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    const gateway = loadGateway(
+      defineGateway(() => ({
+        auth: {},
+        cors: { origins: ["https://*.example.com", "http://localhost:5173"] },
+        upstreams: { svc: { targets: [{ url }], retries: 0 } },
+        routes: {
+          "GET /items": { auth: "public", proxy: { upstream: "svc", path: "/items" } },
+          "POST /items": {
+            auth: "public",
+            proxy: { upstream: "svc", path: "/items" },
+            body: { schema: { type: "object", required: ["name"] } },
+          },
+          "GET /private": {
+            auth: "public",
+            proxy: { upstream: "svc", path: "/private" },
+            cors: { origins: ["https://app.partner.io"], credentials: true },
+          },
+          "GET /no-browsers": { auth: "public", proxy: { upstream: "svc", path: "/x" }, cors: false },
+        },
+      })),
+      "test",
+    );
+    const gatewayHandler = createGatewayHandler(gateway);
+    handler = (event) => gatewayHandler(event, lambdaContext());
+  });
+  after(() => new Promise<void>((resolve) => upstream.close(() => resolve())));
+
+  const request = (
+    method: string,
+    routeKey: string,
+    path: string,
+    headers: Record<string, string>,
+    body?: string,
+  ) => {
+    const event = loadEvent<HttpEvent>("health.json");
+    event.routeKey = routeKey;
+    event.rawPath = path;
+    event.requestContext.http.method = method;
+    event.requestContext.routeKey = routeKey;
+    event.headers = { host: "api.example.com", ...headers };
+    if (body !== undefined) event.body = body;
+    return handler(event);
+  };
+  const allowOrigin = (result: HttpResult) => result.headers["Access-Control-Allow-Origin"];
+
+  it("allows a listed origin and a one-label wildcard, never a suffix trick", async () => {
+    assert.equal(
+      allowOrigin(await request("GET", "GET /items", "/items", { origin: "https://app.example.com" })),
+      "https://app.example.com",
+    );
+    assert.equal(
+      allowOrigin(await request("GET", "GET /items", "/items", { origin: "http://localhost:5173" })),
+      "http://localhost:5173",
+    );
+    for (const origin of [
+      "https://example.com.evil.net",
+      "https://evil.net",
+      "https://a.b.example.com",
+      "http://app.example.com",
+    ]) {
+      assert.equal(allowOrigin(await request("GET", "GET /items", "/items", { origin })), undefined, origin);
+    }
+  });
+
+  it("sends credentials only where a route asks, and nothing on a route with cors: false", async () => {
+    const open = await request("GET", "GET /items", "/items", { origin: "https://app.example.com" });
+    assert.equal(open.headers["Access-Control-Allow-Credentials"], undefined);
+    const privateRoute = await request("GET", "GET /private", "/private", {
+      origin: "https://app.partner.io",
+    });
+    assert.equal(allowOrigin(privateRoute), "https://app.partner.io");
+    assert.equal(privateRoute.headers["Access-Control-Allow-Credentials"], "true");
+    assert.equal(
+      allowOrigin(await request("GET", "GET /private", "/private", { origin: "https://app.example.com" })),
+      undefined,
+    );
+    assert.equal(
+      allowOrigin(
+        await request("GET", "GET /no-browsers", "/no-browsers", { origin: "https://app.example.com" }),
+      ),
+      undefined,
+    );
+  });
+
+  it("answers a preflight on the catch-all with 204 and the route's methods, without credentials", async () => {
+    const preflight = await request("OPTIONS", "$default", "/items", {
+      origin: "https://app.example.com",
+      "access-control-request-method": "POST",
+      "access-control-request-headers": "content-type",
+    });
+    assert.equal(preflight.statusCode, 204);
+    assert.equal(allowOrigin(preflight), "https://app.example.com");
+    assert.equal(preflight.headers["Access-Control-Allow-Methods"], "POST,OPTIONS");
+    assert.match(String(preflight.headers["Access-Control-Allow-Headers"]), /content-type/);
+    assert.equal(preflight.headers["Access-Control-Max-Age"], "600");
+
+    const unknown = await request("OPTIONS", "$default", "/nowhere", {
+      origin: "https://app.example.com",
+      "access-control-request-method": "GET",
+    });
+    assert.equal(unknown.statusCode, 404);
+  });
+
+  it("puts CORS headers on error responses too, so the browser can read the problem", async () => {
+    const invalid = await request(
+      "POST",
+      "POST /items",
+      "/items",
+      { origin: "https://app.example.com", "content-type": "application/json" },
+      "{}",
+    );
+    assert.equal(invalid.statusCode, 400);
+    assert.equal(allowOrigin(invalid), "https://app.example.com");
+  });
+});
