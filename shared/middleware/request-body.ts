@@ -37,7 +37,7 @@ export function compileBodySchema(schema: Record<string, unknown>): ValidateFunc
 /**
  * The request-body steps of the chain, in order: size (413), media type (415), JSON parse (400),
  * JSON Schema validation (400 naming every failing field). `rulesFor` picks the route's rules; a
- * route without rules takes no body checks. Read the result with `parsedBody(context)`.
+ * route without rules takes no body checks; a route with a schema refuses a missing body. Read the result with `parsedBody(context)`.
  */
 export function requestBody(
   rulesFor: (event: HttpEvent) => { rules: BodyRules; validate?: ValidateFunction } | undefined,
@@ -45,8 +45,13 @@ export function requestBody(
   const requestBodyBefore: middy.MiddlewareFn<HttpEvent, HttpResult, Error, GatehouseContext> = (request) => {
     const { event } = request;
     const found = rulesFor(event);
-    if (!found || event.body == null || event.body === "") return;
+    if (!found) return;
     const { rules, validate } = found;
+    if (event.body == null || event.body === "") {
+      // A route with a schema needs its body: forwarding nothing would skip the validation.
+      if (validate) throw new BadRequestError("This route needs a JSON body");
+      return;
+    }
 
     const declared = Number(event.headers["content-length"] ?? Number.NaN);
     if (declared > rules.maxBytes) throw tooLarge(rules.maxBytes);

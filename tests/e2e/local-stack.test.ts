@@ -204,6 +204,71 @@ describe("the local stack (npm start), over real sockets", () => {
     assert.equal(((await echoed.json()) as { body: string }).body, bytes.toString("base64"));
   });
 
+  it("bad input: every answer is a 4XX, problem+json wherever the gateway answers, and nothing breaks", async () => {
+    type Case = [
+      method: string,
+      path: string,
+      contentType: string | null,
+      body: string | null,
+      headers?: Record<string, string>,
+    ];
+    const send = ([method, path, contentType, body, headers = {}]: Case) =>
+      fetch(`${stack.httpUrl}${path}`, {
+        method,
+        headers: {
+          "x-api-key": SEEDED_KEY,
+          ...(contentType ? { "content-type": contentType } : {}),
+          ...headers,
+        },
+        ...(body !== null ? { body } : {}),
+      });
+    // Answered by the gateway function: must be a 4XX problem+json with the request id.
+    const gatewayCases: Case[] = [
+      ["POST", "/v1/orders", "application/json", '{"productId": '],
+      ["POST", "/v1/orders", "application/json", "[]"],
+      ["POST", "/v1/orders", "application/json", "null"],
+      ["POST", "/v1/orders", "application/json", '"just a string"'],
+      ["POST", "/v1/orders", "application/json", "x".repeat(2_000_000)],
+      ["POST", "/v1/orders", "text/plain", "hello"],
+      ["POST", "/v1/orders", null, "{}"],
+      ["POST", "/v1/orders", "application/json", '{"productId":"p-1","quantity":1e308}'],
+      [
+        "POST",
+        "/v1/orders",
+        "application/json",
+        '{"__proto__":{"admin":true},"productId":"p-1","quantity":1}',
+      ],
+      ["GET", "/v1/users/%00", null, null],
+      ["GET", "/v1/users/..%2F..%2Fetc%2Fpasswd", null, null],
+      ["GET", "/v1/users/a%40evil.example", null, null],
+      ["GET", "/v1/users/http%3A%2F%2F169.254.169.254", null, null],
+      ["GET", "/v1/nowhere/at/all", null, null],
+      ["PATCH", "/v1/users/1", "application/json", "{}"],
+    ];
+    for (const request of gatewayCases) {
+      const response = await send(request);
+      const label = `${request[0]} ${request[1].slice(0, 40)} ${String(request[3]).slice(0, 30)}`;
+      assert.ok(response.status >= 400 && response.status < 500, `${label} → ${response.status}`);
+      assert.equal(response.headers.get("content-type"), "application/problem+json", label);
+      const problem = (await response.json()) as { status: number; requestId: string };
+      assert.equal(problem.status, response.status, label);
+      assert.ok(problem.requestId, label);
+    }
+    // Refused by the HTTP layer in front of the function (serverless-offline's here, API Gateway's on
+    // AWS): a 4XX is all that is asked.
+    const edgeCases: Case[] = [
+      ["GET", "/v1/users/%", null, null],
+      ["GET", "/v1/users/%E0%A4%A", null, null],
+      ["GET", "/v1/users/1", null, null, { "x-huge": "h".repeat(20_000) }],
+    ];
+    for (const request of edgeCases) {
+      const response = await send(request);
+      assert.ok(response.status >= 400 && response.status < 500, `${request[1]} → ${response.status}`);
+      await response.arrayBuffer();
+    }
+    assert.equal((await fetch(`${stack.httpUrl}/health`)).status, 200, "still healthy");
+  });
+
   it("gateway faults: slow → 504, flapping → breaker opens (503 + Retry-After) → recovers", async () => {
     const get = (path: string) => fetch(`${stack.httpUrl}${path}`, { headers: { "x-api-key": SEEDED_KEY } });
     const slow = await get("/v1/slow");

@@ -84,8 +84,9 @@ describe("request body steps", () => {
     assert.deepEqual(fields, ["/", "/name", "/qty"]);
   });
 
-  it("an empty body skips the checks; a bad schema fails at compile time", async () => {
-    assert.equal((await post(undefined)).statusCode, 200);
+  it("a route with a schema refuses a missing body; a bad schema fails at compile time", async () => {
+    assert.equal((await post(undefined)).statusCode, 400);
+    assert.equal((await post("")).statusCode, 400);
     assert.throws(() => compileBodySchema({ type: "no-such-type" }));
   });
 });
