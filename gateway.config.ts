@@ -72,7 +72,25 @@ export default defineGateway(({ stage }) => ({
     "GET /keys/self": { auth: { apiKey: {} } },
     // Proxied routes (the gateway function): API key holders only.
     "GET /v1/users": { auth: { apiKey: {} }, proxy: { upstream: "users", path: "/users" } },
-    "GET /v1/users/{id}": { auth: { apiKey: {} }, proxy: { upstream: "users", path: "/users/{id}" } },
+    "GET /v1/users/{id}": {
+      auth: { apiKey: {} },
+      // `x-api-version: 2` picks the second version (here the echo service, to show where it went).
+      proxy: {
+        upstream: "users",
+        path: "/users/{id}",
+        versions: { "2": { upstream: "echo", path: "/echo/v2/users/{id}" } },
+      },
+    },
+    // The previous version by path, on its way out: every answer says so (Deprecation, Sunset, Link).
+    "GET /v0/users/{id}": {
+      auth: { apiKey: {} },
+      proxy: { upstream: "users", path: "/users/{id}" },
+      deprecated: {
+        since: "2026-10-01T00:00:00Z",
+        sunset: "2027-06-30T00:00:00Z",
+        link: "https://docs.example.com/migrate/v1",
+      },
+    },
     "GET /v1/orders": { auth: { apiKey: {} }, proxy: { upstream: "orders", path: "/orders" } },
     "POST /v1/orders": {
       auth: { apiKey: {} },

@@ -5,7 +5,7 @@
  */
 import WebSocket from "ws";
 import { devToken } from "../../plugins/dev-issuer.mjs";
-import { startLocalStack } from "../../tests/support/local-stack.ts";
+import { freePorts, startLocalStack } from "../../tests/support/local-stack.ts";
 import { type BenchContext, type Column, median, round } from "../lib.ts";
 
 export interface LocalStackRow {
@@ -22,7 +22,6 @@ export const localStackColumns: Column<LocalStackRow>[] = [
   { header: "runs", value: (r) => r.samplesMs.length },
 ];
 
-const PORTS = { http: 4330, ws: 4331, lambda: 4332, dynamodb: 4333, issuer: 4334, demo: 4335 };
 const STARTS = 3;
 
 function firstReply(url: string): Promise<string> {
@@ -40,6 +39,7 @@ function firstReply(url: string): Promise<string> {
 }
 
 export async function localStack(_ctx: BenchContext): Promise<LocalStackRow[]> {
+  const PORTS = await freePorts();
   const ready: number[] = [];
   const reply: number[] = [];
   const stop: number[] = [];

@@ -153,12 +153,36 @@ const UpstreamSchema = v.object({
   followRedirects: v.optional(v.boolean(), false),
 });
 
-const ProxySchema = v.strictObject({
+const ProxyTargetSchema = v.strictObject({
   /** A key of `upstreams`. */
   upstream: v.string(),
   /** The upstream path, with the route's parameters: `/api/users/{id}`. */
   path: v.pipe(v.string(), v.regex(/^\//, "a proxy path starts with /")),
   forwardAuthorization: v.optional(v.boolean(), false),
+});
+const ProxySchema = v.strictObject({
+  ...ProxyTargetSchema.entries,
+  /**
+   * Other versions of this route, chosen by the `versionHeader` (API Gateway cannot route on a
+   * header). A request without the header gets the default above.
+   */
+  versions: v.optional(
+    v.record(
+      v.pipe(v.string(), v.regex(/^[A-Za-z0-9._-]{1,16}$/, "a version is a short token")),
+      ProxyTargetSchema,
+    ),
+    {},
+  ),
+});
+
+const isoDate = v.pipe(v.string(), v.isoTimestamp("a time such as 2027-01-01T00:00:00Z"));
+const DeprecationSchema = v.strictObject({
+  /** When the route was deprecated (sent as `Deprecation`, RFC 9745). */
+  since: isoDate,
+  /** When it will stop working (sent as `Sunset`, RFC 8594). */
+  sunset: v.optional(isoDate),
+  /** Where to read about it (sent as `Link; rel="deprecation"`). */
+  link: v.optional(v.pipe(v.string(), v.url())),
 });
 
 /** `*`, an exact origin, or one wildcard leftmost label: `https://*.example.com`. */
@@ -204,6 +228,8 @@ const RouteSchema = v.object({
   body: v.optional(BodySchema),
   /** Browser access from other origins; `false` turns the global `cors` off for this route. */
   cors: v.optional(v.union([CorsSchema, v.literal(false)])),
+  /** Marks the route deprecated: every response carries `Deprecation` (and `Sunset`, `Link`). */
+  deprecated: v.optional(DeprecationSchema),
   /** Send the request on to an upstream service. */
   proxy: v.optional(ProxySchema),
   /** Extra IP rules for this route, on top of the global ones. */
@@ -242,6 +268,11 @@ export const GatewayConfigSchema = v.object({
     adminScope: v.optional(scope, "gatehouse:admin"),
   }),
   ipRules: v.optional(IpRulesSchema, { allow: [], deny: [] }),
+  /** The request header that picks a route's `proxy.versions` entry. */
+  versionHeader: v.optional(
+    v.pipe(v.string(), v.regex(/^[a-z0-9-]+$/, "a lower-case header name")),
+    "x-api-version",
+  ),
   /** Default CORS for every proxied route (a route's own `cors` replaces it). */
   cors: v.optional(CorsSchema),
   upstreams: v.optional(

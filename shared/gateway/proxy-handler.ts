@@ -1,8 +1,9 @@
 import { type Identity, requestIdentity } from "../auth/identity.ts";
 import type { GatewayConfig } from "../config/gateway.ts";
-import { MethodNotAllowedError } from "../errors.ts";
+import { BadRequestError, MethodNotAllowedError } from "../errors.ts";
 import type { HttpEvent, HttpResult } from "../http.ts";
 import { type CorsRules, corsByRoute } from "../middleware/cors.ts";
+import { deprecation } from "../middleware/deprecation.ts";
 import { httpHandler } from "../middleware/http-handler.ts";
 import { type BodyRules, compileBodySchema, parsedBody, requestBody } from "../middleware/request-body.ts";
 import { compileRouter, METHODS, type Method, routeKeyCandidates } from "../routing/router.ts";
@@ -25,11 +26,17 @@ export function createGatewayHandler(gateway: GatewayConfig) {
       createUpstreamClient({ name, ...upstream }),
     ]),
   );
+  const compileTarget = (
+    key: string,
+    target: { upstream: string; path: string; forwardAuthorization: boolean },
+  ) => {
+    const client = clients.get(target.upstream);
+    if (!client) throw new Error(`route ${key}: no upstream ${target.upstream}`);
+    return { ...target, client, rewrite: compilePathRewrite(target.path) };
+  };
   const proxied = new Map(
     Object.entries(gateway.routes).flatMap(([key, route]) => {
       if (!route.proxy) return [];
-      const client = clients.get(route.proxy.upstream);
-      if (!client) throw new Error(`route ${key}: no upstream ${route.proxy.upstream}`);
       const body: BodyRules = route.body ?? { maxBytes: 1_048_576, contentTypes: ["application/json"] };
       let validate: ReturnType<typeof compileBodySchema> | undefined;
       try {
@@ -37,12 +44,13 @@ export function createGatewayHandler(gateway: GatewayConfig) {
       } catch (error) {
         throw new Error(`route ${key}: body.schema is not a valid JSON Schema: ${String(error)}`);
       }
-      return [
-        [
-          key,
-          { proxy: route.proxy, client, rewrite: compilePathRewrite(route.proxy.path), body, validate },
-        ] as const,
-      ];
+      const versions = new Map(
+        Object.entries(route.proxy.versions).map(([version, target]) => [
+          version,
+          compileTarget(key, target),
+        ]),
+      );
+      return [[key, { target: compileTarget(key, route.proxy), versions, body, validate }] as const];
     }),
   );
   const router = compileRouter(
@@ -78,6 +86,14 @@ export function createGatewayHandler(gateway: GatewayConfig) {
     }),
   );
   const corsStep = corsByRoute(corsRoutes, (event) => proxiedKeyOf(event) ?? preflightKeyOf(event));
+  const deprecationStep = deprecation(
+    new Map(
+      Object.entries(gateway.routes).flatMap(([key, route]) =>
+        route.deprecated ? [[key, route.deprecated]] : [],
+      ),
+    ),
+    proxiedKeyOf,
+  );
   const bodyStep = requestBody((event) => {
     const target = routeOf(event);
     return target && { rules: target.body, ...(target.validate ? { validate: target.validate } : {}) };
@@ -96,9 +112,20 @@ export function createGatewayHandler(gateway: GatewayConfig) {
         throw new MethodNotAllowedError(`${method} is not allowed on ${event.rawPath}`, allowed);
       }
 
-      const path = target.rewrite(event.pathParameters ?? {});
+      // A route's other versions are picked by header; without the header, the default.
+      const requested = event.headers[gateway.versionHeader];
+      const chosen = requested === undefined ? target.target : target.versions.get(requested);
+      if (!chosen) {
+        const known = [...target.versions.keys()];
+        throw new BadRequestError(
+          known.length > 0
+            ? `Unknown ${gateway.versionHeader} ${JSON.stringify(requested)}; use ${known.join(", ")} or leave it out`
+            : `This route has no versions; leave out ${gateway.versionHeader}`,
+        );
+      }
+      const path = chosen.rewrite(event.pathParameters ?? {});
       const body = parsedBody(context);
-      const response = await target.client({
+      const response = await chosen.client({
         method,
         path,
         query: event.rawQueryString,
@@ -107,12 +134,14 @@ export function createGatewayHandler(gateway: GatewayConfig) {
           identity: identityOf(event),
           requestId: context.requestId,
           sourceIp: event.requestContext.http.sourceIp,
-          forwardAuthorization: target.proxy.forwardAuthorization,
+          forwardAuthorization: chosen.forwardAuthorization,
         }),
         // The raw bytes the body checks passed (not a re-serialisation).
         ...(body ? { body: body.raw } : {}),
       });
       const headers = clientResponseHeaders(response.headers);
+      if (target.versions.size > 0)
+        headers.vary = headers.vary ? `${headers.vary}, ${gateway.versionHeader}` : gateway.versionHeader;
       const textual = TEXTUAL.test(headers["content-type"] ?? "");
       return {
         statusCode: response.status,
@@ -121,7 +150,7 @@ export function createGatewayHandler(gateway: GatewayConfig) {
         isBase64Encoded: !textual,
       };
     },
-    { request: [bodyStep], response: [corsStep] },
+    { request: [bodyStep], response: [corsStep, deprecationStep] },
   );
 }
 

@@ -8,18 +8,11 @@ import { DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand } from "@aw
 import WebSocket from "ws";
 import { devToken } from "../../plugins/dev-issuer.mjs";
 import { isListening } from "../../plugins/local-stack.mjs";
-import { type LocalStack, type LocalStackPorts, startLocalStack } from "../support/local-stack.ts";
+import { freePorts, type LocalStack, type LocalStackPorts, startLocalStack } from "../support/local-stack.ts";
 import { ROOT } from "../support/serverless.ts";
 
-// Ports of their own, so a developer's `npm start` on the defaults does not collide with the suite.
-const PORTS: LocalStackPorts = {
-  http: 4310,
-  ws: 4311,
-  lambda: 4312,
-  dynamodb: 4313,
-  issuer: 4314,
-  demo: 4315,
-};
+// Free ports of its own, so neither a developer's `npm start` nor another run of the suite collides.
+let PORTS: LocalStackPorts;
 const CONNECTIONS = "gatehouse-local-connections";
 /** The demo key in scripts/seed/local.json (only its hash is stored). */
 const SEEDED_KEY = "gh_local_demo_0123456789abcdef0123456789abcdef";
@@ -64,6 +57,7 @@ async function waitFor(condition: () => boolean | Promise<boolean>, what: string
 describe("the local stack (npm start), over real sockets", () => {
   let stack: LocalStack;
   before(async () => {
+    PORTS = await freePorts();
     stack = await startLocalStack(PORTS);
   });
   after(async () => {
@@ -167,6 +161,13 @@ describe("the local stack (npm start), over real sockets", () => {
     assert.equal(seen.headers["x-gatehouse-key-id"], "key_local_demo");
     assert.equal(seen.headers["x-api-key"], undefined, "the gateway's credential stays at the gateway");
     assert.equal(seen.headers["x-request-id"], "e2e-echo-1");
+
+    const v2 = (await (await get("/v1/users/1", { "x-api-version": "2" })).json()) as { path: string };
+    assert.equal(v2.path, "/echo/v2/users/1", "x-api-version: 2 picks the route's second version");
+    const old = await get("/v0/users/1");
+    assert.equal(old.status, 200);
+    assert.match(old.headers.get("deprecation") ?? "", /^@\d+$/);
+    assert.equal(old.headers.get("sunset"), "Wed, 30 Jun 2027 00:00:00 GMT");
 
     const traversal = await get("/v1/users/..%2F..%2Fadmin");
     assert.equal(traversal.status, 400);
@@ -384,7 +385,7 @@ describe("the local stack with GATEHOUSE_DATA_DIR keeps data between runs", () =
   after(() => rmSync(dataDir, { recursive: true, force: true }));
 
   it("an item written in one run is there in the next, and the seed is not written twice", async () => {
-    const ports = { http: 4320, ws: 4321, lambda: 4322, dynamodb: 4323, issuer: 4324, demo: 4325 };
+    const ports = await freePorts();
     const first = await startLocalStack(ports, { dataDir });
     try {
       const client = documents(first);

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { createServer } from "node:net";
 import { ROOT, SERVERLESS_BIN } from "./serverless.ts";
 
 export interface LocalStackPorts {
@@ -20,6 +21,33 @@ export interface LocalStack {
   output(): string;
   /** Ctrl-C (SIGINT to the process group), then waits for it to exit; SIGKILL after 10 s. */
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * Six ports the OS says are free now, so suites running side by side (two checkouts, a CI run and a
+ * developer's) never fight over fixed numbers.
+ */
+export async function freePorts(): Promise<LocalStackPorts> {
+  const servers = Array.from({ length: 6 }, () => createServer());
+  const ports = await Promise.all(
+    servers.map(
+      (server) =>
+        new Promise<number>((resolve, reject) => {
+          server.once("error", reject);
+          server.listen(0, "127.0.0.1", () => resolve((server.address() as { port: number }).port));
+        }),
+    ),
+  );
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  const [http, ws, lambda, dynamodb, issuer, demo] = ports as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  return { http, ws, lambda, dynamodb, issuer, demo };
 }
 
 /**

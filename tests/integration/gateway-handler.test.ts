@@ -10,13 +10,15 @@ import { lambdaContext } from "../support/lambda-context.ts";
 
 // CORS is tested against the real gateway handler in-process: serverless-offline adds permissive CORS
 // headers of its own to every response and answers preflights itself, so through it nothing is proven.
-describe("gateway CORS (@middy/http-cors per route)", () => {
+describe("gateway handler: CORS (@middy/http-cors per route), versions by header, deprecation", () => {
   let upstream: Server;
   let handler: (event: HttpEvent) => Promise<HttpResult>;
 
   before(async () => {
-    upstream = createServer((_request, response) => {
-      response.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}');
+    upstream = createServer((request, response) => {
+      response
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ ok: true, path: request.url }));
     });
     await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
     const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
@@ -38,6 +40,19 @@ describe("gateway CORS (@middy/http-cors per route)", () => {
             cors: { origins: ["https://app.partner.io"], credentials: true },
           },
           "GET /no-browsers": { auth: "public", proxy: { upstream: "svc", path: "/x" }, cors: false },
+          "GET /things/{id}": {
+            auth: "public",
+            proxy: {
+              upstream: "svc",
+              path: "/things/{id}",
+              versions: { "2": { upstream: "svc", path: "/v2/things/{id}" } },
+            },
+            deprecated: {
+              since: "2026-10-01T00:00:00Z",
+              sunset: "2027-06-30T00:00:00Z",
+              link: "https://docs.example.com/x",
+            },
+          },
         },
       })),
       "test",
@@ -53,6 +68,7 @@ describe("gateway CORS (@middy/http-cors per route)", () => {
     path: string,
     headers: Record<string, string>,
     body?: string,
+    pathParameters?: Record<string, string>,
   ) => {
     const event = loadEvent<HttpEvent>("health.json");
     event.routeKey = routeKey;
@@ -61,6 +77,7 @@ describe("gateway CORS (@middy/http-cors per route)", () => {
     event.requestContext.routeKey = routeKey;
     event.headers = { host: "api.example.com", ...headers };
     if (body !== undefined) event.body = body;
+    if (pathParameters) event.pathParameters = pathParameters;
     return handler(event);
   };
   const allowOrigin = (result: HttpResult) => result.headers["Access-Control-Allow-Origin"];
@@ -121,6 +138,40 @@ describe("gateway CORS (@middy/http-cors per route)", () => {
       "access-control-request-method": "GET",
     });
     assert.equal(unknown.statusCode, 404);
+  });
+
+  it("picks a route's version by header (default without it, 400 for an unknown one) and varies on it", async () => {
+    const get = (headers: Record<string, string>) =>
+      request("GET", "GET /things/{id}", "/things/7", headers, undefined, { id: "7" });
+    const withPath = async (headers: Record<string, string>) => {
+      const result = await get(headers);
+      return { result, path: (JSON.parse(String(result.body)) as { path?: string }).path };
+    };
+    const plain = await withPath({});
+    assert.equal(plain.path, "/things/7");
+    assert.match(
+      String(plain.result.headers.vary),
+      /(^|, )x-api-version(,|$)/,
+      "caches keep the versions apart",
+    );
+    assert.equal((await withPath({ "x-api-version": "2" })).path, "/v2/things/7");
+    const unknown = await get({ "x-api-version": "9" });
+    assert.equal(unknown.statusCode, 400);
+    assert.match(JSON.parse(String(unknown.body)).detail, /use 2 or leave it out/);
+  });
+
+  it("marks every answer of a deprecated route, errors included", async () => {
+    for (const headers of [{}, { "x-api-version": "9" }] as Record<string, string>[]) {
+      const result = await request("GET", "GET /things/{id}", "/things/7", headers, undefined, { id: "7" });
+      assert.equal(result.headers.deprecation, `@${Date.parse("2026-10-01T00:00:00Z") / 1000}`);
+      assert.equal(result.headers.sunset, "Wed, 30 Jun 2027 00:00:00 GMT");
+      assert.equal(
+        result.headers.link,
+        '<https://docs.example.com/x>; rel="deprecation", <https://docs.example.com/x>; rel="sunset"',
+      );
+    }
+    const current = await request("GET", "GET /items", "/items", {});
+    assert.equal(current.headers.deprecation, undefined);
   });
 
   it("puts CORS headers on error responses too, so the browser can read the problem", async () => {
