@@ -18,7 +18,7 @@ import { DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
 import dynalite from "dynalite";
 import { startDemoServices } from "./demo-services.mjs";
 import { DEV_AUDIENCE, devIssuerUrl, startDevIssuer } from "./dev-issuer.mjs";
-import { HOST, listenOnLoopback } from "./loopback.mjs";
+import { closeServer, HOST, listenOnLoopback } from "./loopback.mjs";
 
 /** CreateTable properties that dynalite does not take; on AWS they still apply. */
 const AWS_ONLY_TABLE_PROPERTIES = [
@@ -167,19 +167,7 @@ export default class LocalStack {
     this.server = undefined;
     this.issuer = undefined;
     this.demo = undefined;
-    if (demo) {
-      await new Promise((done) => {
-        demo.close(() => done(undefined));
-        demo.closeAllConnections();
-      });
-    }
-    if (issuer) {
-      await new Promise((done) => {
-        issuer.close(() => done(undefined));
-        issuer.closeAllConnections();
-      });
-    }
-    if (server) await stopStore(server);
+    await Promise.all([demo, issuer, server].map((running) => running && closeServer(running)));
   }
 }
 
@@ -194,16 +182,8 @@ export async function startStore({ port, dataDir }) {
   return listenOnLoopback(server, port, "GATEHOUSE_DYNAMODB_PORT");
 }
 
-/**
- * Stops a store started by `startStore`.
- * @param {import('node:http').Server} server
- */
-export function stopStore(server) {
-  return new Promise((done) => {
-    server.close(() => done(undefined));
-    server.closeAllConnections(); // SDK clients keep sockets alive; close() alone would wait on them
-  });
-}
+/** Stops a store started by `startStore`. */
+export const stopStore = closeServer;
 
 /**
  * Whether something accepts TCP connections on 127.0.0.1:`port`.

@@ -32,6 +32,19 @@ export async function listenOnLoopback(server, port, portVariable) {
 }
 
 /**
+ * Closes a server at once: its keep-alive connections too (SDK clients keep sockets open, and
+ * `close()` alone would wait for them).
+ * @param {import('node:http').Server} server
+ * @returns {Promise<void>}
+ */
+export function closeServer(server) {
+  return new Promise((done) => {
+    server.close(() => done());
+    server.closeAllConnections();
+  });
+}
+
+/**
  * A self-signed TLS certificate for 127.0.0.1 that is its own CA: the client trusts exactly it
  * (`ca: cert`), nothing about TLS verification is switched off.
  * @param {string} commonName
