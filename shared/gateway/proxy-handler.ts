@@ -6,9 +6,15 @@ import { type CorsRules, corsByRoute } from "../middleware/cors.ts";
 import { deprecation } from "../middleware/deprecation.ts";
 import { httpHandler } from "../middleware/http-handler.ts";
 import { type BodyRules, compileBodySchema, parsedBody, requestBody } from "../middleware/request-body.ts";
+import { recordUpstream, requestMetrics } from "../middleware/request-metrics.ts";
 import { compileRouter, METHODS, type Method, routeKeyCandidates } from "../routing/router.ts";
 import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/forwarding.ts";
-import { createUpstreamClient, type UpstreamClient } from "../upstream/http-client.ts";
+import {
+  createUpstreamClient,
+  type UpstreamClient,
+  type UpstreamRequest,
+  type UpstreamResponse,
+} from "../upstream/http-client.ts";
 import { compilePathRewrite } from "../upstream/rewrite.ts";
 
 const TEXTUAL =
@@ -86,6 +92,7 @@ export function createGatewayHandler(gateway: GatewayConfig) {
     }),
   );
   const corsStep = corsByRoute(corsRoutes, (event) => proxiedKeyOf(event) ?? preflightKeyOf(event));
+  const metricsStep = requestMetrics(proxiedKeyOf);
   const deprecationStep = deprecation(
     new Map(
       Object.entries(gateway.routes).flatMap(([key, route]) =>
@@ -125,7 +132,7 @@ export function createGatewayHandler(gateway: GatewayConfig) {
       }
       const path = chosen.rewrite(event.pathParameters ?? {});
       const body = parsedBody(context);
-      const response = await chosen.client({
+      const response = await timedUpstreamCall(proxiedKeyOf(event) ?? event.routeKey, chosen, {
         method,
         path,
         query: event.rawQueryString,
@@ -150,8 +157,30 @@ export function createGatewayHandler(gateway: GatewayConfig) {
         isBase64Encoded: !textual,
       };
     },
-    { request: [bodyStep], response: [corsStep, deprecationStep] },
+    { request: [bodyStep], response: [metricsStep, corsStep, deprecationStep] },
   );
+}
+
+/** The upstream call, timed by route, upstream and answering target (`none` when nobody answered). */
+async function timedUpstreamCall(
+  route: string,
+  chosen: { upstream: string; client: UpstreamClient },
+  request: UpstreamRequest,
+): Promise<UpstreamResponse> {
+  const began = performance.now();
+  let response: UpstreamResponse | undefined;
+  try {
+    response = await chosen.client(request);
+    return response;
+  } finally {
+    recordUpstream({
+      route,
+      upstream: chosen.upstream,
+      target: response?.target ?? "none",
+      ms: performance.now() - began,
+      failed: response === undefined,
+    });
+  }
 }
 
 /** The caller's identity when an authorizer ran (a public route has none). */

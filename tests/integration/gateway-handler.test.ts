@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, it, mock } from "node:test";
 import { defineGateway, loadGateway } from "#shared/config/gateway.ts";
 import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
 import type { HttpEvent, HttpResult } from "#shared/http.ts";
+import { metrics } from "#shared/observability/metrics.ts";
 import { loadEvent } from "../support/events.ts";
 import { lambdaContext } from "../support/lambda-context.ts";
 
@@ -13,6 +14,8 @@ import { lambdaContext } from "../support/lambda-context.ts";
 describe("gateway handler: CORS (@middy/http-cors per route), versions by header, deprecation", () => {
   let upstream: Server;
   let handler: (event: HttpEvent) => Promise<HttpResult>;
+  /** The EMF records the gateway wrote (captured instead of printed). */
+  const emf: Record<string, unknown>[] = [];
 
   before(async () => {
     upstream = createServer((request, response) => {
@@ -57,10 +60,16 @@ describe("gateway handler: CORS (@middy/http-cors per route), versions by header
       })),
       "test",
     );
+    mock.method((metrics as unknown as { console: Console }).console, "log", (line: string) => {
+      emf.push(JSON.parse(line) as Record<string, unknown>);
+    });
     const gatewayHandler = createGatewayHandler(gateway);
     handler = (event) => gatewayHandler(event, lambdaContext());
   });
-  after(() => new Promise<void>((resolve) => upstream.close(() => resolve())));
+  after(async () => {
+    mock.restoreAll();
+    await new Promise<void>((resolve) => upstream.close(() => resolve()));
+  });
 
   const request = (
     method: string,
@@ -172,6 +181,26 @@ describe("gateway handler: CORS (@middy/http-cors per route), versions by header
     }
     const current = await request("GET", "GET /items", "/items", {});
     assert.equal(current.headers.deprecation, undefined);
+  });
+
+  it("writes EMF metrics per route (count, 4XX, 5XX, latency) and per upstream target", async () => {
+    emf.length = 0;
+    await request("GET", "GET /items", "/items", {});
+    await request("POST", "POST /items", "/items", { "content-type": "application/json" }, "{}");
+    await request("GET", "$default", "/nowhere", {});
+    const byRoute = (route: string) => emf.filter((record) => record.route === route && "Requests" in record);
+    const [ok] = byRoute("GET /items");
+    assert.ok(ok, JSON.stringify(emf));
+    assert.deepEqual([ok.Requests, ok.Status4XX, ok.Status5XX], [1, 0, 0]);
+    assert.equal(typeof ok.Latency, "number");
+    const aws = ok._aws as { CloudWatchMetrics: { Namespace: string; Dimensions: string[][] }[] };
+    assert.equal(aws.CloudWatchMetrics[0]?.Namespace, "Gatehouse");
+    assert.ok(aws.CloudWatchMetrics[0]?.Dimensions[0]?.includes("route"));
+    assert.deepEqual([byRoute("POST /items")[0]?.Status4XX, byRoute("unmatched")[0]?.Status4XX], [1, 1]);
+    const upstreamRecord = emf.find((record) => "UpstreamLatency" in record);
+    assert.equal(upstreamRecord?.route, "GET /items");
+    assert.equal(upstreamRecord?.upstream, "svc");
+    assert.match(String(upstreamRecord?.target), /^http:\/\/127\.0\.0\.1:\d+$/);
   });
 
   it("puts CORS headers on error responses too, so the browser can read the problem", async () => {
