@@ -225,7 +225,7 @@ const BodySchema = v.object({
 const RouteSchema = v.object({
   auth: RouteAuthSchema,
   /** What the route accepts as a request body (checked before anything is sent upstream). */
-  body: v.optional(BodySchema),
+  body: v.optional(BodySchema, {}),
   /** Browser access from other origins; `false` turns the global `cors` off for this route. */
   cors: v.optional(v.union([CorsSchema, v.literal(false)])),
   /** Marks the route deprecated: every response carries `Deprecation` (and `Sunset`, `Link`). */

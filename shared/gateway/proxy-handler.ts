@@ -38,12 +38,13 @@ export function createGatewayHandler(gateway: GatewayConfig) {
   ) => {
     const client = clients.get(target.upstream);
     if (!client) throw new Error(`route ${key}: no upstream ${target.upstream}`);
-    return { ...target, client, rewrite: compilePathRewrite(target.path) };
+    const { upstream, path, forwardAuthorization } = target;
+    return { upstream, forwardAuthorization, client, rewrite: compilePathRewrite(path) };
   };
   const proxied = new Map(
     Object.entries(gateway.routes).flatMap(([key, route]) => {
       if (!route.proxy) return [];
-      const body: BodyRules = route.body ?? { maxBytes: 1_048_576, contentTypes: ["application/json"] };
+      const body: BodyRules = route.body; // the config schema fills in the defaults
       let validate: ReturnType<typeof compileBodySchema> | undefined;
       try {
         validate = body.schema ? compileBodySchema(body.schema) : undefined;
