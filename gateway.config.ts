@@ -65,13 +65,38 @@ export default defineGateway(({ stage }) => ({
       retries: 0,
       breaker: { consecutiveFailures: 3, halfOpenAfterMs: 5_000 },
     },
+    // A service that is a Lambda function (handlers/services/catalog.ts), invoked directly: no HTTP hop.
+    catalog: { kind: "lambda", function: "catalog", timeoutMs: 3_000, retries: 1 },
   },
   routes: {
     "GET /health": { auth: "public" },
     "GET /me": { auth: { jwt: {} } },
     "GET /keys/self": { auth: { apiKey: {} } },
     // Proxied routes (the gateway function): API key holders only.
-    "GET /v1/users": { auth: { apiKey: {} }, proxy: { upstream: "users", path: "/users" } },
+    "GET /v1/users": {
+      auth: { apiKey: {} },
+      proxy: {
+        upstream: "users",
+        path: "/users",
+        // 10 % of callers (sticky: a caller always lands on the same side) try the next build;
+        // `x-canary: always` or `never` picks a side by hand.
+        canary: { upstream: "users", path: "/v2/users", weight: 10, header: "x-canary" },
+      },
+    },
+    // Composition: one answer from the users and orders services, called in parallel.
+    "GET /v1/users/{id}/summary": {
+      auth: { apiKey: {} },
+      aggregate: {
+        calls: {
+          user: { upstream: "users", path: "/users/{id}", required: true },
+          orders: { upstream: "orders", path: "/orders", query: { userId: "{id}" }, timeoutMs: 1_500 },
+        },
+        merge:
+          "{ id: user.id, name: user.name, orders: orders.orders, orderCount: length(orders.orders || `[]`) }",
+        // Without the orders the summary is still useful: it comes back marked incomplete.
+        onFailure: "partial",
+      },
+    },
     "GET /v1/users/{id}": {
       auth: { apiKey: {} },
       // `x-api-version: 2` picks the second version (here the echo service, to show where it went).
@@ -113,6 +138,28 @@ export default defineGateway(({ stage }) => ({
       auth: { apiKey: {} },
       proxy: { upstream: "echo", path: "/echo/{rest+}" },
       body: { maxBytes: 262_144, contentTypes: ["*/*"] }, // any bytes, passed through untouched
+    },
+    // Version 2 of the orders list, made by mapping version 1: `?user=` instead of `?userId=`, and
+    // `{ items, count }` instead of `{ orders }`.
+    "GET /v2/orders": {
+      auth: { apiKey: {} },
+      proxy: {
+        upstream: "orders",
+        path: "/orders",
+        request: {
+          query: { rename: { user: "userId" } },
+          headers: { remove: ["cookie"], set: { "x-api-consumer": "gatehouse-v2" } },
+        },
+        response: {
+          body: "{ items: orders, count: length(orders) }",
+          headers: { set: { "cache-control": "private, max-age=30" } },
+        },
+      },
+    },
+    // A Lambda-backed service (the catalog upstream), the gateway's routes in front of it.
+    "GET /v1/products/{id}": {
+      auth: { apiKey: {} },
+      proxy: { upstream: "catalog", path: "/products/{id}" },
     },
     "GET /v1/slow": { auth: { apiKey: {} }, proxy: { upstream: "slow", path: "/slow" } },
     "GET /v1/flaky": { auth: { apiKey: {} }, proxy: { upstream: "flaky", path: "/flaky" } },

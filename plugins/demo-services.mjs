@@ -2,6 +2,7 @@
 // Demo upstream services for the local stack, on 127.0.0.1 (GATEHOUSE_DEMO_PORT, default 3100), so a
 // new user can try proxying, timeouts and the circuit breaker without services of their own:
 //   GET  /users, /users/{id}          a small user directory
+//   GET  /v2/users                    the next build of /users (the canary of GET /v1/users)
 //   GET  /orders?userId=1             orders, optionally for one user; POST /orders creates one
 //   GET  /products/{id}               products
 //   ANY  /echo/...                    what the upstream received: method, path, query, headers, body
@@ -80,6 +81,12 @@ export function startDemoServices(port) {
       }
       if (request.method !== "GET") return json(405, { error: "read-only demo" });
       if (resource === "users" && !id) return json(200, { users: USERS });
+      if (resource === "v2" && id === "users" && !extra) {
+        return json(200, {
+          build: "canary",
+          users: USERS.map((user) => ({ ...user, displayName: user.name.split(" ")[0] })),
+        });
+      }
       if (resource === "users" && id && !extra) {
         const user = USERS.find((candidate) => candidate.id === id);
         return user ? json(200, user) : json(404, { error: `no user ${id}` });

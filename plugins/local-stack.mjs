@@ -63,6 +63,7 @@ export default class LocalStack {
       demoPort: Number(local.demoPort ?? 3100),
       httpPort: Number(offline.httpPort ?? 3000),
       websocketPort: Number(offline.websocketPort ?? 3001),
+      lambdaPort: Number(offline.lambdaPort ?? 3002),
       seedFile: local.seed ? resolve(this.serverless.serviceDir, local.seed) : undefined,
       dataDir: process.env.GATEHOUSE_DATA_DIR ? resolve(process.env.GATEHOUSE_DATA_DIR) : undefined,
       region: this.serverless.service.provider.region ?? "us-east-1",
@@ -114,6 +115,8 @@ export default class LocalStack {
     delete process.env.AWS_PROFILE;
     process.env.AWS_REGION = this.settings.region;
     process.env.AWS_ENDPOINT_URL_DYNAMODB = `http://${HOST}:${port}`;
+    // The gateway's `lambda` upstreams invoke through serverless-offline's Lambda endpoint.
+    process.env.AWS_ENDPOINT_URL_LAMBDA = `http://${HOST}:${this.settings.lambdaPort}`;
     // Deployed code runs on Node 24; the SDK's notice about a Node 20 development machine is noise here.
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
   }

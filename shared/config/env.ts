@@ -59,6 +59,10 @@ export const env = {
     const value = opt("GATEHOUSE_DEMO_SERVICES_URL");
     return value === "none" ? undefined : value;
   },
+  /** `<service>-<stage>-`: turns a serverless.yml function key into the deployed function name. */
+  get functionPrefix(): string {
+    return req("GATEHOUSE_FUNCTION_PREFIX");
+  },
   /** True under serverless-offline (the local stack). */
   get isOffline(): boolean {
     return opt("IS_OFFLINE") === "true";

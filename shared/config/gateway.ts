@@ -1,5 +1,6 @@
 import ipaddr from "ipaddr.js";
 import * as v from "valibot";
+import { jmespathProblem } from "../upstream/transform.ts";
 
 /**
  * The gateway config: one typed module (`gateway.config.ts`) that says who may call which route.
@@ -124,13 +125,7 @@ const upstreamUrl = v.pipe(
   ),
 );
 
-const UpstreamSchema = v.object({
-  targets: v.pipe(
-    v.array(
-      v.object({ url: upstreamUrl, weight: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 1) }),
-    ),
-    v.minLength(1, "an upstream needs at least one target"),
-  ),
+const resilience = {
   /** Per attempt. */
   timeoutMs: v.optional(v.pipe(v.number(), v.integer(), v.minValue(50), v.maxValue(25_000)), 5_000),
   /** Extra attempts, idempotent methods only. */
@@ -150,7 +145,98 @@ const UpstreamSchema = v.object({
     v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(6_000_000)),
     5_000_000,
   ),
+};
+
+/** An HTTP service: weighted targets (the default kind). */
+const HttpUpstreamSchema = v.object({
+  kind: v.optional(v.literal("http"), "http"),
+  targets: v.pipe(
+    v.array(
+      v.object({ url: upstreamUrl, weight: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 1) }),
+    ),
+    v.minLength(1, "an upstream needs at least one target"),
+  ),
+  ...resilience,
   followRedirects: v.optional(v.boolean(), false),
+});
+
+/**
+ * Another Lambda function, invoked directly (no HTTP hop). `function` is a function key of
+ * serverless.yml (it becomes `<service>-<stage>-<key>`) or a full function ARN. `payload: "http"`
+ * sends an API Gateway v2 event and expects an HTTP result (any Lambda HTTP handler fits);
+ * `payload: "json"` sends `{ method, path, params, query, headers, body, identity }` and answers
+ * whatever JSON the function returns with 200.
+ */
+const LambdaUpstreamSchema = v.object({
+  kind: v.literal("lambda"),
+  function: v.pipe(
+    v.string(),
+    v.regex(
+      /^([A-Za-z0-9_-]{1,64}|arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]+)?)$/,
+      "a function is a serverless.yml function key (catalog) or a function ARN",
+    ),
+  ),
+  payload: v.optional(v.picklist(["http", "json"]), "http"),
+  ...resilience,
+});
+
+const UpstreamSchema = v.variant("kind", [HttpUpstreamSchema, LambdaUpstreamSchema]);
+
+/** A JMESPath expression, parsed here so a typo fails at build and at cold start, not per request. */
+const jmespath = (what: string) =>
+  v.pipe(
+    v.string(),
+    v.minLength(1, `${what} is a JMESPath expression such as "{ id: id, name: name }"`),
+    v.rawCheck(({ dataset, addIssue }) => {
+      if (!dataset.typed) return;
+      const problem = jmespathProblem(dataset.value);
+      if (problem) addIssue({ message: `${what} is not valid JMESPath: ${problem}` });
+    }),
+  );
+
+const headerName = v.pipe(
+  v.string(),
+  v.regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, "a header name in lower case, such as x-client-id"),
+);
+/** Headers a mapping may not touch: the gateway's own identity and forwarding headers, and hop-by-hop ones. */
+const RESERVED_HEADER =
+  /^(x-gatehouse-.*|x-forwarded-.*|x-request-id|host|content-length|connection|keep-alive|te|trailer|transfer-encoding|upgrade|proxy-.*)$/;
+const mappableHeader = v.pipe(
+  headerName,
+  v.check(
+    (name) => !RESERVED_HEADER.test(name),
+    "this header is the gateway's own (identity, forwarding, request id or hop-by-hop) and cannot be mapped",
+  ),
+);
+const queryName = v.pipe(v.string(), v.minLength(1), v.maxLength(128));
+/** Mapping steps, applied in this order: rename, then remove, then set. */
+const HeaderMapSchema = v.strictObject({
+  rename: v.optional(v.record(mappableHeader, mappableHeader), {}),
+  remove: v.optional(v.array(mappableHeader), []),
+  set: v.optional(v.record(mappableHeader, v.string()), {}),
+});
+const QueryMapSchema = v.strictObject({
+  rename: v.optional(v.record(queryName, queryName), {}),
+  remove: v.optional(v.array(queryName), []),
+  set: v.optional(v.record(queryName, v.string()), {}),
+});
+
+const RequestMapSchema = v.strictObject({
+  headers: v.optional(HeaderMapSchema),
+  query: v.optional(QueryMapSchema),
+  /** JMESPath over the (validated) JSON body; its result is the JSON body sent upstream. */
+  body: v.optional(jmespath("request.body")),
+});
+const statusCode = v.pipe(v.number(), v.integer(), v.minValue(200), v.maxValue(599));
+const ResponseMapSchema = v.strictObject({
+  /** Upstream status → the status the client sees, e.g. `{ "404": 200 }`. */
+  status: v.optional(
+    v.record(v.pipe(v.string(), v.regex(/^[1-5]\d\d$/, "a status code such as 404")), statusCode),
+    {},
+  ),
+  headers: v.optional(HeaderMapSchema),
+  /** JMESPath over the upstream's JSON body, applied to 2XX answers only (errors keep their shape). */
+  body: v.optional(jmespath("response.body")),
 });
 
 const ProxyTargetSchema = v.strictObject({
@@ -159,9 +245,26 @@ const ProxyTargetSchema = v.strictObject({
   /** The upstream path, with the route's parameters: `/api/users/{id}`. */
   path: v.pipe(v.string(), v.regex(/^\//, "a proxy path starts with /")),
   forwardAuthorization: v.optional(v.boolean(), false),
+  /** What the upstream receives: headers, query and body mapped from the client's. */
+  request: v.optional(RequestMapSchema),
+  /** What the client receives: status, headers and body mapped from the upstream's answer. */
+  response: v.optional(ResponseMapSchema),
 });
 const ProxySchema = v.strictObject({
   ...ProxyTargetSchema.entries,
+  /**
+   * A canary: this share of callers (by weight, in percent) goes to another target. Assignment is
+   * sticky per caller (the principal, else the client IP): the same caller always lands on
+   * the same side, and raising the weight only moves callers onto the canary.
+   */
+  canary: v.optional(
+    v.strictObject({
+      ...ProxyTargetSchema.entries,
+      weight: v.pipe(v.number(), v.minValue(0), v.maxValue(100, "a canary weight is a percentage, 0 to 100")),
+      /** A request header that forces a side (`always` or `never`), for testing a canary before it has weight. */
+      header: v.optional(headerName),
+    }),
+  ),
   /**
    * Other versions of this route, chosen by the `versionHeader` (API Gateway cannot route on a
    * header). A request without the header gets the default above.
@@ -173,6 +276,43 @@ const ProxySchema = v.strictObject({
     ),
     {},
   ),
+});
+
+const callName = v.pipe(
+  v.string(),
+  v.regex(/^[a-z][A-Za-z0-9]{0,31}$/, "a call name is a short identifier such as user or orders"),
+);
+/**
+ * Composition: calls several upstreams in parallel (GET) and merges their JSON answers into one
+ * document with a JMESPath `merge` over `{ <call>: <body>, … }`.
+ */
+const AggregateSchema = v.strictObject({
+  calls: v.pipe(
+    v.record(
+      callName,
+      v.strictObject({
+        upstream: v.string(),
+        path: v.pipe(v.string(), v.regex(/^\//, "a call path starts with /")),
+        /** Query parameters; values may use the route's `{params}`. */
+        query: v.optional(v.record(queryName, v.string()), {}),
+        /** Under `partial`, a failure of this call still fails the request (under `fail`, every call is required). */
+        required: v.optional(v.boolean(), false),
+        /** The whole call, retries included; past it the call fails with 504. */
+        timeoutMs: v.optional(v.pipe(v.number(), v.integer(), v.minValue(50), v.maxValue(25_000))),
+      }),
+    ),
+    v.check((calls) => Object.keys(calls).length >= 1, "an aggregate makes at least one call"),
+  ),
+  /** JMESPath over `{ <call>: <body> }`; without it the client gets that object as it is. */
+  merge: v.optional(jmespath("aggregate.merge")),
+  /**
+   * `fail`: any failed call fails the request: 404 when an upstream answered 404 (the thing asked for
+   * is not there), else 502, 503 (circuit open) or 504 (timeout); the other calls are cancelled.
+   * `partial`: answer 200 with what came; each failed call is null in the merge input, listed under
+   * `_errors` in the body, and `x-gatehouse-complete: false` is set. If a `required` call fails, or
+   * every call does, the request fails as under `fail`.
+   */
+  onFailure: v.optional(v.picklist(["fail", "partial"]), "fail"),
 });
 
 const isoDate = v.pipe(v.string(), v.isoTimestamp("a time such as 2027-01-01T00:00:00Z"));
@@ -232,6 +372,8 @@ const RouteSchema = v.object({
   deprecated: v.optional(DeprecationSchema),
   /** Send the request on to an upstream service. */
   proxy: v.optional(ProxySchema),
+  /** Answer from several upstreams at once (a route has `proxy` or `aggregate`, not both). */
+  aggregate: v.optional(AggregateSchema),
   /** Extra IP rules for this route, on top of the global ones. */
   ipRules: v.optional(IpRulesSchema, { allow: [], deny: [] }),
 });
@@ -358,22 +500,66 @@ export function loadGateway(definition: GatewayDefinition, stage: string): Gatew
       problems.push(`routes.${key}.auth: needs a JWT but auth.issuers is empty; add an issuer or use apiKey`);
     }
   }
+  const paramsOf = (template: string) =>
+    [...template.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\+?\}/g)].map((m) => m[1] as string);
+  const checkUpstream = (where: string, name: string) => {
+    if (!config.upstreams[name]) {
+      const known = Object.keys(config.upstreams).join(", ") || "none declared";
+      problems.push(`${where}.upstream: "${name}" is not in upstreams (${known})`);
+    }
+  };
+  const checkParams = (where: string, template: string, routeParams: Set<string>) => {
+    for (const param of paramsOf(template)) {
+      if (!routeParams.has(param)) problems.push(`${where}: {${param}} is not a parameter of the route`);
+    }
+  };
   for (const [key, route] of Object.entries(config.routes)) {
-    if (!route.proxy) continue;
-    const upstream = config.upstreams[route.proxy.upstream];
-    if (!upstream) {
-      problems.push(`routes.${key}.proxy.upstream: "${route.proxy.upstream}" is not in upstreams`);
-      continue;
+    const routeParams = new Set(paramsOf(key));
+    if (route.proxy && route.aggregate) {
+      problems.push(`routes.${key}: has both proxy and aggregate; a route does one or the other`);
     }
-    const routeParams = new Set([...key.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\+?\}/g)].map((m) => m[1]));
-    for (const [, name] of route.proxy.path.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\+?\}/g)) {
-      if (!routeParams.has(name))
-        problems.push(`routes.${key}.proxy.path: {${name}} is not a parameter of the route`);
+    if (route.proxy) {
+      const targets = [
+        [`routes.${key}.proxy`, route.proxy] as const,
+        ...Object.entries(route.proxy.versions).map(
+          ([version, target]) => [`routes.${key}.proxy.versions.${version}`, target] as const,
+        ),
+        ...(route.proxy.canary ? [[`routes.${key}.proxy.canary`, route.proxy.canary] as const] : []),
+      ];
+      for (const [where, target] of targets) {
+        checkUpstream(where, target.upstream);
+        checkParams(`${where}.path`, target.path, routeParams);
+      }
     }
+    if (route.aggregate) {
+      if (!key.startsWith("GET ")) {
+        problems.push(`routes.${key}.aggregate: an aggregate route answers GET (its calls are GETs)`);
+      }
+      for (const [name, call] of Object.entries(route.aggregate.calls)) {
+        const where = `routes.${key}.aggregate.calls.${name}`;
+        checkUpstream(where, call.upstream);
+        checkParams(`${where}.path`, call.path, routeParams);
+        for (const [param, template] of Object.entries(call.query)) {
+          checkParams(`${where}.query.${param}`, template, routeParams);
+        }
+        const upstream = config.upstreams[call.upstream];
+        if (
+          upstream &&
+          call.timeoutMs !== undefined &&
+          call.timeoutMs > upstream.timeoutMs * (upstream.retries + 1) + upstream.retries * 500
+        ) {
+          problems.push(
+            `${where}.timeoutMs: longer than every attempt of ${call.upstream} together; lower it or leave it out`,
+          );
+        }
+      }
+    }
+  }
+  for (const [name, upstream] of Object.entries(config.upstreams)) {
     const worstCaseMs = upstream.timeoutMs * (upstream.retries + 1) + upstream.retries * 500;
     if (worstCaseMs >= 28_000) {
       problems.push(
-        `upstreams.${route.proxy.upstream}: ${upstream.retries + 1} attempts of ${upstream.timeoutMs} ms can pass API Gateway's 30 s limit; lower timeoutMs or retries`,
+        `upstreams.${name}: ${upstream.retries + 1} attempts of ${upstream.timeoutMs} ms can pass API Gateway's 30 s limit; lower timeoutMs or retries`,
       );
     }
   }

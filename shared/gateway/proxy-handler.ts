@@ -1,5 +1,5 @@
 import { type Identity, requestIdentity } from "../auth/identity.ts";
-import type { GatewayConfig } from "../config/gateway.ts";
+import type { GatewayConfig, RouteConfig } from "../config/gateway.ts";
 import { BadRequestError, MethodNotAllowedError } from "../errors.ts";
 import type { HttpEvent, HttpResult } from "../http.ts";
 import { type CorsRules, corsByRoute } from "../middleware/cors.ts";
@@ -7,6 +7,7 @@ import { deprecation } from "../middleware/deprecation.ts";
 import { httpHandler } from "../middleware/http-handler.ts";
 import { type BodyRules, compileBodySchema, parsedBody, requestBody } from "../middleware/request-body.ts";
 import { recordUpstream, requestMetrics } from "../middleware/request-metrics.ts";
+import { responseTransform, useResponseMap } from "../middleware/response-transform.ts";
 import { compileRouter, METHODS, type Method, routeKeyCandidates } from "../routing/router.ts";
 import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/forwarding.ts";
 import {
@@ -15,35 +16,57 @@ import {
   type UpstreamRequest,
   type UpstreamResponse,
 } from "../upstream/http-client.ts";
+import { createLambdaUpstreamClient } from "../upstream/lambda-client.ts";
 import { compilePathRewrite } from "../upstream/rewrite.ts";
+import { compileJmespath, mapHeaders, mapQuery, mapRequestBody, onCanary } from "../upstream/transform.ts";
+import { compileAggregate, runAggregate } from "./aggregate.ts";
 
 const TEXTUAL =
   /^(text\/|application\/(json|problem\+json|xml|javascript|x-www-form-urlencoded)|[^;]*\+json|[^;]*\+xml)/i;
 
+type ProxyTarget = NonNullable<RouteConfig["proxy"]>["versions"][string];
+
 /**
- * The gateway function: every proxied route of the config, and API Gateway's catch-all. Clients and
- * path rewrites are built once per container. On the catch-all the router only tells 404 from 405
- * (it never proxies there: that route has no authorizer).
+ * The gateway function: every proxied and aggregate route of the config, and API Gateway's catch-all.
+ * Clients, path rewrites, mappings and schemas are built once per container. On the catch-all the
+ * router only tells 404 from 405 (it never proxies there: that route has no authorizer).
  */
 export function createGatewayHandler(gateway: GatewayConfig) {
   const clients = new Map<string, UpstreamClient>(
     Object.entries(gateway.upstreams).map(([name, upstream]) => [
       name,
-      createUpstreamClient({ name, ...upstream }),
+      upstream.kind === "lambda"
+        ? createLambdaUpstreamClient({ name, ...upstream })
+        : createUpstreamClient({ name, ...upstream }),
     ]),
   );
-  const compileTarget = (
-    key: string,
-    target: { upstream: string; path: string; forwardAuthorization: boolean },
-  ) => {
-    const client = clients.get(target.upstream);
-    if (!client) throw new Error(`route ${key}: no upstream ${target.upstream}`);
-    const { upstream, path, forwardAuthorization } = target;
-    return { upstream, forwardAuthorization, client, rewrite: compilePathRewrite(path) };
+  const clientOf = (key: string, upstream: string) => {
+    const client = clients.get(upstream);
+    if (!client) throw new Error(`route ${key}: no upstream ${upstream}`);
+    return client;
   };
-  const proxied = new Map(
+  const compileTarget = (key: string, target: ProxyTarget) => {
+    const { upstream, path, forwardAuthorization, request, response } = target;
+    return {
+      upstream,
+      forwardAuthorization,
+      client: clientOf(key, upstream),
+      rewrite: compilePathRewrite(path),
+      requestHeaders: request?.headers,
+      requestQuery: request?.query,
+      requestBody: request?.body === undefined ? undefined : compileJmespath(request.body),
+      response: response && {
+        upstream,
+        status: new Map(Object.entries(response.status).map(([from, to]) => [Number(from), to])),
+        headers: response.headers,
+        body: response.body === undefined ? undefined : compileJmespath(response.body),
+      },
+    };
+  };
+  type CompiledTarget = ReturnType<typeof compileTarget>;
+  const routes = new Map(
     Object.entries(gateway.routes).flatMap(([key, route]) => {
-      if (!route.proxy) return [];
+      if (!route.proxy && !route.aggregate) return [];
       const body: BodyRules = route.body; // the config schema fills in the defaults
       let validate: ReturnType<typeof compileBodySchema> | undefined;
       try {
@@ -51,13 +74,26 @@ export function createGatewayHandler(gateway: GatewayConfig) {
       } catch (error) {
         throw new Error(`route ${key}: body.schema is not a valid JSON Schema: ${String(error)}`);
       }
-      const versions = new Map(
-        Object.entries(route.proxy.versions).map(([version, target]) => [
-          version,
-          compileTarget(key, target),
-        ]),
-      );
-      return [[key, { target: compileTarget(key, route.proxy), versions, body, validate }] as const];
+      const proxy = route.proxy && {
+        target: compileTarget(key, route.proxy),
+        versions: new Map<string, CompiledTarget>(
+          Object.entries(route.proxy.versions).map(([version, target]) => [
+            version,
+            compileTarget(key, target),
+          ]),
+        ),
+        canary: route.proxy.canary && {
+          target: compileTarget(key, route.proxy.canary),
+          weight: route.proxy.canary.weight,
+          header: route.proxy.canary.header,
+        },
+      };
+      const aggregate = route.aggregate && {
+        calls: compileAggregate(route.aggregate.calls, (upstream) => clientOf(key, upstream)),
+        merge: route.aggregate.merge === undefined ? undefined : compileJmespath(route.aggregate.merge),
+        onFailure: route.aggregate.onFailure,
+      };
+      return [[key, { key, proxy, aggregate, body, validate }] as const];
     }),
   );
   const router = compileRouter(
@@ -67,11 +103,10 @@ export function createGatewayHandler(gateway: GatewayConfig) {
     }),
   );
 
-  const proxiedKeyOf = (event: HttpEvent) =>
-    routeKeyCandidates(event.routeKey).find((key) => proxied.has(key));
+  const routeKeyOf = (event: HttpEvent) => routeKeyCandidates(event.routeKey).find((key) => routes.has(key));
   const routeOf = (event: HttpEvent) => {
-    const key = proxiedKeyOf(event);
-    return key === undefined ? undefined : proxied.get(key);
+    const key = routeKeyOf(event);
+    return key === undefined ? undefined : routes.get(key);
   };
   /** A CORS preflight reaches the catch-all: the route it asks about, by path and requested method. */
   const preflightKeyOf = (event: HttpEvent): string | undefined => {
@@ -87,31 +122,61 @@ export function createGatewayHandler(gateway: GatewayConfig) {
   const corsRoutes = new Map<string, { rules: CorsRules; methods: string[] }>(
     Object.entries(gateway.routes).flatMap(([key, route]) => {
       const rules = route.cors === false ? undefined : (route.cors ?? gateway.cors);
-      if (!route.proxy || !rules) return [];
+      if (!routes.has(key) || !rules) return [];
       const method = key.split(" ")[0] as string;
       return [[key, { rules, methods: method === "ANY" ? [...METHODS] : [method] }] as const];
     }),
   );
-  const corsStep = corsByRoute(corsRoutes, (event) => proxiedKeyOf(event) ?? preflightKeyOf(event));
-  const metricsStep = requestMetrics(proxiedKeyOf);
+  const corsStep = corsByRoute(corsRoutes, (event) => routeKeyOf(event) ?? preflightKeyOf(event));
+  const metricsStep = requestMetrics(routeKeyOf);
   const deprecationStep = deprecation(
     new Map(
       Object.entries(gateway.routes).flatMap(([key, route]) =>
         route.deprecated ? [[key, route.deprecated]] : [],
       ),
     ),
-    proxiedKeyOf,
+    routeKeyOf,
   );
   const bodyStep = requestBody((event) => {
-    const target = routeOf(event);
-    return target && { rules: target.body, ...(target.validate ? { validate: target.validate } : {}) };
+    const route = routeOf(event);
+    return route && { rules: route.body, ...(route.validate ? { validate: route.validate } : {}) };
   });
+
+  /** Which target answers: the version the header asks for, else the caller's canary side, else the default. */
+  const chooseTarget = (
+    proxy: NonNullable<NonNullable<ReturnType<typeof routeOf>>["proxy"]>,
+    key: string,
+    event: HttpEvent,
+    identity: Identity | undefined,
+  ): CompiledTarget => {
+    const requested = event.headers[gateway.versionHeader];
+    if (requested !== undefined) {
+      const version = proxy.versions.get(requested);
+      if (version) return version;
+      const known = [...proxy.versions.keys()];
+      throw new BadRequestError(
+        known.length > 0
+          ? `Unknown ${gateway.versionHeader} ${JSON.stringify(requested)}; use ${known.join(", ")} or leave it out`
+          : `This route has no versions; leave out ${gateway.versionHeader}`,
+      );
+    }
+    const canary = proxy.canary;
+    if (!canary) return proxy.target;
+    const forced = canary.header === undefined ? undefined : event.headers[canary.header];
+    if (forced !== undefined) {
+      if (forced !== "always" && forced !== "never")
+        throw new BadRequestError(`${canary.header} is "always" or "never"`);
+      return forced === "always" ? canary.target : proxy.target;
+    }
+    const caller = identity?.principal ?? event.requestContext.http.sourceIp ?? "";
+    return onCanary(key, caller, canary.weight) ? canary.target : proxy.target;
+  };
 
   return httpHandler(
     async (event, context): Promise<HttpResult> => {
       const method = event.requestContext.http.method.toUpperCase();
-      const target = routeOf(event);
-      if (!target) {
+      const route = routeOf(event);
+      if (!route) {
         const preflight = preflightKeyOf(event);
         if (preflight && corsRoutes.has(preflight)) return { statusCode: 204, headers: {} }; // the CORS step fills it in
         const match = router(method, event.rawPath); // throws 404, 405 or 400
@@ -119,46 +184,59 @@ export function createGatewayHandler(gateway: GatewayConfig) {
         const allowed = declared === "ANY" ? [...METHODS] : [declared];
         throw new MethodNotAllowedError(`${method} is not allowed on ${event.rawPath}`, allowed);
       }
+      const identity = identityOf(event);
+      const params = event.pathParameters ?? {};
+      const forwarding = {
+        headers: event.headers,
+        identity,
+        requestId: context.requestId,
+        sourceIp: event.requestContext.http.sourceIp,
+      };
+      const timed = (call: { upstream: string; client: UpstreamClient }, request: UpstreamRequest) =>
+        timedUpstreamCall(route.key, call, request);
 
-      // A route's other versions are picked by header; without the header, the default.
-      const requested = event.headers[gateway.versionHeader];
-      const chosen = requested === undefined ? target.target : target.versions.get(requested);
-      if (!chosen) {
-        const known = [...target.versions.keys()];
-        throw new BadRequestError(
-          known.length > 0
-            ? `Unknown ${gateway.versionHeader} ${JSON.stringify(requested)}; use ${known.join(", ")} or leave it out`
-            : `This route has no versions; leave out ${gateway.versionHeader}`,
-        );
+      if (route.aggregate) {
+        return runAggregate(route.aggregate, params, upstreamRequestHeaders(forwarding), timed);
       }
-      const path = chosen.rewrite(event.pathParameters ?? {});
+      const proxy = route.proxy;
+      if (!proxy) throw new Error(`route ${route.key} has neither proxy nor aggregate`);
+      const chosen = chooseTarget(proxy, route.key, event, identity);
+      const path = chosen.rewrite(params);
       const body = parsedBody(context);
-      const response = await timedUpstreamCall(proxiedKeyOf(event) ?? event.routeKey, chosen, {
+      let upstreamBody = body?.raw; // the raw bytes the body checks passed, not a re-serialisation
+      const headers = upstreamRequestHeaders({
+        ...forwarding,
+        headers: mapHeaders(event.headers as Record<string, string>, chosen.requestHeaders),
+        forwardAuthorization: chosen.forwardAuthorization,
+      });
+      if (chosen.requestBody && body && body.json !== undefined) {
+        upstreamBody = mapRequestBody(chosen.requestBody, body.json);
+        headers["content-type"] = "application/json";
+      }
+      useResponseMap(context, chosen.response);
+      const response = await timed(chosen, {
         method,
         path,
-        query: event.rawQueryString,
-        headers: upstreamRequestHeaders({
-          headers: event.headers,
-          identity: identityOf(event),
-          requestId: context.requestId,
-          sourceIp: event.requestContext.http.sourceIp,
-          forwardAuthorization: chosen.forwardAuthorization,
-        }),
-        // The raw bytes the body checks passed (not a re-serialisation).
-        ...(body ? { body: body.raw } : {}),
+        query: mapQuery(event.rawQueryString, chosen.requestQuery),
+        headers,
+        params: params as Record<string, string>,
+        ...(upstreamBody ? { body: upstreamBody } : {}),
       });
-      const headers = clientResponseHeaders(response.headers);
-      if (target.versions.size > 0)
-        headers.vary = headers.vary ? `${headers.vary}, ${gateway.versionHeader}` : gateway.versionHeader;
-      const textual = TEXTUAL.test(headers["content-type"] ?? "");
+      const responseHeaders = clientResponseHeaders(response.headers);
+      if (proxy.versions.size > 0) {
+        responseHeaders.vary = responseHeaders.vary
+          ? `${responseHeaders.vary}, ${gateway.versionHeader}`
+          : gateway.versionHeader;
+      }
+      const textual = TEXTUAL.test(responseHeaders["content-type"] ?? "");
       return {
         statusCode: response.status,
-        headers,
+        headers: responseHeaders,
         body: textual ? response.body.toString("utf8") : response.body.toString("base64"),
         isBase64Encoded: !textual,
       };
     },
-    { request: [bodyStep], response: [metricsStep, corsStep, deprecationStep] },
+    { request: [bodyStep], response: [metricsStep, corsStep, deprecationStep, responseTransform()] },
   );
 }
 

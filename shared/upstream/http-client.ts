@@ -39,7 +39,16 @@ export interface UpstreamOptions {
   followRedirects?: boolean;
   /** Random in [0, 1); injectable for tests. */
   random?: () => number;
+  /** How one attempt reaches a target; HTTP `fetch` unless given (the Lambda kind brings its own). */
+  transport?: Transport;
 }
+
+/** One attempt against one target. It must honour `signal` (the attempt's timeout, or the caller giving up). */
+export type Transport = (
+  target: UpstreamTarget,
+  request: UpstreamRequest,
+  signal: AbortSignal,
+) => Promise<{ status: number; headers: Record<string, string>; body: Buffer }>;
 
 export interface UpstreamRequest {
   method: string;
@@ -49,6 +58,10 @@ export interface UpstreamRequest {
   query?: string;
   headers: Record<string, string>;
   body?: Buffer;
+  /** The route's path parameters (the Lambda kind's JSON payload passes them on). */
+  params?: Record<string, string>;
+  /** The caller giving up (an aggregate call's own timeout): the attempt is cancelled, 504. */
+  signal?: AbortSignal;
 }
 
 export interface UpstreamResponse {
@@ -63,6 +76,9 @@ export interface UpstreamResponse {
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
 /** Upstream answers that mean "this target is unwell": they count against its circuit and are retried. */
 const UNHEALTHY_STATUS = new Set([502, 503, 504]);
+
+/** The caller's signal fired: not the target's fault, so neither counted against it nor retried. */
+class CallerCancelled extends Error {}
 
 class UnhealthyResponse extends Error {
   constructor(readonly response: UpstreamResponse) {
@@ -116,45 +132,34 @@ export function createUpstreamClient(options: UpstreamOptions) {
     return healthy.at(-1);
   }
 
+  const transport =
+    options.transport ??
+    httpTransport({ maxResponseBytes: options.maxResponseBytes, followRedirects: !!options.followRedirects });
+
   async function attempt(request: UpstreamRequest, attempts: number): Promise<UpstreamResponse> {
     const state = choose();
     if (!state) throw new BrokenCircuitError();
     // Inside the breaker, so an unhealthy answer counts against this target like a failure does.
     return state.breaker.execute(async () => {
-      const response = await attemptTimeout.execute(({ signal }) =>
-        send(state.target, request, signal, attempts),
-      );
-      if (UNHEALTHY_STATUS.has(response.status)) throw new UnhealthyResponse(response);
-      return response;
+      try {
+        const answer = await attemptTimeout.execute(
+          ({ signal }) => transport(state.target, request, signal),
+          request.signal,
+        );
+        const response = { ...answer, target: state.target.url, attempts };
+        if (UNHEALTHY_STATUS.has(response.status)) throw new UnhealthyResponse(response);
+        return response;
+      } catch (error) {
+        if (request.signal?.aborted) throw new CallerCancelled("the caller gave up", { cause: error });
+        throw error;
+      }
     });
-  }
-
-  async function send(
-    target: UpstreamTarget,
-    request: UpstreamRequest,
-    signal: AbortSignal,
-    attempts: number,
-  ) {
-    const url = `${target.url.replace(/\/$/, "")}${request.path}${request.query ? `?${request.query}` : ""}`;
-    const response = await fetch(url, {
-      method: request.method,
-      headers: request.headers,
-      body: request.body && request.method !== "GET" && request.method !== "HEAD" ? request.body : undefined,
-      redirect: options.followRedirects ? "follow" : "manual",
-      signal,
-    });
-    const body = await readCapped(response, options.maxResponseBytes, signal);
-    const headers: Record<string, string> = {};
-    response.headers.forEach((value, name) => {
-      headers[name] = value;
-    });
-    return { status: response.status, headers, body, target: target.url, attempts };
   }
 
   const breakerSeconds = Math.max(1, Math.ceil(options.breaker.halfOpenAfterMs / 1000));
 
   const retries = retry(
-    handleWhen((error) => !(error instanceof ResponseTooLargeError)),
+    handleWhen((error) => !(error instanceof ResponseTooLargeError) && !(error instanceof CallerCancelled)),
     {
       maxAttempts: options.retries,
       backoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 500 }),
@@ -169,7 +174,7 @@ export function createUpstreamClient(options: UpstreamOptions) {
     let attempts = 0;
     try {
       return IDEMPOTENT.has(request.method.toUpperCase())
-        ? await retries.execute(() => attempt(request, ++attempts))
+        ? await retries.execute(() => attempt(request, ++attempts), request.signal)
         : await attempt(request, ++attempts);
     } catch (error) {
       if (error instanceof UnhealthyResponse) return error.response;
@@ -180,11 +185,36 @@ export function createUpstreamClient(options: UpstreamOptions) {
 
 export type UpstreamClient = ReturnType<typeof createUpstreamClient>;
 
-class ResponseTooLargeError extends Error {}
+/** An upstream answer over `maxResponseBytes`: 502, not retried, not the target's health. */
+export class ResponseTooLargeError extends Error {}
 
 /** Whether a failure is the target's fault (and so counts against its circuit). */
 function countsAgainstTarget(error: Error): boolean {
-  return !(error instanceof ResponseTooLargeError) && !(error instanceof BrokenCircuitError);
+  return (
+    !(error instanceof ResponseTooLargeError) &&
+    !(error instanceof BrokenCircuitError) &&
+    !(error instanceof CallerCancelled)
+  );
+}
+
+/** The HTTP transport: `fetch` to the target's base URL plus the rewritten path, size-capped. */
+function httpTransport(options: { maxResponseBytes: number; followRedirects: boolean }): Transport {
+  return async (target, request, signal) => {
+    const url = `${target.url.replace(/\/$/, "")}${request.path}${request.query ? `?${request.query}` : ""}`;
+    const response = await fetch(url, {
+      method: request.method,
+      headers: request.headers,
+      body: request.body && request.method !== "GET" && request.method !== "HEAD" ? request.body : undefined,
+      redirect: options.followRedirects ? "follow" : "manual",
+      signal,
+    });
+    const body = await readCapped(response, options.maxResponseBytes, signal);
+    const headers: Record<string, string> = {};
+    response.headers.forEach((value, name) => {
+      headers[name] = value;
+    });
+    return { status: response.status, headers, body };
+  };
 }
 
 async function readCapped(response: Response, maxBytes: number, signal: AbortSignal): Promise<Buffer> {
@@ -218,7 +248,7 @@ function toGatewayError(error: unknown, upstream: string, retryAfterSeconds: num
       cause: error,
     });
   }
-  if (error instanceof TaskCancelledError) {
+  if (error instanceof TaskCancelledError || error instanceof CallerCancelled) {
     return new GatewayTimeoutError(`The ${upstream} service did not answer in time`, { cause: error });
   }
   if (error instanceof ResponseTooLargeError) {

@@ -174,6 +174,63 @@ describe("the local stack (npm start), over real sockets", () => {
     assert.equal(traversal.headers.get("content-type"), "application/problem+json");
   });
 
+  it("composes, maps and canaries: an aggregate answer, a v2 made by mapping, a canary side that sticks", async () => {
+    const get = (path: string, headers: Record<string, string> = {}) =>
+      fetch(`${stack.httpUrl}${path}`, { headers: { "x-api-key": SEEDED_KEY, ...headers } });
+
+    const summary = await get("/v1/users/1/summary");
+    assert.equal(summary.status, 200);
+    assert.deepEqual(await summary.json(), {
+      id: "1",
+      name: "Ada Lovelace",
+      orders: [
+        { id: "o-100", userId: "1", productId: "p-1", quantity: 2 },
+        { id: "o-101", userId: "1", productId: "p-2", quantity: 1 },
+      ],
+      orderCount: 2,
+    });
+    const nobody = await get("/v1/users/404/summary");
+    assert.equal(nobody.status, 404, "the required user call found nothing");
+    assert.equal(nobody.headers.get("content-type"), "application/problem+json");
+
+    const v2 = await get("/v2/orders?user=2");
+    assert.equal(v2.status, 200);
+    assert.equal(v2.headers.get("cache-control"), "private, max-age=30");
+    assert.deepEqual(await v2.json(), {
+      items: [{ id: "o-102", userId: "2", productId: "p-3", quantity: 5 }],
+      count: 1,
+    });
+
+    // The demo key's side of the 10 % canary, five times over: always the same one.
+    const sides = new Set<string>();
+    for (let i = 0; i < 5; i++) {
+      const body = (await (await get("/v1/users")).json()) as { build?: string };
+      sides.add(body.build ?? "stable");
+    }
+    assert.equal(sides.size, 1, `one side for one caller: ${[...sides].join(", ")}`);
+    const forced = (await (await get("/v1/users", { "x-canary": "always" })).json()) as { build?: string };
+    assert.equal(forced.build, "canary");
+  });
+
+  it("reaches a Lambda-backed service through the lambda upstream (serverless-offline's Lambda endpoint)", async () => {
+    const get = (path: string) => fetch(`${stack.httpUrl}${path}`, { headers: { "x-api-key": SEEDED_KEY } });
+    const product = await get("/v1/products/p-2");
+    assert.equal(product.status, 200);
+    assert.deepEqual(await product.json(), {
+      id: "p-2",
+      name: "Difference Engine",
+      price: 1822,
+      currency: "GBP",
+      servedBy: "lambda",
+      caller: "key:local-demo",
+    });
+    const missing = await get("/v1/products/p-404");
+    assert.equal(missing.status, 404);
+    assert.equal(missing.headers.get("content-type"), "application/problem+json");
+    const tricky = await get("/v1/products/..%2Fadmin");
+    assert.equal(tricky.status, 400, "path rules hold for lambda upstreams too");
+  });
+
   it("checks request bodies before anything goes upstream: 201, 400 naming fields, 415, 413; binary passes through", async () => {
     const post = (body: string | Buffer, contentType = "application/json", path = "/v1/orders") =>
       fetch(`${stack.httpUrl}${path}`, {

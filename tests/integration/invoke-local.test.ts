@@ -64,6 +64,11 @@ describe("serverless invoke local with every sample event", () => {
           assert.equal(result.statusCode, 200);
           assert.ok(Array.isArray(body.keys));
         }
+      } else if (functionName === "catalog") {
+        // Invoked as the gateway's lambda upstream invokes it: the identity arrives as headers.
+        assert.equal(result.statusCode, 200, String(result.body));
+        const product = JSON.parse(String(result.body)) as Record<string, unknown>;
+        assert.deepEqual([product.id, product.servedBy, product.caller], ["p-1", "lambda", "key:local-demo"]);
       } else if (functionName === "whoami") {
         assert.equal(result.statusCode, 200);
         assert.equal((JSON.parse(String(result.body)) as { principal: string }).principal, "key:local-demo");

@@ -59,7 +59,8 @@ describe("serverless.yml (stage prod)", () => {
     );
     assert.deepEqual(roles, {
       adminKeys: "AdminKeysRole",
-      gateway: "HttpSystemRole",
+      catalog: "HttpSystemRole",
+      gateway: "GatewayRole",
       health: "HttpSystemRole",
       httpAuthorizer: "AuthorizerRole",
       whoami: "HttpSystemRole",
@@ -70,6 +71,7 @@ describe("serverless.yml (stage prod)", () => {
       wsPing: "WsMessageRole",
     });
     assert.deepEqual(dynamoActions("HttpSystemRole"), []);
+    assert.deepEqual(dynamoActions("GatewayRole"), []);
     assert.deepEqual(dynamoActions("AuthorizerRole"), ["dynamodb:GetItem"]);
     assert.deepEqual(dynamoActions("AdminKeysRole"), [
       "dynamodb:PutItem",
@@ -117,6 +119,34 @@ describe("serverless.yml (stage prod)", () => {
       return [key, authorizer] as const;
     });
     assert.deepEqual(new Map(declared), new Map(expected));
+  });
+
+  it("lets the gateway invoke exactly the functions its lambda upstreams name", () => {
+    const gateway = loadGateway(definition, "prod");
+    const resources = service.resources.Resources as Record<string, { Properties: Record<string, unknown> }>;
+    const gatewayRole = resources.GatewayRole;
+    assert.ok(gatewayRole, "GatewayRole is declared");
+    const statements = (
+      gatewayRole.Properties.Policies as {
+        PolicyDocument: { Statement: { Action: string[]; Resource: unknown }[] };
+      }[]
+    ).flatMap((policy) => policy.PolicyDocument.Statement);
+    const invocable = statements
+      .filter((statement) => statement.Action.some((action) => action.startsWith("lambda:")))
+      .flatMap((statement) => {
+        assert.deepEqual(statement.Action, ["lambda:InvokeFunction"]);
+        return statement.Resource as { "Fn::GetAtt": [string, string] }[];
+      })
+      .map((resource) => resource["Fn::GetAtt"][0]);
+    const named = Object.values(gateway.upstreams).flatMap((upstream) =>
+      upstream.kind === "lambda" ? [upstream.function] : [],
+    );
+    assert.ok(named.length > 0, "the example config has a lambda upstream");
+    for (const fn of named)
+      assert.ok(service.functions[fn], `lambda upstream ${fn} is a function of serverless.yml`);
+    // serverless names a function's resource <Key>LambdaFunction, key capitalised.
+    const expected = named.map((fn) => `${fn[0]?.toUpperCase()}${fn.slice(1)}LambdaFunction`);
+    assert.deepEqual(new Set(invocable), new Set(expected));
   });
 
   it("keys the authorizer cache on the credential, the route and the source IP", () => {

@@ -145,7 +145,7 @@ describe("gateway config validation", () => {
     };
     const problems = problemsOf(config);
     assert.ok(
-      problems.includes('routes.GET /a/{id}.proxy.upstream: "nobody" is not in upstreams'),
+      problems.includes('routes.GET /a/{id}.proxy.upstream: "nobody" is not in upstreams (users)'),
       problems.join("\n"),
     );
     assert.ok(
@@ -155,6 +155,79 @@ describe("gateway config validation", () => {
     assert.ok(
       problems.some((p) => p.startsWith("upstreams.users: 3 attempts of 10000 ms can pass")),
       problems.join("\n"),
+    );
+  });
+
+  it("checks mappings, canaries, aggregates and lambda upstreams, naming each bad field", () => {
+    const config = base();
+    config.upstreams = {
+      svc: { targets: [{ url: "https://svc.internal" }], timeoutMs: 1_000, retries: 1 },
+      fn: { kind: "lambda", function: "not a function name!" },
+    };
+    config.routes = {
+      "GET /health": { auth: "public" },
+      "GET /a": {
+        auth: "public",
+        proxy: {
+          upstream: "svc",
+          path: "/a",
+          request: { headers: { set: { "x-gatehouse-principal": "admin" }, remove: ["X-Upper"] } },
+          response: { body: "{ a: ", status: { "99": 200, "404": 700 } },
+          canary: { upstream: "nowhere", path: "/a", weight: 120 },
+        },
+      },
+      "POST /b/{id}": {
+        auth: "public",
+        proxy: { upstream: "svc", path: "/b" },
+        aggregate: {
+          calls: {
+            one: { upstream: "svc", path: "/one", query: { user: "{nope}" }, timeoutMs: 9_000 },
+            two: { upstream: "ghost", path: "/two/{id}" },
+          },
+          merge: "length(",
+        },
+      },
+    };
+    const problems = problemsOf(config);
+    const expect = [
+      /^upstreams\.fn\.function: a function is a serverless\.yml function key/,
+      /^routes\.GET \/a\.proxy\.request\.headers\.set\.x-gatehouse-principal: this header is the gateway's own/,
+      /^routes\.GET \/a\.proxy\.request\.headers\.remove\.0: a header name in lower case/,
+      /^routes\.GET \/a\.proxy\.response\.body: response\.body is not valid JMESPath/,
+      /^routes\.GET \/a\.proxy\.response\.status\.99: a status code such as 404/,
+      /^routes\.GET \/a\.proxy\.response\.status\.404: /,
+      /^routes\.GET \/a\.proxy\.canary\.weight: a canary weight is a percentage/,
+      /^routes\.POST \/b\/\{id\}\.aggregate\.merge: aggregate\.merge is not valid JMESPath/,
+    ];
+    for (const pattern of expect)
+      assert.ok(
+        problems.some((p) => pattern.test(p)),
+        `${pattern}\n${problems.join("\n")}`,
+      );
+
+    // The cross-field checks run once the shapes are right.
+    config.upstreams.fn = { kind: "lambda", function: "catalog" };
+    const route = config.routes["GET /a"];
+    assert.ok(route?.proxy);
+    route.proxy = { upstream: "svc", path: "/a", canary: { upstream: "nowhere", path: "/a", weight: 10 } };
+    const aggregate = config.routes["POST /b/{id}"]?.aggregate;
+    assert.ok(aggregate);
+    aggregate.merge = "one";
+    const crossField = problemsOf(config);
+    for (const expected of [
+      'routes.GET /a.proxy.canary.upstream: "nowhere" is not in upstreams (svc, fn)',
+      "routes.POST /b/{id}: has both proxy and aggregate; a route does one or the other",
+      "routes.POST /b/{id}.aggregate: an aggregate route answers GET (its calls are GETs)",
+      "routes.POST /b/{id}.aggregate.calls.one.query.user: {nope} is not a parameter of the route",
+      'routes.POST /b/{id}.aggregate.calls.two.upstream: "ghost" is not in upstreams (svc, fn)',
+    ]) {
+      assert.ok(crossField.includes(expected), `${expected}\n${crossField.join("\n")}`);
+    }
+    assert.ok(
+      crossField.some((p) =>
+        p.startsWith("routes.POST /b/{id}.aggregate.calls.one.timeoutMs: longer than every attempt"),
+      ),
+      crossField.join("\n"),
     );
   });
 

@@ -1,0 +1,45 @@
+import type middy from "@middy/core";
+import type { GatehouseContext, HttpEvent, HttpResult } from "../http.ts";
+import { mapHeaders, mapResponseBody, type NameMap } from "../upstream/transform.ts";
+
+/** A proxied target's response mapping, compiled once. */
+export interface ResponseMap {
+  /** Named in errors ("the users service sent…"). */
+  upstream: string;
+  status: ReadonlyMap<number, number>;
+  headers: NameMap | undefined;
+  body: ((data: unknown) => unknown) | undefined;
+}
+
+const chosen = new WeakMap<GatehouseContext, ResponseMap>();
+
+/** Called by the handler once it knows which target (version, canary) answers this request. */
+export function useResponseMap(context: GatehouseContext, map: ResponseMap | undefined): void {
+  if (map) chosen.set(context, map);
+}
+
+const JSON_BODY = /^application\/([\w.+-]+\+)?json\b/i;
+
+/**
+ * The response transform step: runs right after the handler, on the upstream's answer (never on the
+ * gateway's own errors, which keep their problem+json). In order: the body mapping (2XX JSON answers
+ * only), the status mapping, the header mapping.
+ */
+export function responseTransform(): middy.MiddlewareObj<HttpEvent, HttpResult, Error, GatehouseContext> {
+  const responseTransformAfter: middy.MiddlewareFn<HttpEvent, HttpResult, Error, GatehouseContext> = (
+    request,
+  ) => {
+    const map = chosen.get(request.context);
+    const response = request.response;
+    if (!map || !response) return;
+    const status = response.statusCode ?? 200;
+    const headers = response.headers as Record<string, string>;
+    if (map.body && status >= 200 && status < 300 && JSON_BODY.test(headers["content-type"] ?? "")) {
+      response.body = mapResponseBody(map.body, response.body ?? "", map.upstream);
+      response.isBase64Encoded = false;
+    }
+    response.statusCode = map.status.get(status) ?? status;
+    response.headers = mapHeaders(headers, map.headers);
+  };
+  return { after: responseTransformAfter };
+}
