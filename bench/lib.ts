@@ -10,10 +10,13 @@ export interface BenchContext {
   tmpDir: string;
 }
 
-/** One column of a printed table. Numbers are right-aligned (with `decimals` fixed if given), text left-aligned. */
+/**
+ * One column of a printed table. Numbers are right-aligned (with `decimals` fixed if given), text
+ * left-aligned; `null` is a blank cell that leaves a number column a number column.
+ */
 export interface Column<R> {
   header: string;
-  value: (row: R) => string | number;
+  value: (row: R) => string | number | null;
   decimals?: number;
 }
 
@@ -45,11 +48,14 @@ export function round(value: number, decimals = 1): number {
 export function formatTable<R>(rows: readonly R[], columns: readonly Column<R>[]): string {
   const values = rows.map((row) => columns.map((column) => column.value(row)));
   const numeric = columns.map(
-    (_, i) => values.length > 0 && values.every((line) => typeof line[i] === "number"),
+    (_, i) =>
+      values.some((line) => typeof line[i] === "number") &&
+      values.every((line) => typeof line[i] === "number" || line[i] === null),
   );
   const cells = values.map((line) =>
     line.map((value, i) => {
       const decimals = columns[i]?.decimals;
+      if (value === null) return "";
       return typeof value === "number" && decimals !== undefined ? value.toFixed(decimals) : String(value);
     }),
   );

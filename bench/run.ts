@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: runs every bench case, prints a table per case and writes all rows to
- * bench/results/latest.json (git-ignored). `BENCH_RUNS` sets the samples per measurement
+ * bench/results/latest.json (git-ignored). `npm run bench -- gatewayChain authorizer` runs only the
+ * cases named (by key). `BENCH_RUNS` sets the samples per measurement
  * (default 15, at least 10). Exits non-zero if any build or measured process fails.
  *
  * A case is a module under bench/cases exporting an async function (BenchContext) => rows and the
@@ -12,6 +13,7 @@ import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { authorizer, authorizerColumns } from "./cases/authorizer.ts";
 import { coldStart, coldStartColumns } from "./cases/cold-start.ts";
+import { gatewayChain, gatewayChainColumns } from "./cases/gateway-chain.ts";
 import { localStack, localStackColumns } from "./cases/local-stack.ts";
 import { type BenchContext, type Column, formatTable } from "./lib.ts";
 
@@ -61,6 +63,12 @@ const cases: Case[] = [
     authorizer,
     authorizerColumns,
   ),
+  defineCase(
+    "gatewayChain",
+    "Gateway chain: CPU per request in-process (chain, bare handler, same work without Middy), latency through the local stack",
+    gatewayChain,
+    gatewayChainColumns,
+  ),
 ];
 
 function runsFromEnv(): number {
@@ -81,9 +89,17 @@ async function main(): Promise<void> {
     `Gatehouse bench: Node ${process.version} (${process.platform}-${process.arch}), ${runs} runs per bundle, one process at a time`,
   );
 
+  const wanted = process.argv.slice(2);
+  const unknown = wanted.filter((key) => !cases.some((c) => c.key === key));
+  if (unknown.length > 0) {
+    throw new Error(
+      `unknown case ${unknown.join(", ")}; the cases are ${cases.map((c) => c.key).join(", ")}`,
+    );
+  }
+  const selected = wanted.length > 0 ? cases.filter((c) => wanted.includes(c.key)) : cases;
   const results: Record<string, unknown[]> = {};
   try {
-    for (const c of cases) results[c.key] = await c.run({ root, runs, tmpDir });
+    for (const c of selected) results[c.key] = await c.run({ root, runs, tmpDir });
   } finally {
     await rm(tmpDir, { recursive: true, force: true });
   }

@@ -94,7 +94,9 @@ export async function runAggregate(
           const value = readJson(call.name, response);
           return { name: call.name, value };
         } catch (error) {
-          const failure = describe(call.name, error);
+          // Cancelled because another call already failed the request: not a failure of its own.
+          const cancelled = cancelAll.signal.aborted;
+          const failure = describe(call.name, error, !cancelled);
           const fatal = route.onFailure === "fail" || call.required;
           if (fatal && !cancelAll.signal.aborted) cancelAll.abort(failure.error);
           return { name: call.name, failure };
@@ -146,10 +148,11 @@ function readJson(name: string, response: UpstreamResponse): unknown {
   }
 }
 
-function describe(name: string, error: unknown): Failure {
+function describe(name: string, error: unknown, log: boolean): Failure {
   const httpError =
     error instanceof HttpError ? error : new BadGatewayError(`The ${name} call failed`, { cause: error });
-  if (httpError.statusCode >= 500) logger.warn("aggregate call failed", { call: name, error: httpError });
+  if (log && httpError.statusCode >= 500)
+    logger.warn("aggregate call failed", { call: name, error: httpError });
   return {
     status: httpError.statusCode,
     title: httpError.title,

@@ -1,7 +1,7 @@
 import { type Identity, requestIdentity } from "../auth/identity.ts";
 import type { GatewayConfig, RouteConfig } from "../config/gateway.ts";
 import { BadRequestError, MethodNotAllowedError } from "../errors.ts";
-import type { HttpEvent, HttpResult } from "../http.ts";
+import type { GatehouseContext, HttpEvent, HttpResult } from "../http.ts";
 import { type CorsRules, corsByRoute } from "../middleware/cors.ts";
 import { deprecation } from "../middleware/deprecation.ts";
 import { httpHandler } from "../middleware/http-handler.ts";
@@ -103,7 +103,16 @@ export function createGatewayHandler(gateway: GatewayConfig) {
     }),
   );
 
-  const routeKeyOf = (event: HttpEvent) => routeKeyCandidates(event.routeKey).find((key) => routes.has(key));
+  // Every step asks for the route; it is worked out once per event.
+  const routeKeys = new WeakMap<HttpEvent, string | null>();
+  const routeKeyOf = (event: HttpEvent): string | undefined => {
+    let key = routeKeys.get(event);
+    if (key === undefined) {
+      key = routeKeyCandidates(event.routeKey).find((candidate) => routes.has(candidate)) ?? null;
+      routeKeys.set(event, key);
+    }
+    return key ?? undefined;
+  };
   const routeOf = (event: HttpEvent) => {
     const key = routeKeyOf(event);
     return key === undefined ? undefined : routes.get(key);
@@ -193,7 +202,7 @@ export function createGatewayHandler(gateway: GatewayConfig) {
         sourceIp: event.requestContext.http.sourceIp,
       };
       const timed = (call: { upstream: string; client: UpstreamClient }, request: UpstreamRequest) =>
-        timedUpstreamCall(route.key, call, request);
+        timedUpstreamCall(context, call, request);
 
       if (route.aggregate) {
         return runAggregate(route.aggregate, params, upstreamRequestHeaders(forwarding), timed);
@@ -240,9 +249,9 @@ export function createGatewayHandler(gateway: GatewayConfig) {
   );
 }
 
-/** The upstream call, timed by route, upstream and answering target (`none` when nobody answered). */
+/** The upstream call, timed for the request's metrics (by upstream and answering target). */
 async function timedUpstreamCall(
-  route: string,
+  context: GatehouseContext,
   chosen: { upstream: string; client: UpstreamClient },
   request: UpstreamRequest,
 ): Promise<UpstreamResponse> {
@@ -252,8 +261,7 @@ async function timedUpstreamCall(
     response = await chosen.client(request);
     return response;
   } finally {
-    recordUpstream({
-      route,
+    recordUpstream(context, {
       upstream: chosen.upstream,
       target: response?.target ?? "none",
       ms: performance.now() - began,
@@ -264,6 +272,9 @@ async function timedUpstreamCall(
 
 /** The caller's identity when an authorizer ran (a public route has none). */
 function identityOf(event: HttpEvent): Identity | undefined {
+  // A public route has no authorizer context: say so without building an error per request.
+  const authorizer = (event.requestContext as { authorizer?: { lambda?: unknown } }).authorizer;
+  if (!authorizer?.lambda) return undefined;
   try {
     return requestIdentity(event);
   } catch {

@@ -2,12 +2,33 @@ import type middy from "@middy/core";
 import type { GatehouseContext, HttpEvent, HttpResult } from "../http.ts";
 import { MetricUnit, metrics as sharedMetrics } from "../observability/metrics.ts";
 
-const started = new WeakMap<GatehouseContext, number>();
+/** One upstream call of a request: by route, upstream and answering target (`none` when nobody answered). */
+export interface UpstreamSample {
+  upstream: string;
+  target: string;
+  ms: number;
+  failed: boolean;
+}
+
+interface RequestMetricsState {
+  began: number;
+  upstream: UpstreamSample[];
+}
+const state = new WeakMap<GatehouseContext, RequestMetricsState>();
+
+/** Notes an upstream call of this request; `requestMetrics` publishes it with the request's own metrics. */
+export function recordUpstream(context: GatehouseContext, sample: UpstreamSample): void {
+  state.get(context)?.upstream.push(sample);
+}
 
 /**
  * Per request, by route: `Requests`, `Status4XX`, `Status5XX` (0 or 1, so averages are rates) and
- * `Latency` in ms, flushed as one EMF record when the response (or the mapped error) is ready. The
- * route dimension is the declared route key, so its cardinality is the config's.
+ * `Latency` in ms; per upstream call, by route × upstream × target: `UpstreamLatency` and
+ * `UpstreamErrors`. The route dimension is the declared route key, so cardinality stays the config's.
+ *
+ * A proxied request (one upstream call) is one EMF record with two dimension sets, [route] and
+ * [route, upstream, target], so the request counts are also there per target; writing a record is
+ * most of what metrics cost per request. An aggregate's calls get a record each.
  */
 export function requestMetrics(
   routeKeyOf: (event: HttpEvent) => string | undefined,
@@ -16,40 +37,39 @@ export function requestMetrics(
   const requestMetricsBefore: middy.MiddlewareFn<HttpEvent, HttpResult, Error, GatehouseContext> = (
     request,
   ) => {
-    started.set(request.context, performance.now());
+    state.set(request.context, { began: performance.now(), upstream: [] });
   };
   const requestMetricsAfter: middy.MiddlewareFn<HttpEvent, HttpResult, Error, GatehouseContext> = (
     request,
   ) => {
     const status = request.response?.statusCode ?? 500;
-    const begin = started.get(request.context) ?? performance.now();
-    metrics.addDimension("route", routeKeyOf(request.event) ?? "unmatched");
+    const current = state.get(request.context);
+    state.delete(request.context);
+    const route = routeKeyOf(request.event) ?? "unmatched";
+    const samples = current?.upstream ?? [];
+    const single = samples.length === 1 ? samples[0] : undefined;
+
+    metrics.addDimension("route", route);
+    if (single) {
+      metrics.addDimensions({ route, upstream: single.upstream, target: single.target });
+      addUpstream(metrics, single);
+    }
     metrics.addMetric("Requests", MetricUnit.Count, 1);
     metrics.addMetric("Status4XX", MetricUnit.Count, status >= 400 && status < 500 ? 1 : 0);
     metrics.addMetric("Status5XX", MetricUnit.Count, status >= 500 ? 1 : 0);
-    metrics.addMetric("Latency", MetricUnit.Milliseconds, performance.now() - begin);
+    metrics.addMetric("Latency", MetricUnit.Milliseconds, performance.now() - (current?.began ?? 0));
     metrics.publishStoredMetrics();
+    if (single) return;
+    for (const sample of samples) {
+      metrics.addDimensions({ route, upstream: sample.upstream, target: sample.target });
+      addUpstream(metrics, sample);
+      metrics.publishStoredMetrics();
+    }
   };
   return { before: requestMetricsBefore, after: requestMetricsAfter, onError: requestMetricsAfter };
 }
 
-/**
- * Time spent on the upstream call, by route, upstream and answering target; `UpstreamErrors` when
- * nobody answered. Published at once as its own record: a container serves one request at a time,
- * and the request's own metrics are only added after the handler.
- */
-export function recordUpstream(
-  {
-    route,
-    upstream,
-    target,
-    ms,
-    failed,
-  }: { route: string; upstream: string; target: string; ms: number; failed: boolean },
-  metrics = sharedMetrics,
-): void {
-  metrics.addDimensions({ route, upstream, target });
-  metrics.addMetric("UpstreamLatency", MetricUnit.Milliseconds, ms);
-  metrics.addMetric("UpstreamErrors", MetricUnit.Count, failed ? 1 : 0);
-  metrics.publishStoredMetrics();
+function addUpstream(metrics: typeof sharedMetrics, sample: UpstreamSample): void {
+  metrics.addMetric("UpstreamLatency", MetricUnit.Milliseconds, sample.ms);
+  metrics.addMetric("UpstreamErrors", MetricUnit.Count, sample.failed ? 1 : 0);
 }

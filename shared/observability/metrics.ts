@@ -1,10 +1,35 @@
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import { logger } from "./logger.ts";
+
+/**
+ * Powertools Metrics warns whenever one key is in two dimension sets ("Dimension route has already been
+ * added", "EMF key route is defined as both…"), though EMF means exactly that: the gateway's request
+ * record has the sets [route] and [route, upstream, target]. Those warnings would be a log line per
+ * request; everything else Metrics has to say goes to the logger.
+ */
+const SHARED_DIMENSION =
+  /^(Dimension "route" has already been added|EMF key "route" is defined as both a (dimension|dimension set) and dimension set)/;
+type Level = "debug" | "info" | "warn" | "error";
+const forward =
+  (level: Level) =>
+  (...content: unknown[]): void => {
+    const [message, ...rest] = content;
+    if (level === "warn" && SHARED_DIMENSION.test(String(message))) return;
+    if (rest.length === 0) logger[level](String(message));
+    else logger[level](String(message), { detail: rest.map(String) });
+  };
+const metricsLog = {
+  debug: forward("debug"),
+  info: forward("info"),
+  warn: forward("warn"),
+  error: forward("error"),
+};
 
 /**
  * CloudWatch metrics in embedded metric format (Powertools Metrics), one instance per container:
  * written to the log as JSON, turned into metrics by CloudWatch with no API call on the request path.
  * Namespace from `POWERTOOLS_METRICS_NAMESPACE` (serverless.yml), default `Gatehouse`.
  */
-export const metrics = new Metrics({ namespace: "Gatehouse", serviceName: "gatehouse" });
+export const metrics = new Metrics({ namespace: "Gatehouse", serviceName: "gatehouse", logger: metricsLog });
 
 export { MetricUnit };

@@ -110,7 +110,12 @@ export function createUpstreamClient(options: UpstreamOptions) {
     });
     return state;
   });
-  const attemptTimeout = timeout(options.timeoutMs, TimeoutStrategy.Aggressive);
+  // The body is read inside the attempt, so nothing is left to cancel once it returns: no abort then
+  // (aborting a finished fetch costs an error object and undici's abort handling on every request).
+  const attemptTimeout = timeout(options.timeoutMs, {
+    strategy: TimeoutStrategy.Aggressive,
+    abortOnReturn: false,
+  });
 
   /**
    * Weighted choice among the targets that may take traffic: circuit closed or half-open, or open

@@ -5,6 +5,7 @@ import { after, before, describe, it, mock } from "node:test";
 import { defineGateway, loadGateway } from "#shared/config/gateway.ts";
 import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
 import type { HttpEvent, HttpResult } from "#shared/http.ts";
+import { logger } from "#shared/observability/logger.ts";
 import { metrics } from "#shared/observability/metrics.ts";
 import { loadEvent } from "../support/events.ts";
 import { lambdaContext } from "../support/lambda-context.ts";
@@ -373,8 +374,14 @@ describe("gateway handler: mapping, canary and aggregate routes", () => {
 
   it("fails fast under `fail`: an upstream 404 is a 404 and the slow call is cancelled", async () => {
     const cancelledBefore = slowCancelled;
+    const warned: string[] = [];
+    const warn = mock.method(logger, "warn", (message: string) => {
+      warned.push(message);
+    });
     const began = performance.now();
     const result = await request("GET", "GET /agg-fail", "/agg-fail");
+    warn.mock.restore();
+    assert.deepEqual(warned, [], "the cancelled call is not logged as a failure of its own");
     assert.equal(result.statusCode, 404);
     assert.equal(result.headers["content-type"], "application/problem+json");
     assert.match(String(bodyOf(result).detail), /missing/);

@@ -198,6 +198,11 @@ describe("gateway handler: CORS (@middy/http-cors per route), versions by header
     assert.ok(aws.CloudWatchMetrics[0]?.Dimensions[0]?.includes("route"));
     assert.deepEqual([byRoute("POST /items")[0]?.Status4XX, byRoute("unmatched")[0]?.Status4XX], [1, 1]);
     const upstreamRecord = emf.find((record) => "UpstreamLatency" in record);
+    assert.equal(upstreamRecord, ok, "a proxied request is one record: its counts and its upstream call");
+    assert.deepEqual(aws.CloudWatchMetrics[0]?.Dimensions, [
+      ["service", "route"],
+      ["service", "route", "upstream", "target"],
+    ]);
     assert.equal(upstreamRecord?.route, "GET /items");
     assert.equal(upstreamRecord?.upstream, "svc");
     assert.match(String(upstreamRecord?.target), /^http:\/\/127\.0\.0\.1:\d+$/);

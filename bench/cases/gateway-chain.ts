@@ -1,0 +1,302 @@
+/**
+ * The gateway chain: what Gatehouse's proxy path costs per request, beside the least a Lambda could
+ * do for the same request, and what a request takes through the local stack.
+ *
+ * - CPU per request, in-process: a `POST /v1/orders` event (payload 2.0) through three handlers that
+ *   make the same call to a loopback upstream: the real gateway handler (route, body checks and JSON
+ *   Schema, proxy through the upstream client, map; Middy, Powertools logger context, EMF metrics
+ *   flushed per invocation), a bare handler that only makes the upstream call with fetch, and the
+ *   chain's work written by hand without Middy. They run in a forked process of their own
+ *   (bench/support/gateway-chain-worker.ts) whose stdout is discarded, as the chain writes its EMF
+ *   records there; the upstream (bench/support/loopback-upstream.mjs) is another process, so its CPU
+ *   is never counted. Each measurement is `process.cpuUsage()` (user + system, GC threads included)
+ *   over a run of requests after a warm-up and a forced GC, one request at a time (as a Lambda
+ *   container serves) and CONCURRENCY at a time; wall time is the run's over its requests. Rounds
+ *   take every variant once, in rotated order; the median is reported, ratios and overheads as the
+ *   median of the per-round pairs. Target: the chain adds at most TARGET_OVERHEAD_US of CPU over
+ *   the bare handler, one request at a time.
+ * - Latency through the local stack (`npm start`): p50/p99/max of sequential requests, interleaved
+ *   over a proxied `POST` and `GET` with the seeded demo API key (authorizer, gateway, demo upstream),
+ *   `GET /health` (a Lambda with no upstream) and the demo upstream called directly, after a warm-up.
+ *
+ * Every response's status is checked; any failure fails the case. `BENCH_CHAIN_REQUESTS` sets the
+ * requests per CPU measurement (default 3,000); the rounds are BENCH_RUNS capped at MAX_ROUNDS, which
+ * keeps the case near a minute.
+ */
+import { type ChildProcess, fork, spawn } from "node:child_process";
+import { once } from "node:events";
+import { join } from "node:path";
+import { freePorts, startLocalStack } from "../../tests/support/local-stack.ts";
+import { type BenchContext, type Column, median, percentile, round } from "../lib.ts";
+import type {
+  Measurement,
+  VariantKey,
+  WorkerMessage,
+  WorkerOptions,
+} from "../support/gateway-chain-worker.ts";
+
+export interface GatewayChainRow {
+  measure: string;
+  /** Process CPU per request, µs: the median of the rounds. Null on latency rows. */
+  cpuUs: number | null;
+  /** Wall-clock time per request, µs: the median of the rounds. */
+  wallUs: number | null;
+  /** CPU over the bare handler's, median of the per-round ratios. */
+  ratioToBare: number | null;
+  /** CPU added over the bare handler, µs, median of the per-round differences. */
+  overheadUs: number | null;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  maxMs: number | null;
+  /** What the value should be, or "" if there is no target. */
+  target: string;
+  /** "ok" or "MISS" against `target`, "" if there is no target. */
+  status: "ok" | "MISS" | "";
+  /** CPU µs per request per round, or ms per request, in run order. */
+  samples: number[];
+}
+
+export const gatewayChainColumns: Column<GatewayChainRow>[] = [
+  { header: "measure", value: (r) => r.measure },
+  { header: "CPU µs/req", value: (r) => r.cpuUs, decimals: 1 },
+  { header: "wall µs/req", value: (r) => r.wallUs, decimals: 1 },
+  { header: "× bare", value: (r) => r.ratioToBare, decimals: 2 },
+  { header: "+µs vs bare", value: (r) => r.overheadUs, decimals: 1 },
+  { header: "p50 ms", value: (r) => r.p50Ms, decimals: 2 },
+  { header: "p99 ms", value: (r) => r.p99Ms, decimals: 2 },
+  { header: "max ms", value: (r) => r.maxMs, decimals: 2 },
+  { header: "target", value: (r) => r.target },
+  { header: "result", value: (r) => r.status },
+];
+
+const DEFAULT_REQUESTS = 3_000;
+const WARMUP = 2_000;
+const MAX_ROUNDS = 5;
+const CONCURRENCY = 8;
+const TARGET_OVERHEAD_US = 25;
+/** The worker's own limit: the whole CPU half normally takes about half a minute. */
+const WORKER_TIMEOUT_MS = 240_000;
+
+/** Sequential requests per local-stack route, after LATENCY_WARMUP untimed ones each. */
+const LATENCY_REQUESTS = 300;
+const LATENCY_WARMUP = 30;
+/** The local stack's seeded API key (scripts/seed/local.json). */
+const DEMO_API_KEY = "gh_local_demo_0123456789abcdef0123456789abcdef";
+
+const VARIANTS: { key: VariantKey; label: string }[] = [
+  { key: "bare", label: "bare handler (fetch only)" },
+  { key: "noMiddy", label: "same work, no Middy" },
+  { key: "chain", label: "gatehouse chain" },
+];
+
+function requestsFromEnv(): number {
+  const raw = process.env.BENCH_CHAIN_REQUESTS;
+  if (raw === undefined || raw === "") return DEFAULT_REQUESTS;
+  const requests = Number(raw);
+  if (!Number.isInteger(requests) || requests < 100)
+    throw new Error(`BENCH_CHAIN_REQUESTS must be an integer of at least 100, got "${raw}"`);
+  return requests;
+}
+
+function blankRow(measure: string): GatewayChainRow {
+  return {
+    measure,
+    cpuUs: null,
+    wallUs: null,
+    ratioToBare: null,
+    overheadUs: null,
+    p50Ms: null,
+    p99Ms: null,
+    maxMs: null,
+    target: "",
+    status: "",
+    samples: [],
+  };
+}
+
+export async function gatewayChain(ctx: BenchContext): Promise<GatewayChainRow[]> {
+  return [...(await cpuRows(ctx)), ...(await latencyRows())];
+}
+
+async function cpuRows(ctx: BenchContext): Promise<GatewayChainRow[]> {
+  const options: Omit<WorkerOptions, "upstreamUrl"> = {
+    requests: requestsFromEnv(),
+    warmup: WARMUP,
+    rounds: Math.min(ctx.runs, MAX_ROUNDS),
+    concurrencies: [1, CONCURRENCY],
+  };
+  const upstream = spawn(process.execPath, [join(ctx.root, "bench", "support", "loopback-upstream.mjs")], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  let measurements: Measurement[];
+  try {
+    const port = await firstLine(upstream, 10_000);
+    measurements = await runWorker(ctx.root, { upstreamUrl: `http://127.0.0.1:${port}`, ...options });
+  } finally {
+    if (upstream.exitCode === null && upstream.pid !== undefined) process.kill(upstream.pid);
+  }
+
+  const rows: GatewayChainRow[] = [];
+  for (const concurrency of options.concurrencies) {
+    const series = (key: VariantKey) =>
+      measurements
+        .filter((m) => m.variant === key && m.concurrency === concurrency)
+        .sort((a, b) => a.round - b.round);
+    const bare = series("bare");
+    for (const { key, label } of VARIANTS) {
+      const own = series(key);
+      const paired = own.flatMap((m) => {
+        const base = bare.find((b) => b.round === m.round);
+        return base ? [{ ratio: m.cpuUs / base.cpuUs, overhead: m.cpuUs - base.cpuUs }] : [];
+      });
+      const overheadUs = median(paired.map((p) => p.overhead));
+      const targeted = key === "chain" && concurrency === 1;
+      rows.push({
+        ...blankRow(`in-process, ${concurrency} at a time: ${label}`),
+        cpuUs: round(median(own.map((m) => m.cpuUs))),
+        wallUs: round(median(own.map((m) => m.wallUs))),
+        ratioToBare: round(median(paired.map((p) => p.ratio)), 2),
+        overheadUs: round(overheadUs),
+        ...(targeted
+          ? {
+              target: `≤ ${TARGET_OVERHEAD_US} µs over bare`,
+              status: overheadUs <= TARGET_OVERHEAD_US ? "ok" : "MISS",
+            }
+          : {}),
+        samples: own.map((m) => round(m.cpuUs)),
+      });
+    }
+  }
+  return rows;
+}
+
+/** The first line a child prints on stdout (the upstream's port). */
+async function firstLine(child: ChildProcess, timeoutMs: number): Promise<string> {
+  const stdout = child.stdout;
+  if (!stdout) throw new Error("the loopback upstream has no stdout");
+  let text = "";
+  const timer = setTimeout(() => child.kill(), timeoutMs);
+  try {
+    for await (const chunk of stdout) {
+      text += String(chunk);
+      const end = text.indexOf("\n");
+      if (end !== -1) return text.slice(0, end).trim();
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  throw new Error(`the loopback upstream exited (${String(child.exitCode)}) without printing its port`);
+}
+
+/** Forks the worker with stdout discarded and a fixed environment; resolves with its measurements. */
+async function runWorker(root: string, options: WorkerOptions): Promise<Measurement[]> {
+  const worker = fork(join(root, "bench", "support", "gateway-chain-worker.ts"), [JSON.stringify(options)], {
+    cwd: root,
+    execArgv: ["--import", "tsx", "--expose-gc"],
+    stdio: ["ignore", "ignore", "pipe", "ipc"],
+    timeout: WORKER_TIMEOUT_MS,
+    // Nothing inherited (no NODE_OPTIONS, no AWS profile): what serverless.yml sets for the functions.
+    // WARN keeps the logger quiet; at prod's INFO a successful request logs nothing either.
+    env: {
+      PATH: process.env.PATH,
+      NODE_OPTIONS: "--enable-source-maps",
+      POWERTOOLS_SERVICE_NAME: "gatehouse",
+      POWERTOOLS_LOG_LEVEL: "WARN",
+      POWERTOOLS_METRICS_NAMESPACE: "Gatehouse",
+      AWS_REGION: "us-east-1",
+    },
+  });
+  let stderr = "";
+  worker.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  let message: WorkerMessage | undefined;
+  worker.on("message", (received) => {
+    message = received as WorkerMessage;
+  });
+  // "close", not "exit": it comes once the IPC channel is drained too, so the result is never missed.
+  const [code, signal] = (await once(worker, "close")) as [number | null, NodeJS.Signals | null];
+  if (message?.ok) return message.measurements;
+  const why = message ? message.error : `it exited (${signal ?? `code ${String(code)}`}) without a result`;
+  throw new Error(`gateway chain: the in-process measurement failed: ${why}${stderr ? `\n${stderr}` : ""}`);
+}
+
+interface Probe {
+  measure: string;
+  url: string;
+  init: RequestInit;
+  status: number;
+}
+
+async function latencyRows(): Promise<GatewayChainRow[]> {
+  const PORTS = await freePorts();
+  const stack = await startLocalStack(PORTS);
+  try {
+    const withKey = { "x-api-key": DEMO_API_KEY };
+    const probes: Probe[] = [
+      {
+        measure: "local stack: POST /v1/orders (API key, proxied)",
+        url: `${stack.httpUrl}/v1/orders`,
+        init: {
+          method: "POST",
+          headers: { ...withKey, "content-type": "application/json" },
+          body: JSON.stringify({ productId: "p-1", quantity: 2 }),
+        },
+        status: 201,
+      },
+      {
+        measure: "local stack: GET /v1/users/1 (API key, proxied)",
+        url: `${stack.httpUrl}/v1/users/1`,
+        init: { headers: withKey },
+        status: 200,
+      },
+      {
+        measure: "local stack: GET /health (public, no upstream)",
+        url: `${stack.httpUrl}/health`,
+        init: {},
+        status: 200,
+      },
+      {
+        measure: "demo upstream direct: GET /users/1",
+        url: `http://127.0.0.1:${PORTS.demo}/users/1`,
+        init: {},
+        status: 200,
+      },
+    ];
+    const samples = new Map<Probe, number[]>(probes.map((probe) => [probe, []]));
+    let failures = 0;
+    let firstFailure = "";
+    // Interleaved, one request at a time, so drift in machine load is shared by all.
+    for (let i = 0; i < LATENCY_WARMUP + LATENCY_REQUESTS; i++) {
+      for (const probe of probes) {
+        const t0 = performance.now();
+        const response = await fetch(probe.url, probe.init);
+        const body = await response.text();
+        const ms = performance.now() - t0;
+        if (response.status !== probe.status) {
+          failures++;
+          firstFailure ||= `${probe.measure}: ${response.status} ${body.slice(0, 300)}`;
+        }
+        if (i >= LATENCY_WARMUP) samples.get(probe)?.push(ms);
+      }
+    }
+    if (failures > 0) {
+      const total = probes.length * (LATENCY_WARMUP + LATENCY_REQUESTS);
+      throw new Error(
+        `gateway chain: ${failures} of ${total} local-stack requests failed; the first: ${firstFailure}`,
+      );
+    }
+    return probes.map((probe) => {
+      const ms = samples.get(probe) ?? [];
+      return {
+        ...blankRow(probe.measure),
+        p50Ms: round(median(ms), 2),
+        p99Ms: round(percentile(ms, 99), 2),
+        maxMs: round(Math.max(...ms), 2),
+        samples: ms.map((v) => round(v, 2)),
+      };
+    });
+  } finally {
+    await stack.stop();
+  }
+}
