@@ -198,14 +198,18 @@ const headerName = v.pipe(
   v.string(),
   v.regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, "a header name in lower case, such as x-client-id"),
 );
-/** Headers a mapping may not touch: the gateway's own identity and forwarding headers, and hop-by-hop ones. */
+/**
+ * Headers a mapping may not touch: the gateway's own identity and forwarding headers, the caller's
+ * credentials for the gateway (`forwardAuthorization` is the one way to pass `Authorization` on), and
+ * hop-by-hop ones.
+ */
 const RESERVED_HEADER =
-  /^(x-gatehouse-.*|x-forwarded-.*|x-request-id|host|content-length|connection|keep-alive|te|trailer|transfer-encoding|upgrade|proxy-.*)$/;
+  /^(x-gatehouse-.*|x-forwarded-.*|x-request-id|authorization|x-api-key|host|content-length|connection|keep-alive|te|trailer|transfer-encoding|upgrade|proxy-.*)$/;
 const mappableHeader = v.pipe(
   headerName,
   v.check(
     (name) => !RESERVED_HEADER.test(name),
-    "this header is the gateway's own (identity, forwarding, request id or hop-by-hop) and cannot be mapped",
+    "this header is the gateway's own (identity, credentials, forwarding, request id or hop-by-hop) and cannot be mapped",
   ),
 );
 const queryName = v.pipe(v.string(), v.minLength(1), v.maxLength(128));

@@ -232,10 +232,13 @@ export function createGatewayHandler(gateway: GatewayConfig) {
         ...(upstreamBody ? { body: upstreamBody } : {}),
       });
       const responseHeaders = clientResponseHeaders(response.headers);
-      if (proxy.versions.size > 0) {
-        responseHeaders.vary = responseHeaders.vary
-          ? `${responseHeaders.vary}, ${gateway.versionHeader}`
-          : gateway.versionHeader;
+      // The answer depends on these request headers: caches must key on them.
+      const varies = [
+        ...(proxy.versions.size > 0 ? [gateway.versionHeader] : []),
+        ...(proxy.canary?.header ? [proxy.canary.header] : []),
+      ];
+      if (varies.length > 0) {
+        responseHeaders.vary = [responseHeaders.vary, ...varies].filter(Boolean).join(", ");
       }
       const textual = TEXTUAL.test(responseHeaders["content-type"] ?? "");
       return {

@@ -1,4 +1,4 @@
-import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
+import type { InvokeCommandOutput, LambdaClient } from "@aws-sdk/client-lambda";
 import { env } from "../config/env.ts";
 import {
   createUpstreamClient,
@@ -31,14 +31,18 @@ export interface LambdaUpstreamOptions extends Omit<UpstreamOptions, "targets" |
   client?: LambdaClient;
 }
 
+/**
+ * The SDK is loaded on the first invocation, not at cold start: it is most of the gateway bundle's
+ * import time, and a gateway whose config has no lambda upstream never pays it.
+ */
+let sdk: Promise<typeof import("@aws-sdk/client-lambda")> | undefined;
 let sharedClient: LambdaClient | undefined;
-function lambdaClient(): LambdaClient {
+async function lambdaSdk() {
+  sdk ??= import("@aws-sdk/client-lambda");
+  const loaded = await sdk;
   // No SDK retries: the upstream policy retries (idempotent methods only) and keeps the time budget.
-  sharedClient ??= new LambdaClient({
-    maxAttempts: 1,
-    requestHandler: { connectionTimeout: 1_000 },
-  });
-  return sharedClient;
+  sharedClient ??= new loaded.LambdaClient({ maxAttempts: 1, requestHandler: { connectionTimeout: 1_000 } });
+  return { client: sharedClient, InvokeCommand: loaded.InvokeCommand };
 }
 
 /** The deployed name of a function key; an ARN is used as it is. */
@@ -61,9 +65,10 @@ export function createLambdaUpstreamClient(options: LambdaUpstreamOptions) {
 
 function lambdaTransport(name: string, options: LambdaUpstreamOptions): Transport {
   return async (_target, request, signal) => {
-    const client = options.client ?? lambdaClient();
+    const { client: defaultClient, InvokeCommand } = await lambdaSdk();
+    const client = options.client ?? defaultClient;
     const event = options.payload === "http" ? httpEvent(request) : jsonEvent(request);
-    const output = await client.send(
+    const output: InvokeCommandOutput = await client.send(
       new InvokeCommand({
         FunctionName: name,
         InvocationType: "RequestResponse",

@@ -349,6 +349,8 @@ describe("gateway handler: mapping, canary and aggregate routes", () => {
     const onCanary = [...byCaller.values()].filter((path) => path === "/echo/canary").length;
     assert.ok(onCanary > 250 * 0.2 && onCanary < 250 * 0.4, `${onCanary} of 250 callers on the canary`);
     assert.equal(await sideOf("198.51.100.1", { "x-canary": "always" }), "/echo/canary");
+    const forced = await request("GET", "GET /canary", "/canary", { headers: { "x-canary": "always" } });
+    assert.match(String(forced.headers.vary), /x-canary/, "caches key on the forcing header");
     assert.equal(await sideOf("198.51.100.1", { "x-canary": "never" }), "/echo/stable");
     const bad = await request("GET", "GET /canary", "/canary", { headers: { "x-canary": "sometimes" } });
     assert.equal(bad.statusCode, 400);

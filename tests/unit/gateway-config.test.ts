@@ -171,7 +171,13 @@ describe("gateway config validation", () => {
         proxy: {
           upstream: "svc",
           path: "/a",
-          request: { headers: { set: { "x-gatehouse-principal": "admin" }, remove: ["X-Upper"] } },
+          request: {
+            headers: {
+              set: { "x-gatehouse-principal": "admin" },
+              rename: { "x-api-key": "x-upstream-key" },
+              remove: ["X-Upper"],
+            },
+          },
           response: { body: "{ a: ", status: { "99": 200, "404": 700 } },
           canary: { upstream: "nowhere", path: "/a", weight: 120 },
         },
@@ -193,6 +199,7 @@ describe("gateway config validation", () => {
       /^upstreams\.fn\.function: a function is a serverless\.yml function key/,
       /^routes\.GET \/a\.proxy\.request\.headers\.set\.x-gatehouse-principal: this header is the gateway's own/,
       /^routes\.GET \/a\.proxy\.request\.headers\.remove\.0: a header name in lower case/,
+      /^routes\.GET \/a\.proxy\.request\.headers\.rename\.x-api-key: this header is the gateway's own/,
       /^routes\.GET \/a\.proxy\.response\.body: response\.body is not valid JMESPath/,
       /^routes\.GET \/a\.proxy\.response\.status\.99: a status code such as 404/,
       /^routes\.GET \/a\.proxy\.response\.status\.404: /,
