@@ -366,6 +366,52 @@ const BodySchema = v.object({
   schema: v.optional(v.record(v.string(), v.unknown())),
 });
 
+const planName = v.pipe(
+  v.string(),
+  v.regex(/^[a-z][a-z0-9-]{0,31}$/, "a plan name is lower-case letters, digits and -"),
+);
+
+/**
+ * A usage plan. `rate` is requests per second with a burst: a fixed window of `burst / perSecond`
+ * seconds holds `burst` cost units. `quota` is cost units per calendar window (UTC). Both are counted
+ * exactly in DynamoDB, per subject.
+ */
+const PlanSchema = v.strictObject({
+  rate: v.optional(
+    v.strictObject({
+      perSecond: v.pipe(v.number(), v.minValue(0.001), v.maxValue(100_000)),
+      burst: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1_000_000)),
+    }),
+  ),
+  quota: v.optional(
+    v.strictObject({
+      limit: v.pipe(v.number(), v.integer(), v.minValue(1)),
+      period: v.picklist(["day", "week", "month"], "a quota period is day, week or month"),
+    }),
+  ),
+  /** Route keys this plan may call; leave it out to allow every limited route. */
+  routes: v.optional(v.array(v.string())),
+  /**
+   * Counter shards, for subjects past DynamoDB's 1,000 writes/s per partition: each shard holds
+   * 1/shards of the limits. Never admits more than the limits; near exhaustion a request may be
+   * refused while another shard still has room.
+   */
+  shards: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(64)), 1),
+});
+
+/** A route's usage limiting: present means limited. */
+const RouteLimitSchema = v.strictObject({
+  /** Cost units one request uses (default 1). */
+  cost: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(10_000)), 1),
+  /**
+   * Who is counted: `apiKey` (the key id), `principal`, or `ip` (the client address). The default
+   * follows the route's auth: the key on API-key routes, the principal on JWT routes, the IP on public ones.
+   */
+  subject: v.optional(v.picklist(["apiKey", "principal", "ip"])),
+  /** The plan for this route's callers on a public route (default `limits.anonymousPlan`). */
+  plan: v.optional(planName),
+});
+
 const RouteSchema = v.object({
   auth: RouteAuthSchema,
   /** What the route accepts as a request body (checked before anything is sent upstream). */
@@ -380,6 +426,8 @@ const RouteSchema = v.object({
   aggregate: v.optional(AggregateSchema),
   /** Extra IP rules for this route, on top of the global ones. */
   ipRules: v.optional(IpRulesSchema, { allow: [], deny: [] }),
+  /** Count this route against the caller's plan (rate, quota, metering). */
+  limit: v.optional(RouteLimitSchema),
 });
 
 const routeKey = v.pipe(
@@ -432,6 +480,23 @@ export const GatewayConfigSchema = v.object({
     {},
   ),
   routes: v.record(routeKey, RouteSchema),
+  /** Usage plans: rate limits, quotas and metering, counted in the usage table. */
+  limits: v.optional(
+    v.strictObject({
+      plans: v.record(planName, PlanSchema),
+      /** The plan of a caller whose plan is not in `plans`. */
+      defaultPlan: v.optional(planName, "default"),
+      /** The plan of anonymous callers on public limited routes. */
+      anonymousPlan: v.optional(planName, "anonymous"),
+      /**
+       * When the usage table is slow or unreachable: `open` admits the request (logged, and counted
+       * in the `LimiterFailOpen` metric), `closed` answers 503.
+       */
+      onStoreFailure: v.optional(v.picklist(["open", "closed"]), "open"),
+      /** Time budget of one limiter check, retries included. */
+      timeoutMs: v.optional(v.pipe(v.number(), v.integer(), v.minValue(20), v.maxValue(5_000)), 300),
+    }),
+  ),
   websocket: v.optional(
     v.object({
       /** Who may open a WebSocket (`$connect`). */
@@ -557,6 +622,44 @@ export function loadGateway(definition: GatewayDefinition, stage: string): Gatew
           );
         }
       }
+    }
+  }
+  const limits = config.limits;
+  for (const [key, route] of Object.entries(config.routes)) {
+    if (!route.limit) continue;
+    if (!route.proxy && !route.aggregate) {
+      problems.push(`routes.${key}.limit: only gateway routes (proxy or aggregate) are limited`);
+    }
+    if (!limits) {
+      problems.push(`routes.${key}.limit: needs a top-level limits section with plans`);
+      continue;
+    }
+    const plans = route.auth === "public" ? [route.limit.plan ?? limits.anonymousPlan] : [limits.defaultPlan];
+    for (const plan of plans) {
+      if (!limits.plans[plan]) {
+        problems.push(
+          `routes.${key}.limit: plan "${plan}" is not in limits.plans; add it (it is who gets no other plan)`,
+        );
+      }
+    }
+    if (route.auth === "public" && route.limit.subject && route.limit.subject !== "ip") {
+      problems.push(`routes.${key}.limit.subject: a public route has no ${route.limit.subject}; use ip`);
+    }
+  }
+  for (const [name, plan] of Object.entries(limits?.plans ?? {})) {
+    for (const key of plan.routes ?? []) {
+      if (!config.routes[key]?.limit)
+        problems.push(`limits.plans.${name}.routes: "${key}" is not a limited route`);
+    }
+    const costs = Object.values(config.routes).flatMap((route) => (route.limit ? [route.limit.cost] : []));
+    const largest = Math.max(0, ...costs);
+    if (plan.rate && Math.ceil(plan.rate.burst / plan.shards) < largest) {
+      problems.push(
+        `limits.plans.${name}.rate.burst: below the largest route cost (${largest}) per shard; no such request could pass`,
+      );
+    }
+    if (plan.rate && plan.rate.burst / plan.rate.perSecond < 0.1) {
+      problems.push(`limits.plans.${name}.rate: burst / perSecond is under 100 ms; raise the burst`);
     }
   }
   for (const [name, upstream] of Object.entries(config.upstreams)) {

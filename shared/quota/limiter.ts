@@ -1,0 +1,266 @@
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { LRUCache } from "lru-cache";
+import { type QuotaPeriod, quotaWindow, rateWindow } from "./windows.ts";
+
+/**
+ * Exact rate limits and quotas in DynamoDB, with no read before the write and no transaction (so it
+ * runs on dynalite as on DynamoDB).
+ *
+ * A subject's counters for one quota window are one item: `used` (quota units), and `rw`/`rc` (the
+ * current rate window's index and units). One conditional `UpdateItem` admits a request: its
+ * condition holds only if the quota and the rate window both have room for the request's cost, and
+ * DynamoDB applies it atomically, so with R units left and N > R requests at once exactly R are
+ * admitted. A new quota window is a new item (its id is in the key); a new rate window is the
+ * other form of the update (`SET rw, rc` instead of `ADD rc`). The form is predicted from the last
+ * window this container saw, so an admitted request costs one write, and a rate-window rollover
+ * this container did not see coming costs a failed write and a read more.
+ *
+ * A refused request costs the failed write and one consistent read, which says whether the quota or
+ * the rate refused it. Items carry `expiresAt` (DynamoDB TTL deletes them eventually); a window's
+ * id is part of every key and condition, so a stale item is never counted in.
+ */
+
+export interface PlanLimits {
+  name: string;
+  rate?: { perSecond: number; burst: number } | undefined;
+  quota?: { limit: number; period: QuotaPeriod } | undefined;
+  shards: number;
+}
+
+export interface LimitDecision {
+  admitted: boolean;
+  /** Why it was refused. */
+  reason?: "rate" | "quota";
+  /** For `RateLimit-*`: the limit closest to running out, its remaining units and seconds to reset. */
+  limit: number;
+  remaining: number;
+  resetSeconds: number;
+  /** When a refused request may be retried. */
+  retryAfterSeconds?: number;
+}
+
+export interface LimiterOptions {
+  client: DynamoDBDocumentClient;
+  tableName: string;
+  now?: () => number;
+  random?: () => number;
+}
+
+interface CounterItem {
+  used?: number;
+  rw?: number;
+  rc?: number;
+}
+
+/** Thrown when the usage table could not answer: the caller applies its fault policy. */
+export class LimiterUnavailableError extends Error {
+  override readonly name = "LimiterUnavailableError";
+}
+
+const ATTEMPTS = 4;
+
+export function createLimiter({ client, tableName, now = Date.now, random = Math.random }: LimiterOptions) {
+  /** The last rate window seen per counter item: predicts the form of the next update. */
+  const lastWindow = new LRUCache<string, number>({ max: 10_000 });
+  const stats = { writes: 0, reads: 0 };
+
+  /** Store errors become `LimiterUnavailableError`; a failed condition is passed on as it is. */
+  const guard = async <T>(call: Promise<T>): Promise<T> => {
+    try {
+      return await call;
+    } catch (error) {
+      if (
+        error instanceof ConditionalCheckFailedException ||
+        (error as Error)?.name === "ConditionalCheckFailedException"
+      )
+        throw error;
+      throw new LimiterUnavailableError(`usage table: ${(error as Error)?.message ?? String(error)}`, {
+        cause: error,
+      });
+    }
+  };
+  const options = (signal?: AbortSignal) => (signal ? { abortSignal: signal } : undefined);
+
+  /** One shard's check. */
+  async function checkShard(
+    pk: string,
+    plan: PlanLimits,
+    quota: { limit: number; period: QuotaPeriod } | undefined,
+    burst: number | undefined,
+    cost: number,
+    signal: AbortSignal | undefined,
+  ): Promise<LimitDecision> {
+    const nowMs = now();
+    const qWindow = quota ? quotaWindow(quota.period, nowMs) : undefined;
+    const windowMs = plan.rate ? (plan.rate.burst / plan.rate.perSecond) * 1000 : 0;
+    const current = plan.rate ? rateWindow(windowMs, nowMs).index : 0;
+    const sk = qWindow?.id ?? "rate";
+    const key = { pk, sk };
+    const hintKey = `${pk}|${sk}`;
+    // Quota items live a day past their window; rate-only items a day past their last use.
+    const expiresAt = Math.ceil(((qWindow?.endMs ?? nowMs) + 86_400_000) / 1000);
+    let rw = current;
+    let sameWindow = lastWindow.get(hintKey) === current;
+
+    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      const names: Record<string, string> = { "#e": "expiresAt" };
+      const values: Record<string, unknown> = { ":e": expiresAt };
+      const conditions: string[] = [];
+      const sets = ["#e = :e"];
+      const adds: string[] = [];
+      if (quota) {
+        names["#u"] = "used";
+        values[":c"] = cost;
+        values[":qmax"] = quota.limit - cost;
+        conditions.push("(attribute_not_exists(#u) OR #u <= :qmax)");
+        adds.push("#u :c");
+      }
+      if (burst !== undefined) {
+        Object.assign(names, { "#rw": "rw", "#rc": "rc" });
+        values[":c"] = cost;
+        values[":rw"] = rw;
+        if (sameWindow) {
+          values[":rmax"] = burst - cost;
+          conditions.push("#rw = :rw AND #rc <= :rmax");
+          adds.push("#rc :c");
+        } else {
+          conditions.push("(attribute_not_exists(#rw) OR #rw < :rw)");
+          sets.push("#rw = :rw", "#rc = :c");
+        }
+      }
+      try {
+        stats.writes++;
+        const { Attributes = {} } = await guard(
+          client.send(
+            new UpdateCommand({
+              TableName: tableName,
+              Key: key,
+              UpdateExpression: `SET ${sets.join(", ")}${adds.length > 0 ? ` ADD ${adds.join(", ")}` : ""}`,
+              ...(conditions.length > 0 ? { ConditionExpression: conditions.join(" AND ") } : {}),
+              ExpressionAttributeNames: names,
+              ExpressionAttributeValues: values,
+              ReturnValues: "ALL_NEW",
+            }),
+            options(signal),
+          ),
+        );
+        lastWindow.set(hintKey, rw);
+        return admitted(Attributes as CounterItem, quota, qWindow?.endMs, burst, (rw + 1) * windowMs, nowMs);
+      } catch (error) {
+        if (error instanceof LimiterUnavailableError) throw error;
+      }
+      // The condition failed: read the counters to learn why (dynalite has no
+      // ReturnValuesOnConditionCheckFailure, so this read is what both stores do).
+      stats.reads++;
+      const { Item = {} } = (await guard(
+        client.send(
+          new GetCommand({ TableName: tableName, Key: key, ConsistentRead: true }),
+          options(signal),
+        ),
+      )) as { Item?: CounterItem };
+      if (quota && qWindow && (Item.used ?? 0) + cost > quota.limit) {
+        const reset = seconds(qWindow.endMs - nowMs);
+        return {
+          admitted: false,
+          reason: "quota",
+          limit: quota.limit,
+          remaining: Math.max(0, quota.limit - (Item.used ?? 0)),
+          resetSeconds: reset,
+          retryAfterSeconds: reset,
+        };
+      }
+      const seen = Item.rw;
+      if (burst !== undefined && seen !== undefined && seen >= current && (Item.rc ?? 0) + cost > burst) {
+        const reset = seconds((seen + 1) * windowMs - nowMs);
+        return {
+          admitted: false,
+          reason: "rate",
+          limit: burst,
+          remaining: Math.max(0, burst - (Item.rc ?? 0)),
+          resetSeconds: reset,
+          retryAfterSeconds: reset,
+        };
+      }
+      // The other form of the update was the right one (a rollover, or another container ahead of
+      // this one's clock): count in the window the item is in, if that is not behind ours.
+      sameWindow = seen !== undefined && seen >= current;
+      rw = sameWindow ? (seen as number) : current;
+      lastWindow.set(hintKey, rw);
+    }
+    throw new LimiterUnavailableError(`usage counter ${pk} stayed contended for ${ATTEMPTS} attempts`);
+  }
+
+  return {
+    /** DynamoDB writes and reads made so far (the bench counts them; nothing is assumed). */
+    stats,
+
+    /**
+     * Counts `cost` units for `subject` against `plan`; resolves with the decision. Throws
+     * `LimiterUnavailableError` when the table cannot answer (the caller's fault policy decides).
+     */
+    async check(
+      subject: string,
+      plan: PlanLimits,
+      cost: number,
+      signal?: AbortSignal,
+    ): Promise<LimitDecision> {
+      if (plan.shards <= 1) {
+        return checkShard(`limit#${subject}`, plan, plan.quota, plan.rate?.burst, cost, signal);
+      }
+      // A hot subject's counters are spread over shards, each with its share of the limits. A
+      // refused shard gets one other shard's second opinion.
+      const first = Math.floor(random() * plan.shards);
+      let decision: LimitDecision | undefined;
+      for (const shard of [first, (first + 1) % plan.shards]) {
+        const quota = plan.quota && { ...plan.quota, limit: share(plan.quota.limit, plan.shards, shard) };
+        const burst = plan.rate && share(plan.rate.burst, plan.shards, shard);
+        decision = await checkShard(`limit#${subject}#s${shard}`, plan, quota, burst, cost, signal);
+        if (decision.admitted) break;
+      }
+      // The headers speak for the plan, estimated from the shard that answered.
+      const answer = decision as LimitDecision;
+      return {
+        ...answer,
+        limit:
+          answer.reason === "rate" || (!plan.quota && plan.rate)
+            ? (plan.rate?.burst ?? 0)
+            : (plan.quota?.limit ?? 0),
+        remaining: answer.remaining * plan.shards,
+      };
+    },
+  };
+}
+
+export type Limiter = ReturnType<typeof createLimiter>;
+
+/** Shard `index`'s share of `total` units: equal parts, the remainder to the first shards. */
+export function share(total: number, shards: number, index: number): number {
+  return Math.floor(total / shards) + (index < total % shards ? 1 : 0);
+}
+
+function seconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
+}
+
+function admitted(
+  item: CounterItem,
+  quota: { limit: number } | undefined,
+  quotaEndMs: number | undefined,
+  burst: number | undefined,
+  rateEndMs: number,
+  nowMs: number,
+): LimitDecision {
+  const quotaLeft = quota ? Math.max(0, quota.limit - (item.used ?? 0)) : Number.POSITIVE_INFINITY;
+  const rateLeft = burst !== undefined ? Math.max(0, burst - (item.rc ?? 0)) : Number.POSITIVE_INFINITY;
+  // The headers describe the limit closest to running out.
+  if (quota && quotaLeft <= rateLeft) {
+    return {
+      admitted: true,
+      limit: quota.limit,
+      remaining: quotaLeft,
+      resetSeconds: seconds((quotaEndMs ?? nowMs) - nowMs),
+    };
+  }
+  return { admitted: true, limit: burst ?? 0, remaining: rateLeft, resetSeconds: seconds(rateEndMs - nowMs) };
+}

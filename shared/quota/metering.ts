@@ -1,0 +1,186 @@
+import { type DynamoDBDocumentClient, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { isoDay } from "./windows.ts";
+
+/**
+ * Usage metering for billing: per subject, per route, per UTC day, the admitted requests, their cost
+ * units, how many ended 4XX and 5XX, and how many were refused by a limit (not admitted, so not in
+ * `requests`). One small item per subject, day and route (`pk = usage#<subject>`, `sk = <day>#<route>`),
+ * updated with `ADD` after the answer: one write per request, never read-then-write. The `byDay`
+ * index (`day`, `subjectRoute`) serves the admin export for a date range.
+ */
+
+export interface UsageRecord {
+  subject: string;
+  day: string;
+  route: string;
+  requests: number;
+  units: number;
+  status4xx: number;
+  status5xx: number;
+  limited: number;
+}
+
+export interface MeteringOptions {
+  client: DynamoDBDocumentClient;
+  tableName: string;
+  /** Days a usage item is kept (DynamoDB TTL); default 400, so a year of invoices can be re-run. */
+  retentionDays?: number;
+  now?: () => number;
+}
+
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+export function createMetering({ client, tableName, retentionDays = 400, now = Date.now }: MeteringOptions) {
+  const stats = { writes: 0 };
+  return {
+    stats,
+
+    /** Meters one answered request: admitted (with its status) or refused by a limit. */
+    async record(
+      entry: { subject: string; route: string; cost: number; status: number; admitted: boolean },
+      signal?: AbortSignal,
+    ): Promise<void> {
+      const nowMs = now();
+      const day = isoDay(nowMs);
+      // Attribute names through placeholders: several are DynamoDB reserved words.
+      const counted = entry.admitted
+        ? [
+            ["requests", ":one"],
+            ["units", ":cost"],
+            ...(entry.status >= 400 && entry.status < 500 ? [["status4xx", ":one"]] : []),
+            ...(entry.status >= 500 ? [["status5xx", ":one"]] : []),
+          ]
+        : [["limited", ":one"]];
+      const adds = counted.map(([name], i) => `#c${i} ${counted[i]?.[1]}`);
+      const counterNames = Object.fromEntries(counted.map(([name], i) => [`#c${i}`, name as string]));
+      stats.writes++;
+      await client.send(
+        new UpdateCommand({
+          TableName: tableName,
+          Key: { pk: `usage#${entry.subject}`, sk: `${day}#${entry.route}` },
+          UpdateExpression: `SET #day = :day, #sr = :sr, #subject = :subject, #route = :route, #exp = :exp ADD ${adds.join(", ")}`,
+          ExpressionAttributeNames: {
+            "#day": "day",
+            "#route": "route",
+            "#sr": "subjectRoute",
+            "#subject": "subject",
+            "#exp": "expiresAt",
+            ...counterNames,
+          },
+          ExpressionAttributeValues: {
+            ":day": day,
+            ":sr": `${entry.subject}#${entry.route}`,
+            ":subject": entry.subject,
+            ":route": entry.route,
+            ":exp": Math.ceil(nowMs / 1000) + retentionDays * 86_400,
+            ":one": 1,
+            ...(entry.admitted ? { ":cost": entry.cost } : {}),
+          },
+        }),
+        signal ? { abortSignal: signal } : undefined,
+      );
+    },
+
+    /** One subject's usage from `from` to `to` (UTC days, inclusive), by day and route. */
+    async forSubject(subject: string, from: string, to: string): Promise<UsageRecord[]> {
+      checkRange(from, to);
+      const records: UsageRecord[] = [];
+      let start: Record<string, unknown> | undefined;
+      do {
+        const page = await client.send(
+          new QueryCommand({
+            TableName: tableName,
+            KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
+            ExpressionAttributeValues: {
+              ":pk": `usage#${subject}`,
+              ":from": `${from}#`,
+              ":to": `${to}#\uffff`,
+            },
+            ExclusiveStartKey: start,
+          }),
+        );
+        records.push(...(page.Items ?? []).map(toRecord));
+        start = page.LastEvaluatedKey;
+      } while (start);
+      return records;
+    },
+
+    /** Everyone's usage from `from` to `to` (UTC days, inclusive), day by day through the `byDay` index. */
+    async forRange(from: string, to: string): Promise<UsageRecord[]> {
+      checkRange(from, to);
+      const records: UsageRecord[] = [];
+      for (let day = from; day <= to; day = nextDay(day)) {
+        let start: Record<string, unknown> | undefined;
+        do {
+          const page = await client.send(
+            new QueryCommand({
+              TableName: tableName,
+              IndexName: "byDay",
+              KeyConditionExpression: "#day = :day",
+              ExpressionAttributeNames: { "#day": "day" },
+              ExpressionAttributeValues: { ":day": day },
+              ExclusiveStartKey: start,
+            }),
+          );
+          records.push(...(page.Items ?? []).map(toRecord));
+          start = page.LastEvaluatedKey;
+        } while (start);
+      }
+      return records;
+    },
+  };
+}
+
+export type Metering = ReturnType<typeof createMetering>;
+
+/** Usage records as CSV (RFC 4180), a header line first. */
+export function usageCsv(records: readonly UsageRecord[]): string {
+  const columns = [
+    "day",
+    "subject",
+    "route",
+    "requests",
+    "units",
+    "status4xx",
+    "status5xx",
+    "limited",
+  ] as const;
+  const cell = (value: string | number) => {
+    const text = String(value);
+    return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+  };
+  return `${[columns.join(","), ...records.map((r) => columns.map((c) => cell(r[c])).join(","))].join("\r\n")}\r\n`;
+}
+
+/** Longest range one export may cover. */
+export const MAX_RANGE_DAYS = 366;
+
+export class UsageRangeError extends Error {}
+
+function checkRange(from: string, to: string): void {
+  if (!DAY.test(from) || !DAY.test(to) || Number.isNaN(Date.parse(from)) || Number.isNaN(Date.parse(to))) {
+    throw new UsageRangeError("from and to are days such as 2026-11-01");
+  }
+  if (from > to) throw new UsageRangeError("from is after to");
+  if ((Date.parse(to) - Date.parse(from)) / 86_400_000 >= MAX_RANGE_DAYS) {
+    throw new UsageRangeError(`a range covers at most ${MAX_RANGE_DAYS} days`);
+  }
+}
+
+function nextDay(day: string): string {
+  return isoDay(Date.parse(day) + 86_400_000);
+}
+
+function toRecord(item: Record<string, unknown>): UsageRecord {
+  const count = (name: string) => (typeof item[name] === "number" ? (item[name] as number) : 0);
+  return {
+    subject: String(item.subject ?? ""),
+    day: String(item.day ?? ""),
+    route: String(item.route ?? ""),
+    requests: count("requests"),
+    units: count("units"),
+    status4xx: count("status4xx"),
+    status5xx: count("status5xx"),
+    limited: count("limited"),
+  };
+}
