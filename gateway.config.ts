@@ -68,6 +68,25 @@ export default defineGateway(({ stage }) => ({
     // A service that is a Lambda function (handlers/services/catalog.ts), invoked directly: no HTTP hop.
     catalog: { kind: "lambda", function: "catalog", timeoutMs: 3_000, retries: 1 },
   },
+  // Usage plans: exact rate limits and quotas per API key, counted in the usage table.
+  limits: {
+    plans: {
+      // The seeded demo key's plan.
+      free: { rate: { perSecond: 20, burst: 40 }, quota: { limit: 10_000, period: "day" } },
+      // A small plan to watch 429s: 3 at once, 1 a second after that, 5 a day, three routes only.
+      tiny: {
+        rate: { perSecond: 1, burst: 3 },
+        quota: { limit: 5, period: "day" },
+        routes: ["GET /v1/users", "GET /v1/users/{id}", "GET /v1/orders"],
+      },
+      pro: { rate: { perSecond: 200, burst: 400 }, quota: { limit: 5_000_000, period: "month" }, shards: 4 },
+      // Keys and tokens whose plan is not listed above.
+      default: { rate: { perSecond: 5, burst: 10 }, quota: { limit: 1_000, period: "day" } },
+    },
+    onStoreFailure: "open",
+    // WebSocket messages (the real-time channel): per connection and per principal.
+    websocket: { perConnection: { perSecond: 5, burst: 10 }, perPrincipal: { perSecond: 10, burst: 20 } },
+  },
   routes: {
     "GET /health": { auth: "public" },
     "GET /me": { auth: { jwt: {} } },
@@ -75,6 +94,7 @@ export default defineGateway(({ stage }) => ({
     // Proxied routes (the gateway function): API key holders only.
     "GET /v1/users": {
       auth: { apiKey: {} },
+      limit: {},
       proxy: {
         upstream: "users",
         path: "/users",
@@ -86,6 +106,7 @@ export default defineGateway(({ stage }) => ({
     // Composition: one answer from the users and orders services, called in parallel.
     "GET /v1/users/{id}/summary": {
       auth: { apiKey: {} },
+      limit: { cost: 3 },
       aggregate: {
         calls: {
           user: { upstream: "users", path: "/users/{id}", required: true },
@@ -99,6 +120,7 @@ export default defineGateway(({ stage }) => ({
     },
     "GET /v1/users/{id}": {
       auth: { apiKey: {} },
+      limit: {},
       // `x-api-version: 2` picks the second version (here the echo service, to show where it went).
       proxy: {
         upstream: "users",
@@ -109,6 +131,7 @@ export default defineGateway(({ stage }) => ({
     // The previous version by path, on its way out: every answer says so (Deprecation, Sunset, Link).
     "GET /v0/users/{id}": {
       auth: { apiKey: {} },
+      limit: {},
       proxy: { upstream: "users", path: "/users/{id}" },
       deprecated: {
         since: "2026-10-01T00:00:00Z",
@@ -116,9 +139,10 @@ export default defineGateway(({ stage }) => ({
         link: "https://docs.example.com/migrate/v1",
       },
     },
-    "GET /v1/orders": { auth: { apiKey: {} }, proxy: { upstream: "orders", path: "/orders" } },
+    "GET /v1/orders": { auth: { apiKey: {} }, limit: {}, proxy: { upstream: "orders", path: "/orders" } },
     "POST /v1/orders": {
       auth: { apiKey: {} },
+      limit: { cost: 2 },
       proxy: { upstream: "orders", path: "/orders" },
       body: {
         maxBytes: 16_384,
@@ -136,6 +160,7 @@ export default defineGateway(({ stage }) => ({
     },
     "ANY /v1/echo/{rest+}": {
       auth: { apiKey: {} },
+      limit: {},
       proxy: { upstream: "echo", path: "/echo/{rest+}" },
       body: { maxBytes: 262_144, contentTypes: ["*/*"] }, // any bytes, passed through untouched
     },
@@ -143,6 +168,7 @@ export default defineGateway(({ stage }) => ({
     // `{ items, count }` instead of `{ orders }`.
     "GET /v2/orders": {
       auth: { apiKey: {} },
+      limit: {},
       proxy: {
         upstream: "orders",
         path: "/orders",
@@ -159,10 +185,14 @@ export default defineGateway(({ stage }) => ({
     // A Lambda-backed service (the catalog upstream), the gateway's routes in front of it.
     "GET /v1/products/{id}": {
       auth: { apiKey: {} },
+      limit: {},
       proxy: { upstream: "catalog", path: "/products/{id}" },
     },
-    "GET /v1/slow": { auth: { apiKey: {} }, proxy: { upstream: "slow", path: "/slow" } },
-    "GET /v1/flaky": { auth: { apiKey: {} }, proxy: { upstream: "flaky", path: "/flaky" } },
+    "GET /v1/slow": { auth: { apiKey: {} }, limit: {}, proxy: { upstream: "slow", path: "/slow" } },
+    "GET /v1/flaky": { auth: { apiKey: {} }, limit: {}, proxy: { upstream: "flaky", path: "/flaky" } },
+    // The calling key's own usage and remaining quota; the billing export for admins.
+    "GET /usage": { auth: { apiKey: {} } },
+    "GET /admin/usage": { auth: { jwt: { scopes: ["gatehouse:admin"] } } },
     // API-key administration: JWTs carrying the admin scope (auth.adminScope).
     "POST /admin/keys": { auth: { jwt: { scopes: ["gatehouse:admin"] } } },
     "GET /admin/keys": { auth: { jwt: { scopes: ["gatehouse:admin"] } } },

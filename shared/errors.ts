@@ -80,12 +80,22 @@ export class UnprocessableContentError extends HttpError {
 }
 export class TooManyRequestsError extends HttpError {
   readonly statusCode = 429;
-  readonly slug = "too-many-requests";
-  readonly title = "Too Many Requests";
+  readonly slug: string = "too-many-requests";
+  readonly title: string = "Too Many Requests";
   constructor(message: string, retryAfterSeconds: number, options: ProblemOptions = {}) {
     const retryAfter = String(Math.max(1, Math.ceil(retryAfterSeconds)));
     super(message, { ...options, headers: { ...options.headers, "retry-after": retryAfter } });
   }
+}
+/** 429 from a plan's rate: `RateLimit-*` and `Retry-After` say when the next window opens. */
+export class RateLimitedError extends TooManyRequestsError {
+  override readonly slug = "rate-limited";
+  override readonly title = "Rate Limit Exceeded";
+}
+/** 429 from a plan's quota: nothing more until the quota window resets. */
+export class QuotaExceededError extends TooManyRequestsError {
+  override readonly slug = "quota-exceeded";
+  override readonly title = "Quota Exceeded";
 }
 export class InternalServerError extends HttpError {
   readonly statusCode = 500;

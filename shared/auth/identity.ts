@@ -142,6 +142,17 @@ export function identityContext(identity: Identity): Record<string, string> {
  * The caller's identity in a handler behind an authorizer: API Gateway puts the authorizer's context
  * at `requestContext.authorizer.lambda`. A route with no authorizer has none (401).
  */
+/** The caller's identity when an authorizer ran; undefined on a public route (no error is built). */
+export function optionalIdentity(event: { requestContext: unknown }): Identity | undefined {
+  const authorizer = (event.requestContext as { authorizer?: { lambda?: unknown } }).authorizer;
+  if (!authorizer?.lambda) return undefined;
+  try {
+    return requestIdentity(event);
+  } catch {
+    return undefined;
+  }
+}
+
 export function requestIdentity(event: { requestContext: unknown }): Identity {
   const authorizer = (event.requestContext as { authorizer?: { lambda?: Record<string, unknown> } })
     .authorizer;

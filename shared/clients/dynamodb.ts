@@ -23,3 +23,16 @@ export function documentClient(): DynamoDBDocumentClient {
   shared ??= createDocumentClient();
   return shared;
 }
+
+let limiterShared: DynamoDBDocumentClient | undefined;
+
+/**
+ * The usage limiter's client: it sits on the request path before the upstream call, so it gives up
+ * sooner (the limiter's own time budget, `limits.timeoutMs`, aborts it earlier still) and retries once.
+ */
+export function limiterDocumentClient(): DynamoDBDocumentClient {
+  limiterShared ??= createDocumentClient(
+    new DynamoDBClient({ maxAttempts: 2, requestHandler: { connectionTimeout: 250, requestTimeout: 500 } }),
+  );
+  return limiterShared;
+}

@@ -44,6 +44,10 @@ export const env = {
   get apiKeysTable(): string {
     return req("API_KEYS_TABLE");
   },
+  /** Usage counters and metering. */
+  get usageTable(): string {
+    return req("USAGE_TABLE");
+  },
   /** The local stack's development issuer (`none` on deployed stages). */
   get devIssuerUrl(): string | undefined {
     const value = opt("GATEHOUSE_DEV_ISSUER_URL");

@@ -495,6 +495,24 @@ export const GatewayConfigSchema = v.object({
       onStoreFailure: v.optional(v.picklist(["open", "closed"]), "open"),
       /** Time budget of one limiter check, retries included. */
       timeoutMs: v.optional(v.pipe(v.number(), v.integer(), v.minValue(20), v.maxValue(5_000)), 300),
+      /** WebSocket messages: a rate per connection and per principal (all their connections together). */
+      websocket: v.optional(
+        v.strictObject({
+          perConnection: v.optional(
+            v.strictObject({
+              perSecond: v.pipe(v.number(), v.minValue(0.001), v.maxValue(100_000)),
+              burst: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1_000_000)),
+            }),
+          ),
+          perPrincipal: v.optional(
+            v.strictObject({
+              perSecond: v.pipe(v.number(), v.minValue(0.001), v.maxValue(100_000)),
+              burst: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1_000_000)),
+            }),
+          ),
+        }),
+        {},
+      ),
     }),
   ),
   websocket: v.optional(

@@ -1,4 +1,6 @@
-import { type Identity, requestIdentity } from "../auth/identity.ts";
+import { type Identity, optionalIdentity } from "../auth/identity.ts";
+import { limiterDocumentClient } from "../clients/dynamodb.ts";
+import { env } from "../config/env.ts";
 import type { GatewayConfig, RouteConfig } from "../config/gateway.ts";
 import { BadRequestError, MethodNotAllowedError } from "../errors.ts";
 import type { GatehouseContext, HttpEvent, HttpResult } from "../http.ts";
@@ -8,6 +10,9 @@ import { httpHandler } from "../middleware/http-handler.ts";
 import { type BodyRules, compileBodySchema, parsedBody, requestBody } from "../middleware/request-body.ts";
 import { recordUpstream, requestMetrics } from "../middleware/request-metrics.ts";
 import { responseTransform, useResponseMap } from "../middleware/response-transform.ts";
+import { usageLimits } from "../middleware/usage-limits.ts";
+import { createLimiter, type Limiter } from "../quota/limiter.ts";
+import { createMetering, type Metering } from "../quota/metering.ts";
 import { compileRouter, METHODS, type Method, routeKeyCandidates } from "../routing/router.ts";
 import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/forwarding.ts";
 import {
@@ -31,7 +36,13 @@ type ProxyTarget = NonNullable<RouteConfig["proxy"]>["versions"][string];
  * Clients, path rewrites, mappings and schemas are built once per container. On the catch-all the
  * router only tells 404 from 405 (it never proxies there: that route has no authorizer).
  */
-export function createGatewayHandler(gateway: GatewayConfig) {
+export interface GatewayDependencies {
+  /** The usage limiter and metering (by default on the usage table, when the config has `limits`). */
+  limiter?: Limiter;
+  metering?: Metering;
+}
+
+export function createGatewayHandler(gateway: GatewayConfig, dependencies: GatewayDependencies = {}) {
   const clients = new Map<string, UpstreamClient>(
     Object.entries(gateway.upstreams).map(([name, upstream]) => [
       name,
@@ -146,6 +157,19 @@ export function createGatewayHandler(gateway: GatewayConfig) {
     ),
     routeKeyOf,
   );
+  const usage = gateway.limits
+    ? usageLimits({
+        limits: gateway.limits,
+        routes: gateway.routes,
+        routeKeyOf,
+        limiter:
+          dependencies.limiter ??
+          createLimiter({ client: limiterDocumentClient(), tableName: env.usageTable }),
+        metering:
+          dependencies.metering ??
+          createMetering({ client: limiterDocumentClient(), tableName: env.usageTable }),
+      })
+    : undefined;
   const bodyStep = requestBody((event) => {
     const route = routeOf(event);
     return route && { rules: route.body, ...(route.validate ? { validate: route.validate } : {}) };
@@ -193,7 +217,7 @@ export function createGatewayHandler(gateway: GatewayConfig) {
         const allowed = declared === "ANY" ? [...METHODS] : [declared];
         throw new MethodNotAllowedError(`${method} is not allowed on ${event.rawPath}`, allowed);
       }
-      const identity = identityOf(event);
+      const identity = optionalIdentity(event);
       const params = event.pathParameters ?? {};
       const forwarding = {
         headers: event.headers,
@@ -248,7 +272,16 @@ export function createGatewayHandler(gateway: GatewayConfig) {
         isBase64Encoded: !textual,
       };
     },
-    { request: [bodyStep], response: [metricsStep, corsStep, deprecationStep, responseTransform()] },
+    {
+      request: [...(usage ? [usage.check] : []), bodyStep],
+      response: [
+        metricsStep,
+        ...(usage ? [usage.meter] : []),
+        corsStep,
+        deprecationStep,
+        responseTransform(),
+      ],
+    },
   );
 }
 
@@ -270,17 +303,5 @@ async function timedUpstreamCall(
       ms: performance.now() - began,
       failed: response === undefined,
     });
-  }
-}
-
-/** The caller's identity when an authorizer ran (a public route has none). */
-function identityOf(event: HttpEvent): Identity | undefined {
-  // A public route has no authorizer context: say so without building an error per request.
-  const authorizer = (event.requestContext as { authorizer?: { lambda?: unknown } }).authorizer;
-  if (!authorizer?.lambda) return undefined;
-  try {
-    return requestIdentity(event);
-  } catch {
-    return undefined;
   }
 }

@@ -196,6 +196,36 @@ export function createLimiter({ client, tableName, now = Date.now, random = Math
     stats,
 
     /**
+     * Where `subject` stands in its current quota window (every shard summed). An item past its
+     * `expiresAt` that TTL has not deleted yet counts as empty.
+     */
+    async quotaStatus(subject: string, plan: PlanLimits) {
+      if (!plan.quota) return undefined;
+      const nowMs = now();
+      const window = quotaWindow(plan.quota.period, nowMs);
+      const pks =
+        plan.shards <= 1
+          ? [`limit#${subject}`]
+          : Array.from({ length: plan.shards }, (_, i) => `limit#${subject}#s${i}`);
+      let used = 0;
+      for (const pk of pks) {
+        const { Item } = (await guard(
+          client.send(
+            new GetCommand({ TableName: tableName, Key: { pk, sk: window.id }, ConsistentRead: true }),
+          ),
+        )) as { Item?: CounterItem & { expiresAt?: number } };
+        if (Item && (Item.expiresAt ?? Number.POSITIVE_INFINITY) * 1000 > nowMs) used += Item.used ?? 0;
+      }
+      return {
+        limit: plan.quota.limit,
+        period: plan.quota.period,
+        used,
+        remaining: Math.max(0, plan.quota.limit - used),
+        resetsAt: new Date(window.endMs).toISOString(),
+      };
+    },
+
+    /**
      * Counts `cost` units for `subject` against `plan`; resolves with the decision. Throws
      * `LimiterUnavailableError` when the table cannot answer (the caller's fault policy decides).
      */

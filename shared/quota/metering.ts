@@ -51,7 +51,7 @@ export function createMetering({ client, tableName, retentionDays = 400, now = D
             ...(entry.status >= 500 ? [["status5xx", ":one"]] : []),
           ]
         : [["limited", ":one"]];
-      const adds = counted.map(([name], i) => `#c${i} ${counted[i]?.[1]}`);
+      const adds = counted.map(([, value], i) => `#c${i} ${value}`);
       const counterNames = Object.fromEntries(counted.map(([name], i) => [`#c${i}`, name as string]));
       stats.writes++;
       await client.send(

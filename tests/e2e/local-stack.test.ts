@@ -137,6 +137,69 @@ describe("the local stack (npm start), over real sockets", () => {
     assert.equal(((await self.json()) as { keyId: string }).keyId, keyId);
   });
 
+  it("usage plans: a tiny-plan key turns into 429s with RateLimit headers, and GET /usage shows it", async () => {
+    const token = await devToken(ROOT, { port: PORTS.issuer, sub: "ops", scope: "gatehouse:admin" });
+    const created = await fetch(`${stack.httpUrl}/admin/keys`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ owner: "e2e-tiny", plan: "tiny" }),
+    });
+    assert.equal(created.status, 201);
+    const { key, keyId } = (await created.json()) as { key: string; keyId: string };
+    const get = (path: string) => fetch(`${stack.httpUrl}${path}`, { headers: { "x-api-key": key } });
+
+    // tiny: 3 at once, then 1 a second; 5 a day.
+    const burst = [];
+    for (let i = 0; i < 4; i++) burst.push(await get("/v1/users/1"));
+    assert.deepEqual(
+      burst.map((r) => r.status),
+      [200, 200, 200, 429],
+    );
+    assert.deepEqual(
+      burst.map((r) => r.headers.get("ratelimit-remaining")),
+      ["2", "1", "0", "0"],
+    );
+    const limited = burst[3] as Response;
+    assert.equal(limited.headers.get("content-type"), "application/problem+json");
+    assert.equal(((await limited.json()) as { type: string }).type, "urn:gatehouse:problem:rate-limited");
+    const retryAfter = Number(limited.headers.get("retry-after"));
+    assert.ok(retryAfter >= 1 && retryAfter <= 3, `Retry-After ${retryAfter}`);
+    assert.equal((await get("/v1/products/p-1")).status, 403, "the tiny plan does not include this route");
+
+    await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000 + 100));
+    assert.equal((await get("/v1/users/2")).status, 200);
+    assert.equal((await get("/v1/users/3")).status, 200);
+    const quota = await get("/v1/users/1");
+    assert.equal(quota.status, 429);
+    assert.equal(((await quota.json()) as { type: string }).type, "urn:gatehouse:problem:quota-exceeded");
+
+    const usage = await get("/usage");
+    assert.equal(usage.status, 200);
+    const body = (await usage.json()) as {
+      subject: string;
+      plan: string;
+      quota: { limit: number; used: number; remaining: number };
+      usage: { route: string; requests: number; limited: number }[];
+    };
+    assert.equal(body.subject, `key:${keyId}`);
+    assert.equal(body.plan, "tiny");
+    assert.deepEqual([body.quota.limit, body.quota.used, body.quota.remaining], [5, 5, 0]);
+    const users = body.usage.find((record) => record.route === "GET /v1/users/{id}");
+    assert.deepEqual([users?.requests, users?.limited], [5, 2]);
+
+    const csv = await fetch(`${stack.httpUrl}/admin/usage?format=csv&subject=key:${keyId}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    assert.equal(csv.status, 200);
+    assert.match(
+      await csv.text(),
+      new RegExp(
+        `^day,subject,route,.*\\r\\n\\d{4}-\\d{2}-\\d{2},key:${keyId},GET /v1/users/\\{id\\},5,5,`,
+        "s",
+      ),
+    );
+  });
+
   it("proxies /v1 routes to the demo services with the caller's identity, and refuses path tricks", async () => {
     const get = (path: string, headers: Record<string, string> = {}) =>
       fetch(`${stack.httpUrl}${path}`, { headers: { "x-api-key": SEEDED_KEY, ...headers } });

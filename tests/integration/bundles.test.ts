@@ -49,6 +49,7 @@ describe("deploy bundles", () => {
           GATEHOUSE_STAGE: "test",
           CONNECTIONS_TABLE: "gatehouse-test-connections",
           API_KEYS_TABLE: "gatehouse-test-api-keys",
+          USAGE_TABLE: "gatehouse-test-usage",
           GATEHOUSE_FUNCTION_PREFIX: "gatehouse-test-",
           AWS_REGION: "us-east-1",
           POWERTOOLS_LOG_LEVEL: "ERROR",

@@ -69,6 +69,12 @@ describe("serverless invoke local with every sample event", () => {
         assert.equal(result.statusCode, 200, String(result.body));
         const product = JSON.parse(String(result.body)) as Record<string, unknown>;
         assert.deepEqual([product.id, product.servedBy, product.caller], ["p-1", "lambda", "key:local-demo"]);
+      } else if (functionName === "usage") {
+        // The seeded key on the free plan, with nothing used yet in this invocation's own store.
+        assert.equal(result.statusCode, 200, String(result.body));
+        const usage = JSON.parse(String(result.body)) as Record<string, unknown>;
+        assert.equal(usage.plan, "free");
+        assert.equal((usage.quota as { limit: number }).limit, 10_000);
       } else if (functionName === "whoami") {
         assert.equal(result.statusCode, 200);
         assert.equal((JSON.parse(String(result.body)) as { principal: string }).principal, "key:local-demo");

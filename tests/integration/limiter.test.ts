@@ -3,6 +3,7 @@ import { after, before, describe, it } from "node:test";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { createLimiter, LimiterUnavailableError, type PlanLimits, share } from "#shared/quota/limiter.ts";
 import { createMetering } from "#shared/quota/metering.ts";
+import { checkWebSocketMessage } from "#shared/quota/ws-limits.ts";
 import { getItem, startTestStore, type TestStore, unreachableClient } from "../support/dynamo.ts";
 
 /** The limiter against a real dynalite: exactness under concurrency, windows, burst, costs, shards. */
@@ -152,6 +153,29 @@ describe("limiter (dynalite)", () => {
       }
       assert.equal(total, admitted);
     }
+  });
+
+  it("limits WebSocket messages per connection and per principal with the same counters", async () => {
+    const nowMs = 1_800_000_200_000;
+    const limiter = createLimiter({ client: store.client, tableName: table, now: () => nowMs });
+    const limits = { perConnection: { perSecond: 1, burst: 3 }, perPrincipal: { perSecond: 1, burst: 4 } };
+    const principal = `user-${process.pid}-${++subjects}`;
+    const send = (connectionId: string) =>
+      checkWebSocketMessage(limiter, limits, { connectionId, principal });
+    const first = [];
+    for (let i = 0; i < 4; i++) first.push((await send("c1"))?.admitted);
+    assert.deepEqual(first, [true, true, true, false], "the connection's burst of 3");
+    // A second connection of the same principal: the principal's 4 are 3 spent already.
+    const second = [];
+    for (let i = 0; i < 2; i++) second.push(await send("c2"));
+    assert.deepEqual(
+      second.map((d) => [d?.admitted, d?.reason]),
+      [
+        [true, undefined],
+        [false, "rate"],
+      ],
+    );
+    assert.equal(second[1]?.limit, 4, "refused by the principal's limit");
   });
 
   it("throws LimiterUnavailableError when the table cannot be reached, and honours an abort signal", async () => {

@@ -62,6 +62,7 @@ describe("serverless.yml (stage prod)", () => {
       catalog: "HttpSystemRole",
       gateway: "GatewayRole",
       health: "HttpSystemRole",
+      usage: "UsageRole",
       httpAuthorizer: "AuthorizerRole",
       whoami: "HttpSystemRole",
       wsAuthorizer: "AuthorizerRole",
@@ -71,7 +72,8 @@ describe("serverless.yml (stage prod)", () => {
       wsPing: "WsMessageRole",
     });
     assert.deepEqual(dynamoActions("HttpSystemRole"), []);
-    assert.deepEqual(dynamoActions("GatewayRole"), []);
+    assert.deepEqual(dynamoActions("GatewayRole"), ["dynamodb:UpdateItem", "dynamodb:GetItem"]);
+    assert.deepEqual(dynamoActions("UsageRole"), ["dynamodb:GetItem", "dynamodb:Query"]);
     assert.deepEqual(dynamoActions("AuthorizerRole"), ["dynamodb:GetItem"]);
     assert.deepEqual(dynamoActions("AdminKeysRole"), [
       "dynamodb:PutItem",

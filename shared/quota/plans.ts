@@ -1,0 +1,40 @@
+import type { Identity } from "../auth/identity.ts";
+import type { GatewayConfig, RouteConfig } from "../config/gateway.ts";
+import type { PlanLimits } from "./limiter.ts";
+
+export type Limits = NonNullable<GatewayConfig["limits"]>;
+type RouteLimit = NonNullable<RouteConfig["limit"]>;
+
+/** The plan a caller is counted against: its own if the config has it, else the default one. */
+export function planFor(
+  limits: Limits,
+  identity: Identity | undefined,
+  limit: RouteLimit | undefined,
+): PlanLimits {
+  const name = identity
+    ? limits.plans[identity.plan]
+      ? identity.plan
+      : limits.defaultPlan
+    : (limit?.plan ?? limits.anonymousPlan);
+  const plan = limits.plans[name];
+  // loadGateway checks that every route's fallback plan exists; this is the last line of defence.
+  if (!plan) throw new Error(`limits.plans has no plan "${name}"`);
+  return { name, rate: plan.rate, quota: plan.quota, shards: plan.shards };
+}
+
+/**
+ * Who is counted: the API key (`key:<keyId>`), the principal (`principal:<sub>`) or the client IP
+ * (`ip:<address>`). By default it follows the route's auth.
+ */
+export function subjectFor(
+  route: RouteConfig,
+  identity: Identity | undefined,
+  sourceIp: string | undefined,
+): string {
+  const kind =
+    route.limit?.subject ??
+    (route.auth === "public" ? "ip" : "apiKey" in route.auth ? "apiKey" : "principal");
+  if (kind === "apiKey" && identity?.keyId) return `key:${identity.keyId}`;
+  if ((kind === "apiKey" || kind === "principal") && identity) return `principal:${identity.principal}`;
+  return `ip:${sourceIp ?? "unknown"}`;
+}

@@ -1,0 +1,237 @@
+import assert from "node:assert/strict";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, it, mock } from "node:test";
+import { defineGateway, type GatewayConfigInput, loadGateway } from "#shared/config/gateway.ts";
+import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
+import type { HttpEvent, HttpResult } from "#shared/http.ts";
+import { metrics } from "#shared/observability/metrics.ts";
+import { createLimiter } from "#shared/quota/limiter.ts";
+import { createMetering } from "#shared/quota/metering.ts";
+import { startTestStore, type TestStore, unreachableClient } from "../support/dynamo.ts";
+import { loadEvent } from "../support/events.ts";
+import { lambdaContext } from "../support/lambda-context.ts";
+
+/** Usage limits in the real gateway chain, counted in a real dynalite, in front of a real upstream. */
+describe("gateway handler: usage plans (429s, RateLimit headers, metering, faults)", () => {
+  let store: TestStore;
+  let table: string;
+  let upstream: Server;
+  let upstreamUrl: string;
+  let upstreamCalls = 0;
+  const emf: Record<string, unknown>[] = [];
+
+  before(async () => {
+    store = await startTestStore();
+    table = store.tables.UsageTable as string;
+    upstream = createServer((request, response) => {
+      upstreamCalls++;
+      const status = request.url?.startsWith("/fail") ? 500 : 200;
+      response
+        .writeHead(status, { "content-type": "application/json" })
+        .end(JSON.stringify({ ok: status < 400 }));
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
+    upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    mock.method((metrics as unknown as { console: Console }).console, "log", (line: string) => {
+      emf.push(JSON.parse(line) as Record<string, unknown>);
+    });
+  });
+  after(async () => {
+    mock.restoreAll();
+    await new Promise<void>((resolve) => upstream.close(() => resolve()));
+    await store?.stop();
+  });
+
+  const config = (overrides: Partial<GatewayConfigInput["limits"] & object> = {}): GatewayConfigInput => ({
+    auth: {},
+    upstreams: { svc: { targets: [{ url: upstreamUrl }], retries: 0 } },
+    limits: {
+      plans: {
+        small: {
+          rate: { perSecond: 1, burst: 3 },
+          quota: { limit: 5, period: "day" },
+          routes: ["GET /a", "GET /fail"],
+        },
+        default: { quota: { limit: 1_000, period: "day" } },
+        anonymous: { rate: { perSecond: 1, burst: 2 } },
+      },
+      ...overrides,
+    },
+    routes: {
+      "GET /a": { auth: { apiKey: {} }, proxy: { upstream: "svc", path: "/a" }, limit: {} },
+      "GET /b": { auth: { apiKey: {} }, proxy: { upstream: "svc", path: "/b" }, limit: { cost: 2 } },
+      "GET /fail": { auth: { apiKey: {} }, proxy: { upstream: "svc", path: "/fail" }, limit: {} },
+      "GET /open": { auth: "public", proxy: { upstream: "svc", path: "/open" }, limit: {} },
+      "GET /free": { auth: "public", proxy: { upstream: "svc", path: "/free" } },
+    },
+  });
+  let keys = 0;
+  const build = (input: GatewayConfigInput, client = store.client, now?: () => number) => {
+    const gateway = loadGateway(
+      defineGateway(() => input),
+      "test",
+    );
+    const handler = createGatewayHandler(gateway, {
+      limiter: createLimiter({ client, tableName: table, ...(now ? { now } : {}) }),
+      metering: createMetering({ client, tableName: table }),
+    });
+    return (routeKey: string, { keyId, plan, ip }: { keyId?: string; plan?: string; ip?: string } = {}) => {
+      const event = loadEvent<HttpEvent>("health.json");
+      const path = routeKey.split(" ")[1] as string;
+      event.routeKey = routeKey;
+      event.rawPath = path;
+      event.requestContext.routeKey = routeKey;
+      if (ip) event.requestContext.http.sourceIp = ip;
+      if (keyId) {
+        (event.requestContext as unknown as { authorizer: unknown }).authorizer = {
+          lambda: {
+            principal: `key:${keyId}-owner`,
+            authType: "apiKey",
+            plan: plan ?? "small",
+            scopes: "",
+            keyId,
+          },
+        };
+      }
+      return handler(event, lambdaContext()) as Promise<HttpResult>;
+    };
+  };
+  const newKey = () => `k${process.pid}x${++keys}`;
+  const problem = (result: HttpResult) => JSON.parse(String(result.body)) as Record<string, unknown>;
+
+  it("admits within the plan with RateLimit headers; the burst's end is a 429 rate-limited with Retry-After", async () => {
+    const call = build(config());
+    const keyId = newKey();
+    const first = await call("GET /a", { keyId });
+    assert.equal(first.statusCode, 200);
+    assert.deepEqual(
+      [first.headers["ratelimit-limit"], first.headers["ratelimit-remaining"]],
+      ["3", "2"],
+      "the rate window (3) is tighter than the quota (5)",
+    );
+    assert.ok(Number(first.headers["ratelimit-reset"]) >= 1);
+    await call("GET /a", { keyId });
+    await call("GET /a", { keyId });
+    const calls = upstreamCalls;
+    const limited = await call("GET /a", { keyId });
+    assert.equal(limited.statusCode, 429);
+    assert.equal(limited.headers["content-type"], "application/problem+json");
+    assert.equal(problem(limited).type, "urn:gatehouse:problem:rate-limited");
+    assert.equal(problem(limited).limit, "rate");
+    assert.ok(Number(limited.headers["retry-after"]) >= 1);
+    assert.equal(limited.headers["ratelimit-remaining"], "0");
+    assert.equal(upstreamCalls, calls, "a refused request never reaches the upstream");
+  });
+
+  it("answers quota-exceeded once the day's quota is used, until the next UTC day", async () => {
+    let nowMs = Date.UTC(2026, 10, 21, 12);
+    const call = build(config(), store.client, () => nowMs);
+    const keyId = newKey();
+    const statuses: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      nowMs += 1_500; // slower than the rate, so only the quota binds
+      statuses.push((await call("GET /a", { keyId })).statusCode ?? 0);
+    }
+    assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429, 429]);
+    const refused = await call("GET /a", { keyId });
+    assert.equal(problem(refused).type, "urn:gatehouse:problem:quota-exceeded");
+    assert.equal(refused.headers["retry-after"], String(Math.ceil((Date.UTC(2026, 10, 22) - nowMs) / 1000)));
+    nowMs = Date.UTC(2026, 10, 22, 0, 0, 1);
+    assert.equal((await call("GET /a", { keyId })).statusCode, 200, "a new day, a new quota");
+  });
+
+  it("refuses a route the plan does not include with 403, and counts route costs", async () => {
+    const call = build(config());
+    const denied = await call("GET /b", { keyId: newKey() });
+    assert.equal(denied.statusCode, 403);
+    const keyId = newKey();
+    const costly = await call("GET /b", { keyId, plan: "unlisted-plan" }); // → the default plan
+    assert.equal(costly.statusCode, 200);
+    assert.equal(costly.headers["ratelimit-remaining"], "998", "cost 2 of the default plan's 1,000");
+  });
+
+  it("counts anonymous callers by IP on public limited routes, and leaves unlimited routes alone", async () => {
+    const call = build(config());
+    const ip = `198.51.100.${keys++ % 250}`;
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push((await call("GET /open", { ip })).statusCode);
+    assert.deepEqual(statuses, [200, 200, 429]);
+    assert.equal(
+      (await call("GET /open", { ip: "198.51.100.251" })).statusCode,
+      200,
+      "another IP, its own count",
+    );
+    const free = await call("GET /free", { ip });
+    assert.equal(free.statusCode, 200);
+    assert.equal(free.headers["ratelimit-limit"], undefined);
+  });
+
+  it("meters admitted requests with their status, and refusals apart, per subject, route and day", async () => {
+    const call = build(config());
+    const keyId = newKey();
+    await call("GET /a", { keyId });
+    await call("GET /fail", { keyId });
+    await call("GET /a", { keyId });
+    await call("GET /a", { keyId }); // rate-limited
+    const metering = createMetering({ client: store.client, tableName: table });
+    const today = new Date().toISOString().slice(0, 10);
+    const records = await metering.forSubject(`key:${keyId}`, today, today);
+    const byRoute = Object.fromEntries(records.map((r) => [r.route, r]));
+    assert.deepEqual(
+      [byRoute["GET /a"]?.requests, byRoute["GET /a"]?.units, byRoute["GET /a"]?.limited],
+      [2, 2, 1],
+    );
+    assert.deepEqual([byRoute["GET /fail"]?.requests, byRoute["GET /fail"]?.status5xx], [1, 1]);
+    const everyone = await metering.forRange(today, today);
+    assert.ok(everyone.some((r) => r.subject === `key:${keyId}` && r.route === "GET /a"));
+  });
+
+  it("fails open by default when the table is down: admitted, logged, counted in LimiterFailOpen", async () => {
+    const call = build(config(), unreachableClient());
+    emf.length = 0;
+    const result = await call("GET /a", { keyId: newKey() });
+    assert.equal(result.statusCode, 200);
+    assert.equal(result.headers["ratelimit-limit"], undefined, "no counts to report");
+    assert.ok(
+      emf.some((record) => record.LimiterFailOpen === 1 && record.route === "GET /a"),
+      JSON.stringify(emf),
+    );
+  });
+
+  it("fails closed when configured: 503 with Retry-After, and nothing reaches the upstream", async () => {
+    const call = build(config({ onStoreFailure: "closed" }), unreachableClient());
+    const calls = upstreamCalls;
+    const result = await call("GET /a", { keyId: newKey() });
+    assert.equal(result.statusCode, 503);
+    assert.equal(result.headers["retry-after"], "1");
+    assert.equal(result.headers["content-type"], "application/problem+json");
+    assert.equal(upstreamCalls, calls);
+  });
+
+  it("gives up within the limiter's time budget when the table is slow", async () => {
+    // A DynamoDB endpoint that accepts the connection and never answers.
+    const { DynamoDBClient } = await import("@aws-sdk/client-dynamodb");
+    const { createDocumentClient } = await import("#shared/clients/dynamodb.ts");
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const slow = createDocumentClient(
+        new DynamoDBClient({
+          endpoint: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+          region: "us-east-1",
+          credentials: { accessKeyId: "x", secretAccessKey: "x" },
+          maxAttempts: 1,
+        }),
+      );
+      const call = build(config({ timeoutMs: 200, onStoreFailure: "closed" }), slow);
+      const began = performance.now();
+      const result = await call("GET /a", { keyId: newKey() });
+      assert.equal(result.statusCode, 503);
+      assert.ok(performance.now() - began < 2_000, "the limiter's budget, not the SDK's defaults");
+    } finally {
+      silent.closeAllConnections();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+});
