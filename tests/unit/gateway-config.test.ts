@@ -238,6 +238,50 @@ describe("gateway config validation", () => {
     );
   });
 
+  it("checks usage plans and route limits against each other", () => {
+    const config = base();
+    config.upstreams = { svc: { targets: [{ url: "https://svc.internal" }] } };
+    config.routes = {
+      "GET /health": { auth: "public" },
+      "GET /a": { auth: { apiKey: {} }, proxy: { upstream: "svc", path: "/a" }, limit: { cost: 5 } },
+      "GET /open": { auth: "public", proxy: { upstream: "svc", path: "/o" }, limit: { subject: "apiKey" } },
+      "GET /me": { auth: { jwt: {} }, limit: {} },
+    };
+    assert.ok(
+      problemsOf(config).includes("routes.GET /a.limit: needs a top-level limits section with plans"),
+    );
+    config.limits = {
+      plans: {
+        small: { rate: { perSecond: 1, burst: 2 }, routes: ["GET /health"] },
+        odd: { rate: { perSecond: 1000, burst: 10 }, quota: { limit: 0, period: "year" as "day" } },
+      },
+    };
+    // Shapes first: the cross-field checks only run on a config whose fields are each valid.
+    const problems = problemsOf(config);
+    for (const pattern of [
+      /^limits\.plans\.odd\.quota\.limit: /,
+      /^limits\.plans\.odd\.quota\.period: a quota period/,
+    ]) {
+      assert.ok(
+        problems.some((p) => pattern.test(p)),
+        `${pattern}\n${problems.join("\n")}`,
+      );
+    }
+    config.limits.plans.odd = { rate: { perSecond: 1000, burst: 10 } };
+    const crossField = problemsOf(config);
+    for (const expected of [
+      'routes.GET /a.limit: plan "default" is not in limits.plans; add it (it is who gets no other plan)',
+      'routes.GET /open.limit: plan "anonymous" is not in limits.plans; add it (it is who gets no other plan)',
+      "routes.GET /open.limit.subject: a public route has no apiKey; use ip",
+      "routes.GET /me.limit: only gateway routes (proxy or aggregate) are limited",
+      'limits.plans.small.routes: "GET /health" is not a limited route',
+      "limits.plans.small.rate.burst: below the largest route cost (5) per shard; no such request could pass",
+      "limits.plans.odd.rate: burst / perSecond is under 100 ms; raise the burst",
+    ]) {
+      assert.ok(crossField.includes(expected), `${expected}\n${crossField.join("\n")}`);
+    }
+  });
+
   it("refuses CORS that would admit any site with credentials, and malformed origins", () => {
     const config = base();
     config.cors = { origins: ["*"], credentials: true };
