@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import { authorizer, authorizerColumns } from "./cases/authorizer.ts";
 import { coldStart, coldStartColumns } from "./cases/cold-start.ts";
 import { gatewayChain, gatewayChainColumns } from "./cases/gateway-chain.ts";
+import { limiter, limiterColumns } from "./cases/limiter.ts";
 import { localStack, localStackColumns } from "./cases/local-stack.ts";
 import { type BenchContext, type Column, formatTable } from "./lib.ts";
 
@@ -68,6 +69,12 @@ const cases: Case[] = [
     "Gateway chain: CPU per request in-process (chain, bare handler, same work without Middy), latency through the local stack",
     gatewayChain,
     gatewayChainColumns,
+  ),
+  defineCase(
+    "limiter",
+    "Limiter: check latency and throughput against dynalite, DynamoDB calls per request (counted), cost per million requests",
+    limiter,
+    limiterColumns,
   ),
 ];
 

@@ -64,6 +64,7 @@ const CHILD_ENV = {
   GATEHOUSE_STAGE: "test",
   CONNECTIONS_TABLE: "bench-connections",
   API_KEYS_TABLE: "bench-api-keys",
+  USAGE_TABLE: "bench-usage",
   GATEHOUSE_FUNCTION_PREFIX: "gatehouse-test-",
   AWS_REGION: "us-east-1",
   AWS_ACCESS_KEY_ID: "x",

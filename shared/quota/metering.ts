@@ -1,4 +1,9 @@
-import { type DynamoDBDocumentClient, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import {
+  BatchGetCommand,
+  type DynamoDBDocumentClient,
+  QueryCommand,
+  UpdateCommand,
+} from "@aws-sdk/lib-dynamodb";
 import { isoDay } from "./windows.ts";
 
 /**
@@ -6,7 +11,9 @@ import { isoDay } from "./windows.ts";
  * units, how many ended 4XX and 5XX, and how many were refused by a limit (not admitted, so not in
  * `requests`). One small item per subject, day and route (`pk = usage#<subject>`, `sk = <day>#<route>`),
  * updated with `ADD` after the answer: one write per request, never read-then-write. The `byDay`
- * index (`day`, `subjectRoute`) serves the admin export for a date range.
+ * index (`day`, `subjectRoute`) serves the admin export for a date range; it holds keys only, so
+ * a count does not write to it (only a day's first request for a route does), and the export
+ * reads the items themselves in batches.
  */
 
 export interface UsageRecord {
@@ -32,6 +39,25 @@ const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
 export function createMetering({ client, tableName, retentionDays = 400, now = Date.now }: MeteringOptions) {
   const stats = { writes: 0 };
+
+  /** The items behind index keys, 100 at a time, retrying what DynamoDB leaves unprocessed. */
+  async function itemsOf(keys: Record<string, unknown>[]): Promise<Record<string, unknown>[]> {
+    const items: Record<string, unknown>[] = [];
+    for (let i = 0; i < keys.length; i += 100) {
+      let pending: Record<string, unknown>[] = keys.slice(i, i + 100);
+      for (let attempt = 0; pending.length > 0; attempt++) {
+        if (attempt > 0)
+          await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 50 * 2 ** attempt)));
+        if (attempt > 8) throw new Error("the usage table kept batch reads unprocessed");
+        const batch = await client.send(
+          new BatchGetCommand({ RequestItems: { [tableName]: { Keys: pending, ConsistentRead: true } } }),
+        );
+        items.push(...(batch.Responses?.[tableName] ?? []));
+        pending = (batch.UnprocessedKeys?.[tableName]?.Keys ?? []) as Record<string, unknown>[];
+      }
+    }
+    return items;
+  }
   return {
     stats,
 
@@ -122,11 +148,17 @@ export function createMetering({ client, tableName, retentionDays = 400, now = D
               ExclusiveStartKey: start,
             }),
           );
-          records.push(...(page.Items ?? []).map(toRecord));
+          records.push(
+            ...(await itemsOf((page.Items ?? []).map(({ pk, sk }) => ({ pk, sk })))).map(toRecord),
+          );
           start = page.LastEvaluatedKey;
         } while (start);
       }
-      return records;
+      // Batch reads come back in any order: by day, subject and route, as the index lists them.
+      return records.sort(
+        (a, b) =>
+          a.day.localeCompare(b.day) || a.subject.localeCompare(b.subject) || a.route.localeCompare(b.route),
+      );
     },
   };
 }

@@ -73,7 +73,11 @@ describe("serverless.yml (stage prod)", () => {
     });
     assert.deepEqual(dynamoActions("HttpSystemRole"), []);
     assert.deepEqual(dynamoActions("GatewayRole"), ["dynamodb:UpdateItem", "dynamodb:GetItem"]);
-    assert.deepEqual(dynamoActions("UsageRole"), ["dynamodb:GetItem", "dynamodb:Query"]);
+    assert.deepEqual(dynamoActions("UsageRole"), [
+      "dynamodb:GetItem",
+      "dynamodb:Query",
+      "dynamodb:BatchGetItem",
+    ]);
     assert.deepEqual(dynamoActions("AuthorizerRole"), ["dynamodb:GetItem"]);
     assert.deepEqual(dynamoActions("AdminKeysRole"), [
       "dynamodb:PutItem",
