@@ -72,7 +72,7 @@ export default defineGateway(({ stage }) => ({
   limits: {
     plans: {
       // The seeded demo key's plan.
-      free: { rate: { perSecond: 20, burst: 40 }, quota: { limit: 10_000, period: "day" } },
+      free: { rate: { perSecond: 50, burst: 100 }, quota: { limit: 10_000, period: "day" } },
       // A small plan to watch 429s: 3 at once, 1 a second after that, 5 a day, three routes only.
       tiny: {
         rate: { perSecond: 1, burst: 3 },
