@@ -7,10 +7,9 @@
 // --table <name> (default gatehouse-<stage>-api-keys, as serverless.yml names it).
 // Against a deployed stage it uses your usual AWS credentials (AWS_PROFILE, environment, SSO).
 import { parseArgs } from "node:util";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { type ApiKeyRecord, apiKeyStore } from "#shared/auth/api-keys.ts";
 import { createDocumentClient } from "#shared/clients/dynamodb.ts";
-import { HttpError } from "#shared/errors.ts";
+import { runCli, stageDynamoClient, UsageError } from "./cli.ts";
 
 const USAGE = `usage: npm run keys -- <create|list|revoke|rotate> [options]
   create --plan <plan> [--owner <name>] [--scopes "a b"] [--tenant <t>] [--expires-in-days <n>]
@@ -34,18 +33,7 @@ const { values, positionals } = parseArgs({
 });
 const [command, keyId] = positionals;
 const stage = values.stage;
-const region = values.region ?? process.env.AWS_REGION ?? "us-east-1";
-const local = stage === "local";
-const raw = new DynamoDBClient({
-  region,
-  maxAttempts: 2,
-  ...(local
-    ? {
-        endpoint: `http://127.0.0.1:${process.env.GATEHOUSE_DYNAMODB_PORT ?? "8000"}`,
-        credentials: { accessKeyId: "local", secretAccessKey: "local" },
-      }
-    : {}),
-});
+const raw = stageDynamoClient(stage, values.region);
 const store = apiKeyStore({
   client: createDocumentClient(raw),
   tableName: values.table ?? `gatehouse-${stage}-api-keys`,
@@ -104,24 +92,4 @@ async function main(): Promise<void> {
   }
 }
 
-class UsageError extends Error {}
-
-main()
-  .catch((error: unknown) => {
-    if (error instanceof UsageError) {
-      console.error(`${error.message}\n\n${USAGE}`);
-      process.exitCode = 2;
-    } else if (error instanceof HttpError && error.expose) {
-      console.error(error.message);
-      process.exitCode = 1;
-    } else {
-      const name = error instanceof Error ? error.name : "";
-      console.error(
-        local && /ECONNREFUSED|TimeoutError/.test(`${name} ${String(error)}`)
-          ? "cannot reach the local stack's store: is `npm start` running?"
-          : `failed: ${error instanceof Error ? error.message : String(error)}`,
-      );
-      process.exitCode = 1;
-    }
-  })
-  .finally(() => raw.destroy());
+runCli(main, { usage: USAGE, stage, client: raw });

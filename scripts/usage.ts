@@ -6,15 +6,13 @@
 // stack's store on 127.0.0.1), --region <region>, --table <name> (default gatehouse-<stage>-usage).
 // Against a deployed stage it uses your usual AWS credentials (AWS_PROFILE, environment, SSO).
 import { parseArgs } from "node:util";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { createDocumentClient } from "#shared/clients/dynamodb.ts";
 import { createMetering, UsageRangeError, type UsageRecord, usageCsv } from "#shared/quota/metering.ts";
 import { isoDay } from "#shared/quota/windows.ts";
+import { runCli, stageDynamoClient, UsageError } from "./cli.ts";
 
 const USAGE = `usage: npm run usage -- (--key <keyId> | --subject <subject> | --all) [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--csv]
 options: --stage <stage> (default local)  --region <region>  --table <name>`;
-
-class UsageError extends Error {}
 
 const { values } = parseArgs({
   options: {
@@ -30,17 +28,7 @@ const { values } = parseArgs({
   },
 });
 const stage = values.stage;
-const local = stage === "local";
-const raw = new DynamoDBClient({
-  region: values.region ?? process.env.AWS_REGION ?? "us-east-1",
-  maxAttempts: 2,
-  ...(local
-    ? {
-        endpoint: `http://127.0.0.1:${process.env.GATEHOUSE_DYNAMODB_PORT ?? "8000"}`,
-        credentials: { accessKeyId: "local", secretAccessKey: "local" },
-      }
-    : {}),
-});
+const raw = stageDynamoClient(stage, values.region);
 const metering = createMetering({
   client: createDocumentClient(raw),
   tableName: values.table ?? `gatehouse-${stage}-usage`,
@@ -80,19 +68,4 @@ async function main(): Promise<void> {
   );
 }
 
-main()
-  .catch((error: unknown) => {
-    if (error instanceof UsageError) {
-      console.error(`${error.message}\n\n${USAGE}`);
-      process.exitCode = 2;
-    } else {
-      const name = error instanceof Error ? error.name : "";
-      console.error(
-        local && /ECONNREFUSED|TimeoutError/.test(`${name} ${String(error)}`)
-          ? "cannot reach the local stack's store: is `npm start` running?"
-          : `failed: ${error instanceof Error ? error.message : String(error)}`,
-      );
-      process.exitCode = 1;
-    }
-  })
-  .finally(() => raw.destroy());
+runCli(main, { usage: USAGE, stage, client: raw });

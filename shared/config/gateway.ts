@@ -371,18 +371,19 @@ const planName = v.pipe(
   v.regex(/^[a-z][a-z0-9-]{0,31}$/, "a plan name is lower-case letters, digits and -"),
 );
 
+/** Requests (or messages) per second, with a burst: a fixed window of `burst / perSecond` seconds. */
+const RateSchema = v.strictObject({
+  perSecond: v.pipe(v.number(), v.minValue(0.001), v.maxValue(100_000)),
+  burst: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1_000_000)),
+});
+
 /**
  * A usage plan. `rate` is requests per second with a burst: a fixed window of `burst / perSecond`
  * seconds holds `burst` cost units. `quota` is cost units per calendar window (UTC). Both are counted
  * exactly in DynamoDB, per subject.
  */
 const PlanSchema = v.strictObject({
-  rate: v.optional(
-    v.strictObject({
-      perSecond: v.pipe(v.number(), v.minValue(0.001), v.maxValue(100_000)),
-      burst: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1_000_000)),
-    }),
-  ),
+  rate: v.optional(RateSchema),
   quota: v.optional(
     v.strictObject({
       limit: v.pipe(v.number(), v.integer(), v.minValue(1)),
@@ -498,18 +499,8 @@ export const GatewayConfigSchema = v.object({
       /** WebSocket messages: a rate per connection and per principal (all their connections together). */
       websocket: v.optional(
         v.strictObject({
-          perConnection: v.optional(
-            v.strictObject({
-              perSecond: v.pipe(v.number(), v.minValue(0.001), v.maxValue(100_000)),
-              burst: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1_000_000)),
-            }),
-          ),
-          perPrincipal: v.optional(
-            v.strictObject({
-              perSecond: v.pipe(v.number(), v.minValue(0.001), v.maxValue(100_000)),
-              burst: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1_000_000)),
-            }),
-          ),
+          perConnection: v.optional(RateSchema),
+          perPrincipal: v.optional(RateSchema),
         }),
         {},
       ),
