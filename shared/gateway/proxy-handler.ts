@@ -273,9 +273,9 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
       };
     },
     {
-      request: [...(usage ? [usage.check] : []), bodyStep],
+      request: [metricsStep.start, ...(usage ? [usage.check] : []), bodyStep],
       response: [
-        metricsStep,
+        metricsStep.publish,
         ...(usage ? [usage.meter] : []),
         corsStep,
         deprecationStep,

@@ -33,7 +33,10 @@ export function recordUpstream(context: GatehouseContext, sample: UpstreamSample
 export function requestMetrics(
   routeKeyOf: (event: HttpEvent) => string | undefined,
   metrics = sharedMetrics,
-): middy.MiddlewareObj<HttpEvent, HttpResult, Error, GatehouseContext> {
+): {
+  start: middy.MiddlewareObj<HttpEvent, HttpResult, Error, GatehouseContext>;
+  publish: middy.MiddlewareObj<HttpEvent, HttpResult, Error, GatehouseContext>;
+} {
   const requestMetricsBefore: middy.MiddlewareFn<HttpEvent, HttpResult, Error, GatehouseContext> = (
     request,
   ) => {
@@ -57,7 +60,7 @@ export function requestMetrics(
     metrics.addMetric("Requests", MetricUnit.Count, 1);
     metrics.addMetric("Status4XX", MetricUnit.Count, status >= 400 && status < 500 ? 1 : 0);
     metrics.addMetric("Status5XX", MetricUnit.Count, status >= 500 ? 1 : 0);
-    metrics.addMetric("Latency", MetricUnit.Milliseconds, performance.now() - (current?.began ?? 0));
+    if (current) metrics.addMetric("Latency", MetricUnit.Milliseconds, performance.now() - current.began);
     metrics.publishStoredMetrics();
     if (single) return;
     for (const sample of samples) {
@@ -66,7 +69,12 @@ export function requestMetrics(
       metrics.publishStoredMetrics();
     }
   };
-  return { before: requestMetricsBefore, after: requestMetricsAfter, onError: requestMetricsAfter };
+  // Two steps: `start` is the first request step, so `Latency` covers the body checks and the usage
+  // check too (and a request they refuse is timed); `publish` is a response step.
+  return {
+    start: { before: requestMetricsBefore },
+    publish: { after: requestMetricsAfter, onError: requestMetricsAfter },
+  };
 }
 
 function addUpstream(metrics: typeof sharedMetrics, sample: UpstreamSample): void {

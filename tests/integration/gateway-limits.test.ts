@@ -114,8 +114,16 @@ describe("gateway handler: usage plans (429s, RateLimit headers, metering, fault
     await call("GET /a", { keyId });
     await call("GET /a", { keyId });
     const calls = upstreamCalls;
+    emf.length = 0;
+    const began = performance.now();
     const limited = await call("GET /a", { keyId });
+    const took = performance.now() - began;
     assert.equal(limited.statusCode, 429);
+    const record = emf.find((r) => r.route === "GET /a" && r.Status4XX === 1);
+    assert.ok(
+      typeof record?.Latency === "number" && record.Latency >= 0 && record.Latency <= took,
+      `a refused request is timed from the start of the chain: ${JSON.stringify(record)}`,
+    );
     assert.equal(limited.headers["content-type"], "application/problem+json");
     assert.equal(problem(limited).type, "urn:gatehouse:problem:rate-limited");
     assert.equal(problem(limited).limit, "rate");
