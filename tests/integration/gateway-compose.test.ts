@@ -7,7 +7,7 @@ import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
 import type { HttpEvent, HttpResult } from "#shared/http.ts";
 import { logger } from "#shared/observability/logger.ts";
 import { metrics } from "#shared/observability/metrics.ts";
-import { loadEvent } from "../support/events.ts";
+import { httpEvent } from "../support/events.ts";
 import { lambdaContext } from "../support/lambda-context.ts";
 
 /**
@@ -235,19 +235,7 @@ describe("gateway handler: mapping, canary and aggregate routes", () => {
       query?: string;
       sourceIp?: string;
     } = {},
-  ) => {
-    const event = loadEvent<HttpEvent>("health.json");
-    event.routeKey = routeKey;
-    event.rawPath = path;
-    event.rawQueryString = query;
-    event.requestContext.http.method = method;
-    event.requestContext.routeKey = routeKey;
-    if (sourceIp) event.requestContext.http.sourceIp = sourceIp;
-    event.headers = { host: "api.example.com", ...headers };
-    if (body !== undefined) event.body = body;
-    if (pathParameters) event.pathParameters = pathParameters;
-    return handler(event);
-  };
+  ) => handler(httpEvent({ method, routeKey, path, headers, body, pathParameters, query, sourceIp }));
   const bodyOf = (result: HttpResult) => JSON.parse(String(result.body)) as Record<string, unknown>;
 
   it("maps request headers, query and body on the way up, and the answer's body and headers on the way down", async () => {

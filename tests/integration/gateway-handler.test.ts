@@ -6,7 +6,7 @@ import { defineGateway, loadGateway } from "#shared/config/gateway.ts";
 import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
 import type { HttpEvent, HttpResult } from "#shared/http.ts";
 import { metrics } from "#shared/observability/metrics.ts";
-import { loadEvent } from "../support/events.ts";
+import { httpEvent } from "../support/events.ts";
 import { lambdaContext } from "../support/lambda-context.ts";
 
 // CORS is tested against the real gateway handler in-process: serverless-offline adds permissive CORS
@@ -78,17 +78,7 @@ describe("gateway handler: CORS (@middy/http-cors per route), versions by header
     headers: Record<string, string>,
     body?: string,
     pathParameters?: Record<string, string>,
-  ) => {
-    const event = loadEvent<HttpEvent>("health.json");
-    event.routeKey = routeKey;
-    event.rawPath = path;
-    event.requestContext.http.method = method;
-    event.requestContext.routeKey = routeKey;
-    event.headers = { host: "api.example.com", ...headers };
-    if (body !== undefined) event.body = body;
-    if (pathParameters) event.pathParameters = pathParameters;
-    return handler(event);
-  };
+  ) => handler(httpEvent({ method, routeKey, path, headers, body, pathParameters }));
   const allowOrigin = (result: HttpResult) => result.headers["Access-Control-Allow-Origin"];
 
   it("allows a listed origin and a one-label wildcard, never a suffix trick", async () => {

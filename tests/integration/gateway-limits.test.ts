@@ -4,12 +4,12 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, it, mock } from "node:test";
 import { defineGateway, type GatewayConfigInput, loadGateway } from "#shared/config/gateway.ts";
 import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
-import type { HttpEvent, HttpResult } from "#shared/http.ts";
+import type { HttpResult } from "#shared/http.ts";
 import { metrics } from "#shared/observability/metrics.ts";
 import { createLimiter } from "#shared/quota/limiter.ts";
 import { createMetering } from "#shared/quota/metering.ts";
 import { startTestStore, type TestStore, unreachableClient } from "../support/dynamo.ts";
-import { loadEvent } from "../support/events.ts";
+import { httpEvent } from "../support/events.ts";
 import { lambdaContext } from "../support/lambda-context.ts";
 
 /** Usage limits in the real gateway chain, counted in a real dynalite, in front of a real upstream. */
@@ -77,12 +77,12 @@ describe("gateway handler: usage plans (429s, RateLimit headers, metering, fault
       metering: createMetering({ client, tableName: table }),
     });
     return (routeKey: string, { keyId, plan, ip }: { keyId?: string; plan?: string; ip?: string } = {}) => {
-      const event = loadEvent<HttpEvent>("health.json");
-      const path = routeKey.split(" ")[1] as string;
-      event.routeKey = routeKey;
-      event.rawPath = path;
-      event.requestContext.routeKey = routeKey;
-      if (ip) event.requestContext.http.sourceIp = ip;
+      const event = httpEvent({
+        method: "GET",
+        routeKey,
+        path: routeKey.split(" ")[1] as string,
+        sourceIp: ip,
+      });
       if (keyId) {
         (event.requestContext as unknown as { authorizer: unknown }).authorizer = {
           lambda: {

@@ -15,3 +15,36 @@ export function eventFiles(): { file: string; functionName: string }[] {
 export function loadEvent<T = Record<string, unknown>>(file: string): T {
   return structuredClone(JSON.parse(readFileSync(join(EVENTS_DIR, file), "utf8"))) as T;
 }
+
+/** An HTTP API (payload 2.0) event for a route, built on the `health.json` sample. */
+export function httpEvent<T extends { routeKey: string } = import("#shared/http.ts").HttpEvent>({
+  method,
+  routeKey,
+  path,
+  headers = {},
+  body,
+  pathParameters,
+  query = "",
+  sourceIp,
+}: {
+  method: string;
+  routeKey: string;
+  path: string;
+  headers?: Record<string, string>;
+  body?: string | undefined;
+  pathParameters?: Record<string, string> | undefined;
+  query?: string;
+  sourceIp?: string | undefined;
+}): T {
+  const event = loadEvent<import("#shared/http.ts").HttpEvent>("health.json");
+  event.routeKey = routeKey;
+  event.rawPath = path;
+  event.rawQueryString = query;
+  event.requestContext.http.method = method;
+  event.requestContext.routeKey = routeKey;
+  if (sourceIp) event.requestContext.http.sourceIp = sourceIp;
+  event.headers = { host: "api.example.com", ...headers };
+  if (body !== undefined) event.body = body;
+  if (pathParameters) event.pathParameters = pathParameters;
+  return event as unknown as T;
+}
