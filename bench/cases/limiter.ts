@@ -528,9 +528,28 @@ function costOf(counts: CallCounts, requests: number, units: Units) {
   };
 }
 
+/** The columns every counted row has: calls and request units per request, cost, and the target verdict. */
+function countedColumns(
+  counts: CallCounts,
+  requests: number,
+  units: Units,
+  target: { writes: number; reads: number } | undefined,
+) {
+  const cost = costOf(counts, requests, units);
+  const pass = target && cost.exact.writes === target.writes && cost.exact.reads === target.reads;
+  const status: LimiterRow["status"] = pass ? "ok" : "MISS";
+  return {
+    writes: cost.writes,
+    reads: cost.reads,
+    wru: cost.wru,
+    rru: cost.rru,
+    usdPerMillion: cost.usdPerMillion,
+    ...(target ? { target: `${target.writes} W + ${target.reads} R per admitted`, status } : {}),
+    calls: counts,
+  };
+}
+
 function measuredRow(m: Measure, units: Units): LimiterRow {
-  const cost = costOf(m.counts, m.requests, units);
-  const pass = m.target && cost.exact.writes === m.target.writes && cost.exact.reads === m.target.reads;
   return {
     ...blankRow(m.measure),
     concurrency: m.concurrency,
@@ -538,18 +557,7 @@ function measuredRow(m: Measure, units: Units): LimiterRow {
     p50Ms: round(median(m.latencies), 2),
     p99Ms: round(percentile(m.latencies, 99), 2),
     perSecond: round(median(m.batchRates), 0),
-    writes: cost.writes,
-    reads: cost.reads,
-    wru: cost.wru,
-    rru: cost.rru,
-    usdPerMillion: cost.usdPerMillion,
-    ...(m.target
-      ? {
-          target: `${m.target.writes} W + ${m.target.reads} R per admitted`,
-          status: pass ? "ok" : "MISS",
-        }
-      : {}),
-    calls: m.counts,
+    ...countedColumns(m.counts, m.requests, units, m.target),
     samples: m.batchRates.map((v) => round(v, 0)),
   };
 }
@@ -563,21 +571,11 @@ interface EventCount {
 }
 
 function eventRow(e: EventCount, units: Units): LimiterRow {
-  const cost = costOf(e.counts, e.requests, units);
-  const pass = e.target && cost.exact.writes === e.target.writes && cost.exact.reads === e.target.reads;
   return {
     ...blankRow(e.measure),
     concurrency: e.concurrency,
     requests: e.requests,
-    writes: cost.writes,
-    reads: cost.reads,
-    wru: cost.wru,
-    rru: cost.rru,
-    usdPerMillion: cost.usdPerMillion,
-    ...(e.target
-      ? { target: `${e.target.writes} W + ${e.target.reads} R per admitted`, status: pass ? "ok" : "MISS" }
-      : {}),
-    calls: e.counts,
+    ...countedColumns(e.counts, e.requests, units, e.target),
   };
 }
 

@@ -6,7 +6,7 @@ import { defineGateway, loadGateway } from "#shared/config/gateway.ts";
 import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
 import type { HttpEvent, HttpResult } from "#shared/http.ts";
 import { logger } from "#shared/observability/logger.ts";
-import { metrics } from "#shared/observability/metrics.ts";
+import { captureEmf } from "../support/emf.ts";
 import { httpEvent } from "../support/events.ts";
 import { lambdaContext } from "../support/lambda-context.ts";
 
@@ -209,7 +209,7 @@ describe("gateway handler: mapping, canary and aggregate routes", () => {
       "test",
     );
     // The EMF records are tested elsewhere; here they would only fill the output.
-    mock.method((metrics as unknown as { console: Console }).console, "log", () => undefined);
+    captureEmf();
     const gatewayHandler = createGatewayHandler(gateway);
     handler = (event) => gatewayHandler(event, lambdaContext());
   });

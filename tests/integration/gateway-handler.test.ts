@@ -5,7 +5,7 @@ import { after, before, describe, it, mock } from "node:test";
 import { defineGateway, loadGateway } from "#shared/config/gateway.ts";
 import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
 import type { HttpEvent, HttpResult } from "#shared/http.ts";
-import { metrics } from "#shared/observability/metrics.ts";
+import { captureEmf } from "../support/emf.ts";
 import { httpEvent } from "../support/events.ts";
 import { lambdaContext } from "../support/lambda-context.ts";
 
@@ -15,7 +15,7 @@ describe("gateway handler: CORS (@middy/http-cors per route), versions by header
   let upstream: Server;
   let handler: (event: HttpEvent) => Promise<HttpResult>;
   /** The EMF records the gateway wrote (captured instead of printed). */
-  const emf: Record<string, unknown>[] = [];
+  let emf: Record<string, unknown>[] = [];
 
   before(async () => {
     upstream = createServer((request, response) => {
@@ -60,9 +60,7 @@ describe("gateway handler: CORS (@middy/http-cors per route), versions by header
       })),
       "test",
     );
-    mock.method((metrics as unknown as { console: Console }).console, "log", (line: string) => {
-      emf.push(JSON.parse(line) as Record<string, unknown>);
-    });
+    emf = captureEmf();
     const gatewayHandler = createGatewayHandler(gateway);
     handler = (event) => gatewayHandler(event, lambdaContext());
   });

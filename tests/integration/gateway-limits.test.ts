@@ -5,10 +5,10 @@ import { after, before, describe, it, mock } from "node:test";
 import { defineGateway, type GatewayConfigInput, loadGateway } from "#shared/config/gateway.ts";
 import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
 import type { HttpResult } from "#shared/http.ts";
-import { metrics } from "#shared/observability/metrics.ts";
 import { createLimiter } from "#shared/quota/limiter.ts";
 import { createMetering } from "#shared/quota/metering.ts";
 import { startTestStore, type TestStore, unreachableClient } from "../support/dynamo.ts";
+import { captureEmf } from "../support/emf.ts";
 import { httpEvent } from "../support/events.ts";
 import { lambdaContext } from "../support/lambda-context.ts";
 
@@ -19,7 +19,7 @@ describe("gateway handler: usage plans (429s, RateLimit headers, metering, fault
   let upstream: Server;
   let upstreamUrl: string;
   let upstreamCalls = 0;
-  const emf: Record<string, unknown>[] = [];
+  let emf: Record<string, unknown>[] = [];
 
   before(async () => {
     store = await startTestStore();
@@ -33,9 +33,7 @@ describe("gateway handler: usage plans (429s, RateLimit headers, metering, fault
     });
     await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
     upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
-    mock.method((metrics as unknown as { console: Console }).console, "log", (line: string) => {
-      emf.push(JSON.parse(line) as Record<string, unknown>);
-    });
+    emf = captureEmf();
   });
   after(async () => {
     mock.restoreAll();
