@@ -198,7 +198,13 @@ export default defineGateway(({ stage }) => ({
     "GET /admin/keys": { auth: { jwt: { scopes: ["gatehouse:admin"] } } },
     "DELETE /admin/keys/{keyId}": { auth: { jwt: { scopes: ["gatehouse:admin"] } } },
     "POST /admin/keys/{keyId}/rotate": { auth: { jwt: { scopes: ["gatehouse:admin"] } } },
+    // The HTTP→WebSocket bridge: backend services (API keys) publish to chat rooms and read history.
+    "POST /rooms/{room}/messages": { auth: { apiKey: { scopes: ["chat:write"] } } },
+    "GET /rooms/{room}/messages": { auth: { apiKey: {} } },
   },
   // Opening a WebSocket needs a token (query `token`, or the subprotocol list for browsers).
-  websocket: { connect: { auth: { jwt: {} } } },
+  websocket: {
+    connect: { auth: { jwt: {} } },
+    chat: { maxMessageBytes: 32 * 1024, maxRoomsPerConnection: 20, historyDays: 7, fanoutConcurrency: 32 },
+  },
 }));

@@ -47,8 +47,8 @@ export class UnauthorizedError extends HttpError {
 }
 export class ForbiddenError extends HttpError {
   readonly statusCode = 403;
-  readonly slug = "forbidden";
-  readonly title = "Forbidden";
+  readonly slug: string = "forbidden";
+  readonly title: string = "Forbidden";
 }
 export class NotFoundError extends HttpError {
   readonly statusCode = 404;
@@ -63,6 +63,19 @@ export class MethodNotAllowedError extends HttpError {
     super(message, { ...options, headers: { ...options.headers, allow: allowed.join(", ") } });
   }
 }
+export class ConflictError extends HttpError {
+  readonly statusCode = 409;
+  readonly slug: string = "conflict";
+  readonly title: string = "Conflict";
+}
+
+/** The thing addressed existed and is gone for good (a closed WebSocket connection). */
+export class GoneError extends HttpError {
+  readonly statusCode = 410;
+  readonly slug: string = "gone";
+  readonly title: string = "Gone";
+}
+
 export class PayloadTooLargeError extends HttpError {
   readonly statusCode = 413;
   readonly slug = "payload-too-large";

@@ -2,7 +2,9 @@ import { documentClient } from "#shared/clients/dynamodb.ts";
 import { env } from "#shared/config/env.ts";
 import { wsHandler } from "#shared/middleware/ws-handler.ts";
 import { logger } from "#shared/observability/logger.ts";
+import { forgetConnection } from "#shared/ws/chat.ts";
 import { type ConnectionStore, connectionStore } from "#shared/ws/connection-store.ts";
+import { type RoomStore, roomStore } from "#shared/ws/room-store.ts";
 
 interface DisconnectContext {
   disconnectStatusCode?: number;
@@ -10,19 +12,31 @@ interface DisconnectContext {
 }
 
 /**
- * `$disconnect`: deletes the connection record, best effort. API Gateway does not always deliver
- * this event and cannot act on its answer, so a failure is logged, the record expires by itself,
- * and a 410 on a later send removes it sooner.
+ * `$disconnect`: deletes the connection record and its room memberships, best effort. API Gateway
+ * does not always deliver this event and cannot act on its answer, so a failure is logged, the
+ * records expire by themselves, and a 410 on a later send removes them sooner.
  */
-export function createDisconnectHandler({ connections }: { connections: ConnectionStore }) {
+export function createDisconnectHandler({
+  connections,
+  rooms,
+}: {
+  connections: ConnectionStore;
+  rooms: RoomStore;
+}) {
   return wsHandler(async (event) => {
     const { connectionId } = event.requestContext;
     const { disconnectStatusCode, disconnectReason } = event.requestContext as DisconnectContext;
     try {
-      const existed = await connections.remove(connectionId);
-      logger.info("disconnected", { connectionId, existed, disconnectStatusCode, disconnectReason });
+      const old = await forgetConnection({ connections, rooms }, connectionId);
+      logger.info("disconnected", {
+        connectionId,
+        existed: old !== undefined,
+        rooms: old?.rooms?.size ?? 0,
+        disconnectStatusCode,
+        disconnectReason,
+      });
     } catch (error) {
-      logger.warn("could not delete the connection record; it will expire", { connectionId, error });
+      logger.warn("could not delete the connection's records; they will expire", { connectionId, error });
     }
     return { statusCode: 200 };
   });
@@ -30,4 +44,5 @@ export function createDisconnectHandler({ connections }: { connections: Connecti
 
 export const handler = createDisconnectHandler({
   connections: connectionStore({ client: documentClient(), tableName: env.connectionsTable }),
+  rooms: roomStore({ client: documentClient(), tableName: env.roomMembersTable }),
 });

@@ -67,6 +67,19 @@ export const env = {
   get functionPrefix(): string {
     return req("GATEHOUSE_FUNCTION_PREFIX");
   },
+  get roomMembersTable(): string {
+    return req("ROOM_MEMBERS_TABLE");
+  },
+  get messagesTable(): string {
+    return req("MESSAGES_TABLE");
+  },
+  /**
+   * The WebSocket API's management endpoint, for PostToConnection: set on deployed stages from the
+   * API's id, and locally to serverless-offline's WebSocket port.
+   */
+  get websocketEndpoint(): string {
+    return req("GATEHOUSE_WS_ENDPOINT");
+  },
   /** True under serverless-offline (the local stack). */
   get isOffline(): boolean {
     return opt("IS_OFFLINE") === "true";

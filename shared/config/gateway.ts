@@ -378,6 +378,23 @@ const RateSchema = v.strictObject({
 });
 
 /**
+ * Chat. API Gateway refuses a WebSocket frame over 128 KB, and a message is sent on wrapped in a frame
+ * of about 400 bytes, so `maxMessageBytes` (the whole incoming JSON, counted before any other work)
+ * stays under 127 KiB.
+ */
+const ChatSchema = v.strictObject({
+  maxMessageBytes: v.optional(
+    v.pipe(v.number(), v.integer(), v.minValue(256), v.maxValue(127 * 1024)),
+    32 * 1024,
+  ),
+  maxRoomsPerConnection: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100)), 20),
+  /** Room and inbox history is kept this long (DynamoDB TTL), then expires. */
+  historyDays: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(365)), 7),
+  /** PostToConnection calls in flight at once during one fan-out. */
+  fanoutConcurrency: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(256)), 32),
+});
+
+/**
  * A usage plan. `rate` is requests per second with a burst: a fixed window of `burst / perSecond`
  * seconds holds `burst` cost units. `quota` is cost units per calendar window (UTC). Both are counted
  * exactly in DynamoDB, per subject.
@@ -510,8 +527,10 @@ export const GatewayConfigSchema = v.object({
     v.object({
       /** Who may open a WebSocket (`$connect`). */
       connect: RouteSchema,
+      /** Chat rooms: limits, history and fan-out (the rates are `limits.websocket`). */
+      chat: v.optional(ChatSchema, {}),
     }),
-    { connect: { auth: "public", ipRules: { allow: [], deny: [] } } },
+    { connect: { auth: "public", ipRules: { allow: [], deny: [] } }, chat: {} },
   ),
 });
 

@@ -23,6 +23,26 @@ export interface WsResult {
 }
 export type WsHandler = (event: WsEvent, context: GatehouseContext) => Promise<WsResult>;
 
+/** Messages larger than this are not parsed again for the error frame. */
+const ECHO_LIMIT_BYTES = 128 * 1024;
+
+/**
+ * The `action` and `ref` of the message that failed, when it is a JSON object that has them as
+ * strings, so a client can tell which of its messages an error answers.
+ */
+function echoed(body: string | undefined): { action?: string; ref?: string } {
+  if (!body || body.length > ECHO_LIMIT_BYTES) return {};
+  try {
+    const { action, ref } = JSON.parse(body) as { action?: unknown; ref?: unknown };
+    return {
+      ...(typeof action === "string" && action.length <= 64 ? { action } : {}),
+      ...(typeof ref === "string" && ref.length <= 64 ? { ref } : {}),
+    };
+  } catch {
+    return {};
+  }
+}
+
 /**
  * The Middy chain for WebSocket routes. A failure becomes an `error` frame (sent back on routes with a
  * route response; on `$connect` a non-2XX status refuses the handshake). 4XX messages are shown, 5XX
@@ -41,7 +61,9 @@ export function wsHandler(handler: WsHandler) {
             code: error.slug,
             status: error.statusCode,
             message: error.expose ? error.message : "The gateway could not handle the message.",
+            ...(error.expose ? error.extensions : {}),
           },
+          ...echoed(request.event.body),
           requestId: request.context.requestId,
         }),
       ),

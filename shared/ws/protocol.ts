@@ -15,7 +15,8 @@ import * as v from "valibot";
  *   { action: "direct",  to, text, data? }                  → sent     { to, messageId, recipients, delivered }
  *   { action: "rooms" }                                     → rooms    { joined: [room], active: [{ room, lastJoinAt }] }
  *   { action: "members", room }                             → members  { room, members: [{ principal, connections }] }
- *   { action: "history", room | inbox: true, since?, limit? } → history { room, messages: [message], hasMore, cursor }
+ *   { action: "history", room | inbox: true, since? | after?, limit? }
+ *                                                         → history  { room | inbox, messages: [message], hasMore, cursor }
  *
  * Server → client, unasked:
  *   message { room, messageId, from, text, data?, sentAt }  a message in a room this connection joined
@@ -29,7 +30,8 @@ import * as v from "valibot";
  * after a reconnect, sends `history` with `since` = that id. The answer starts a few seconds before
  * the cursor (`HISTORY_OVERLAP_MS`: messages written by another container whose clock is a little
  * behind sort before ids already delivered), so it may repeat messages the client has; drop them by id.
- * `hasMore` means ask again with `since` = `cursor`.
+ * `hasMore` means ask again with `after` = `cursor` (exclusive, no overlap) for the next page.
+ * Without `since` or `after`, `history` answers the latest `limit` messages (default 50).
  */
 export const ACTIONS = ["ping", "join", "leave", "send", "direct", "rooms", "members", "history"] as const;
 export type Action = (typeof ACTIONS)[number];
@@ -68,7 +70,8 @@ const principal = v.pipe(
 const ref = v.optional(v.pipe(v.string(), v.maxLength(64, "ref is at most 64 characters")));
 const text = v.pipe(v.string("text must be a string"), v.minLength(1, "text must not be empty"));
 const data = v.optional(v.record(v.string(), v.unknown(), "data must be a JSON object"));
-const messageId = v.pipe(v.string(), v.regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, "since must be a message id"));
+const messageId = v.pipe(v.string(), v.regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, "a cursor is a message id"));
+const limit = v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100)));
 
 /** The body of each chat action, after `action` has routed it. Unknown members are refused. */
 export const ChatMessageSchema = v.variant("action", [
@@ -78,24 +81,21 @@ export const ChatMessageSchema = v.variant("action", [
   v.strictObject({ action: v.literal("direct"), to: principal, text, data, ref }),
   v.strictObject({ action: v.literal("rooms"), ref }),
   v.strictObject({ action: v.literal("members"), room: roomName, ref }),
-  v.union(
-    [
-      v.strictObject({
-        action: v.literal("history"),
-        room: roomName,
-        since: v.optional(messageId),
-        limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100))),
-        ref,
-      }),
-      v.strictObject({
-        action: v.literal("history"),
-        inbox: v.literal(true),
-        since: v.optional(messageId),
-        limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100))),
-        ref,
-      }),
-    ],
-    "history takes a room, or inbox: true for direct messages",
+  v.pipe(
+    v.strictObject({
+      action: v.literal("history"),
+      room: v.optional(roomName),
+      inbox: v.optional(v.literal(true)),
+      since: v.optional(messageId),
+      after: v.optional(messageId),
+      limit,
+      ref,
+    }),
+    v.check(
+      (m) => (m.room === undefined) !== (m.inbox === undefined),
+      "history takes a room, or inbox: true",
+    ),
+    v.check((m) => m.since === undefined || m.after === undefined, "history takes since or after, not both"),
   ),
 ]);
 export type ChatMessage = v.InferOutput<typeof ChatMessageSchema>;

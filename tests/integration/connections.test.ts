@@ -3,6 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import type { WsEvent } from "#shared/middleware/ws-handler.ts";
 import { CONNECTION_TTL_SECONDS, connectionStore } from "#shared/ws/connection-store.ts";
+import { roomStore } from "#shared/ws/room-store.ts";
 import { getItem, startTestStore, type TestStore, unreachableClient } from "../support/dynamo.ts";
 import { loadEvent } from "../support/events.ts";
 import { lambdaContext } from "../support/lambda-context.ts";
@@ -16,18 +17,23 @@ describe("connection tracking against dynalite", () => {
   let createConnectHandler: ConnectModule["createConnectHandler"];
   let createDisconnectHandler: DisconnectModule["createDisconnectHandler"];
   const savedTable = process.env.CONNECTIONS_TABLE;
+  const savedRoomsTable = process.env.ROOM_MEMBERS_TABLE;
+  const rooms = () => roomStore({ client: store.client, tableName: store.tables.RoomMembersTable as string });
 
   before(async () => {
     store = await startTestStore();
     table = store.tables.ConnectionsTable as string;
     // The handler modules read their configuration when imported, as on a cold start.
     process.env.CONNECTIONS_TABLE = table;
+    process.env.ROOM_MEMBERS_TABLE = store.tables.RoomMembersTable as string;
     ({ createConnectHandler } = (await import("../../handlers/ws/connect.ts")) as ConnectModule);
     ({ createDisconnectHandler } = (await import("../../handlers/ws/disconnect.ts")) as DisconnectModule);
   });
   after(async () => {
     if (savedTable === undefined) delete process.env.CONNECTIONS_TABLE;
     else process.env.CONNECTIONS_TABLE = savedTable;
+    if (savedRoomsTable === undefined) delete process.env.ROOM_MEMBERS_TABLE;
+    else process.env.ROOM_MEMBERS_TABLE = savedRoomsTable;
     await store.stop();
   });
 
@@ -85,7 +91,7 @@ describe("connection tracking against dynalite", () => {
   it("$disconnect deletes the record", async () => {
     const connections = connectionStore({ client: store.client, tableName: table });
     await createConnectHandler({ connections })(connectEvent("conn-b="), lambdaContext());
-    const result = await createDisconnectHandler({ connections })(
+    const result = await createDisconnectHandler({ connections, rooms: rooms() })(
       disconnectEvent("conn-b="),
       lambdaContext(),
     );
@@ -113,10 +119,10 @@ describe("connection tracking against dynalite", () => {
     const connected = await createConnectHandler({ connections })(connectEvent("conn-x="), lambdaContext());
     assert.equal(connected.statusCode, 500);
     assert.ok(Date.now() - started < 5_000, "the SDK timeouts bound the wait");
-    const disconnected = await createDisconnectHandler({ connections })(
-      disconnectEvent("conn-x="),
-      lambdaContext(),
-    );
+    const disconnected = await createDisconnectHandler({
+      connections,
+      rooms: roomStore({ client: unreachableClient(), tableName: "x" }),
+    })(disconnectEvent("conn-x="), lambdaContext());
     assert.equal(disconnected.statusCode, 200);
   });
 });

@@ -1,0 +1,92 @@
+import { requestIdentity } from "#shared/auth/identity.ts";
+import { env } from "#shared/config/env.ts";
+import { type GatewayConfig, loadGateway } from "#shared/config/gateway.ts";
+import { BadRequestError } from "#shared/errors.ts";
+import { json } from "#shared/http.ts";
+import { httpHandler } from "#shared/middleware/http-handler.ts";
+import { compileBodySchema, parsedBody, requestBody } from "#shared/middleware/request-body.ts";
+import { type Chat, messageFrame } from "#shared/ws/chat.ts";
+import { chatFromEnv } from "#shared/ws/chat-runtime.ts";
+import { ROOM_NAME } from "#shared/ws/protocol.ts";
+import definition from "../../gateway.config.ts";
+
+const PUBLISH = "POST /rooms/{room}/messages";
+const CURSOR = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+
+/** What a backend service posts: the same `text` and optional `data` a WebSocket client sends. */
+const PUBLISH_SCHEMA = {
+  type: "object",
+  required: ["text"],
+  additionalProperties: false,
+  properties: {
+    text: { type: "string", minLength: 1 },
+    data: { type: "object" },
+  },
+};
+
+/**
+ * The HTTP→WebSocket bridge, for backend services that notify connected clients:
+ *   POST /rooms/{room}/messages  { text, data? }  stores the message in the room's history and sends
+ *                                it to the room's connections; 201 with the message and delivery counts
+ *   GET  /rooms/{room}/messages  ?since=&after=&limit=  the room's history (see shared/ws/protocol.ts)
+ * The sender is the caller's principal (`key:<owner>` for an API key).
+ */
+export function createRoomsHandler({ gateway, chat }: { gateway: GatewayConfig; chat: Chat }) {
+  const rules = {
+    rules: { maxBytes: gateway.websocket.chat.maxMessageBytes, contentTypes: ["application/json"] },
+    validate: compileBodySchema(PUBLISH_SCHEMA),
+  };
+  return httpHandler(
+    async (event, context) => {
+      const caller = requestIdentity(event);
+      const room = event.pathParameters?.room ?? "";
+      if (!ROOM_NAME.test(room)) {
+        throw new BadRequestError(
+          "A room is 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+        );
+      }
+      if (event.routeKey === PUBLISH) {
+        const body = parsedBody(context)?.json as { text: string; data?: Record<string, unknown> };
+        const { message, report } = await chat.publish(
+          room,
+          { from: caller.principal, text: body.text, data: body.data },
+          "bridge",
+        );
+        return json(
+          201,
+          {
+            ...messageFrame(message),
+            recipients: report.recipients,
+            delivered: report.delivered,
+            gone: report.gone.length,
+          },
+          { location: `/rooms/${room}/messages?since=${message.messageId}` },
+        );
+      }
+      const query = event.queryStringParameters ?? {};
+      for (const name of ["since", "after"] as const) {
+        const value = query[name];
+        if (value !== undefined && !CURSOR.test(value))
+          throw new BadRequestError(`${name} must be a message id`);
+      }
+      if (query.since !== undefined && query.after !== undefined) {
+        throw new BadRequestError("Give since or after, not both");
+      }
+      const limit = query.limit === undefined ? 50 : Number(query.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
+        throw new BadRequestError("limit is a whole number from 1 to 100");
+      }
+      const page = await chat.history(room, { since: query.since, after: query.after, limit });
+      return json(200, {
+        room,
+        messages: page.messages.map(messageFrame),
+        hasMore: page.hasMore,
+        cursor: page.cursor,
+      });
+    },
+    { request: [requestBody((event) => (event.routeKey === PUBLISH ? rules : undefined))] },
+  );
+}
+
+const gateway = loadGateway(definition, env.stage);
+export const handler = createRoomsHandler({ gateway, chat: chatFromEnv(gateway).chat });

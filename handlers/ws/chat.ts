@@ -1,0 +1,207 @@
+import * as v from "valibot";
+import { limiterDocumentClient } from "#shared/clients/dynamodb.ts";
+import { env } from "#shared/config/env.ts";
+import { type GatewayConfig, loadGateway } from "#shared/config/gateway.ts";
+import {
+  BadRequestError,
+  ForbiddenError,
+  GoneError,
+  PayloadTooLargeError,
+  RateLimitedError,
+  ServiceUnavailableError,
+} from "#shared/errors.ts";
+import { type WsResult, wsHandler } from "#shared/middleware/ws-handler.ts";
+import { logger } from "#shared/observability/logger.ts";
+import { MetricUnit, metrics } from "#shared/observability/metrics.ts";
+import { createLimiter, type Limiter } from "#shared/quota/limiter.ts";
+import { checkWebSocketMessage } from "#shared/quota/ws-limits.ts";
+import { type Chat, messageFrame } from "#shared/ws/chat.ts";
+import { chatFromEnv } from "#shared/ws/chat-runtime.ts";
+import { type ConnectionStore, RoomLimitError } from "#shared/ws/connection-store.ts";
+import { inboxOf, type StoredMessage } from "#shared/ws/message-store.ts";
+import { ChatMessageSchema, frame } from "#shared/ws/protocol.ts";
+import definition from "../../gateway.config.ts";
+
+/** A route response travels as one WebSocket message: API Gateway's limit is 128 KB. */
+const REPLY_BUDGET_BYTES = 120 * 1024;
+const DEFAULT_HISTORY_LIMIT = 50;
+
+class RoomLimitReachedError extends ForbiddenError {
+  override readonly slug = "room-limit";
+}
+class NotAMemberError extends ForbiddenError {
+  override readonly slug = "not-a-member";
+}
+
+/**
+ * The chat actions (`join`, `leave`, `send`, `direct`, `rooms`, `members`, `history`; see
+ * shared/ws/protocol.ts). Each message is checked in this order, cheapest first: its size (before it
+ * is even parsed), its shape, the sender's connection record, the sender's rates (per connection, then
+ * per principal); then the action runs and its answer is the route response.
+ */
+export function createChatHandler({
+  gateway,
+  chat,
+  connections,
+  limiter,
+}: {
+  gateway: GatewayConfig;
+  chat: Chat;
+  connections: ConnectionStore;
+  limiter: Limiter | undefined;
+}) {
+  const { maxMessageBytes } = gateway.websocket.chat;
+  const limits = gateway.limits;
+
+  async function checkRate(connectionId: string, principal: string): Promise<void> {
+    if (!limiter || !limits) return;
+    let decision: Awaited<ReturnType<typeof checkWebSocketMessage>>;
+    try {
+      decision = await checkWebSocketMessage(
+        limiter,
+        limits.websocket,
+        { connectionId, principal },
+        AbortSignal.timeout(limits.timeoutMs),
+      );
+    } catch (error) {
+      if (limits.onStoreFailure === "closed") {
+        throw new ServiceUnavailableError("Message limits cannot be checked right now; try again shortly", {
+          cause: error,
+        });
+      }
+      logger.warn("message limits unavailable; admitting (onStoreFailure: open)", { error });
+      metrics.addMetric("LimiterFailOpen", MetricUnit.Count, 1);
+      return;
+    }
+    if (decision && !decision.admitted) {
+      const retryAfter = decision.retryAfterSeconds ?? 1;
+      throw new RateLimitedError(`Too many messages; retry in ${retryAfter} s`, retryAfter, {
+        extensions: { retryAfter },
+      });
+    }
+  }
+
+  return wsHandler(async (event): Promise<WsResult> => {
+    const body = event.body ?? "";
+    const bytes = Buffer.byteLength(body, "utf8");
+    if (bytes > maxMessageBytes) {
+      throw new PayloadTooLargeError(`The message is ${bytes} bytes; the limit is ${maxMessageBytes}`, {
+        extensions: { limit: maxMessageBytes },
+      });
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(body);
+    } catch {
+      throw new BadRequestError("The message is not valid JSON");
+    }
+    const parsed = v.safeParse(ChatMessageSchema, json);
+    if (!parsed.success) {
+      throw new BadRequestError(
+        parsed.issues.map((issue) => `${v.getDotPath(issue) ?? "message"}: ${issue.message}`).join("; "),
+      );
+    }
+    const message = parsed.output;
+    const { connectionId } = event.requestContext;
+    const connection = await connections.get(connectionId);
+    if (!connection) throw new GoneError("This connection is not registered any more; reconnect");
+    await checkRate(connectionId, connection.principal);
+
+    const reply = (type: string, data: Record<string, unknown>): WsResult => ({
+      statusCode: 200,
+      body: JSON.stringify(frame(type, { ...data, ...(message.ref ? { ref: message.ref } : {}) })),
+    });
+
+    switch (message.action) {
+      case "join": {
+        try {
+          const rooms = await chat.join(connection, message.room);
+          return reply("joined", { room: message.room, rooms });
+        } catch (error) {
+          if (error instanceof RoomLimitError) throw new RoomLimitReachedError(error.message);
+          throw error;
+        }
+      }
+      case "leave": {
+        const rooms = await chat.leave(connectionId, message.room);
+        return reply("left", { room: message.room, rooms });
+      }
+      case "send": {
+        if (!connection.rooms?.has(message.room)) {
+          throw new NotAMemberError(`Join ${message.room} before sending to it`);
+        }
+        const { message: stored, report } = await chat.publish(message.room, {
+          from: connection.principal,
+          text: message.text,
+          data: message.data,
+        });
+        return reply("sent", {
+          room: message.room,
+          messageId: stored.messageId,
+          recipients: report.recipients,
+          delivered: report.delivered,
+        });
+      }
+      case "direct": {
+        const { message: stored, report } = await chat.direct({
+          from: connection.principal,
+          to: message.to,
+          text: message.text,
+          data: message.data,
+        });
+        return reply("sent", {
+          to: message.to,
+          messageId: stored.messageId,
+          recipients: report.recipients,
+          delivered: report.delivered,
+        });
+      }
+      case "rooms":
+        return reply("rooms", {
+          joined: [...(connection.rooms ?? [])].sort(),
+          active: await chat.activeRooms(),
+        });
+      case "members":
+        return reply("members", { room: message.room, members: await chat.members(message.room) });
+      case "history": {
+        const partition = message.room ?? inboxOf(connection.principal);
+        const page = await chat.history(partition, {
+          since: message.since,
+          after: message.after,
+          limit: message.limit ?? DEFAULT_HISTORY_LIMIT,
+        });
+        const where = message.room ? { room: message.room } : { inbox: true };
+        return reply("history", { ...where, ...fitReply(page.messages, page.hasMore, page.cursor) });
+      }
+    }
+  });
+}
+
+/**
+ * History frames, as many as fit in one WebSocket message: past the budget the page ends early, with
+ * `hasMore` and a cursor at the last message included.
+ */
+function fitReply(messages: StoredMessage[], hasMore: boolean, cursor: string | null) {
+  const frames = [];
+  let bytes = 512;
+  for (const message of messages) {
+    const item = messageFrame(message);
+    bytes += Buffer.byteLength(JSON.stringify(item)) + 1;
+    if (bytes > REPLY_BUDGET_BYTES && frames.length > 0) {
+      return { messages: frames, hasMore: true, cursor: frames.at(-1)?.messageId as string };
+    }
+    frames.push(item);
+  }
+  return { messages: frames, hasMore, cursor };
+}
+
+const gateway = loadGateway(definition, env.stage);
+const { chat, connections } = chatFromEnv(gateway);
+export const handler = createChatHandler({
+  gateway,
+  chat,
+  connections,
+  limiter: gateway.limits
+    ? createLimiter({ client: limiterDocumentClient(), tableName: env.usageTable })
+    : undefined,
+});

@@ -1,0 +1,124 @@
+import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { BatchWriteCommand, DeleteCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+
+/** One connection in one room; it expires with the connection. */
+export interface Membership {
+  room: string;
+  connectionId: string;
+  principal: string;
+  joinedAt: number;
+  /** Epoch seconds, the connection's own expiry. */
+  expiresAt: number;
+}
+
+export interface RoomSummary {
+  room: string;
+  lastJoinAt: string;
+}
+
+/**
+ * The room directory shares the table: partition `$rooms` (not a legal room name), one item per room,
+ * sort key the room name, rewritten on every join and kept a day after the last one.
+ */
+const DIRECTORY = "$rooms";
+const DIRECTORY_TTL_SECONDS = 24 * 60 * 60;
+
+export interface RoomStoreOptions {
+  client: DynamoDBDocumentClient;
+  tableName: string;
+  now?: () => number;
+}
+
+/** The room-members table: partition = room, sort key = connection id (fan-out reads one partition). */
+export function roomStore({ client, tableName, now = Date.now }: RoomStoreOptions) {
+  return {
+    /** Adds the membership (idempotent) and marks the room active in the directory. */
+    async join(membership: Membership): Promise<void> {
+      const nowMs = now();
+      await Promise.all([
+        client.send(new PutCommand({ TableName: tableName, Item: membership })),
+        client.send(
+          new PutCommand({
+            TableName: tableName,
+            Item: {
+              room: DIRECTORY,
+              connectionId: membership.room,
+              lastJoinAt: new Date(nowMs).toISOString(),
+              expiresAt: Math.floor(nowMs / 1000) + DIRECTORY_TTL_SECONDS,
+            },
+          }),
+        ),
+      ]);
+    },
+
+    async leave(room: string, connectionId: string): Promise<void> {
+      await client.send(new DeleteCommand({ TableName: tableName, Key: { room, connectionId } }));
+    },
+
+    /** Deletes a connection's memberships in the given rooms (at most 25 per batch; unprocessed retried). */
+    async leaveAll(connectionId: string, rooms: Iterable<string>): Promise<void> {
+      const keys = [...rooms].map((room) => ({ DeleteRequest: { Key: { room, connectionId } } }));
+      for (let start = 0; start < keys.length; start += 25) {
+        let requests: typeof keys | undefined = keys.slice(start, start + 25);
+        for (let attempt = 0; requests && requests.length > 0 && attempt < 5; attempt++) {
+          if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt));
+          const { UnprocessedItems } = await client.send(
+            new BatchWriteCommand({ RequestItems: { [tableName]: requests } }),
+          );
+          requests = UnprocessedItems?.[tableName] as typeof keys | undefined;
+        }
+        if (requests && requests.length > 0)
+          throw new Error(`${requests.length} membership deletes unprocessed`);
+      }
+    },
+
+    /** The live memberships of a room, read consistently (a join just acknowledged is included). */
+    async members(room: string): Promise<Membership[]> {
+      const nowSeconds = Math.floor(now() / 1000);
+      const found: Membership[] = [];
+      let ExclusiveStartKey: Record<string, unknown> | undefined;
+      do {
+        const page = await client.send(
+          new QueryCommand({
+            TableName: tableName,
+            KeyConditionExpression: "room = :room",
+            ExpressionAttributeValues: { ":room": room },
+            ConsistentRead: true,
+            ExclusiveStartKey,
+          }),
+        );
+        for (const item of (page.Items ?? []) as Membership[]) {
+          if (item.expiresAt > nowSeconds) found.push(item);
+        }
+        ExclusiveStartKey = page.LastEvaluatedKey;
+      } while (ExclusiveStartKey);
+      return found;
+    },
+
+    /** Rooms someone joined in the last day, most recent first (at most `limit`). */
+    async active(limit = 100): Promise<RoomSummary[]> {
+      const nowSeconds = Math.floor(now() / 1000);
+      const rooms: RoomSummary[] = [];
+      let ExclusiveStartKey: Record<string, unknown> | undefined;
+      do {
+        const page = await client.send(
+          new QueryCommand({
+            TableName: tableName,
+            KeyConditionExpression: "room = :room",
+            ExpressionAttributeValues: { ":room": DIRECTORY },
+            ExclusiveStartKey,
+          }),
+        );
+        for (const item of page.Items ?? []) {
+          if ((item.expiresAt as number) > nowSeconds) {
+            rooms.push({ room: item.connectionId as string, lastJoinAt: item.lastJoinAt as string });
+          }
+        }
+        ExclusiveStartKey = page.LastEvaluatedKey;
+      } while (ExclusiveStartKey);
+      return rooms.sort((a, b) => b.lastJoinAt.localeCompare(a.lastJoinAt)).slice(0, limit);
+    },
+  };
+}
+
+export type RoomStore = ReturnType<typeof roomStore>;
