@@ -75,6 +75,15 @@ describe("serverless invoke local with every sample event", () => {
         const usage = JSON.parse(String(result.body)) as Record<string, unknown>;
         assert.equal(usage.plan, "free");
         assert.equal((usage.quota as { limit: number }).limit, 10_000);
+      } else if (functionName === "rooms") {
+        // The bridge publishes to the sample room: stored, and sent to no one (no socket is open).
+        assert.equal(result.statusCode, 201, String(result.body));
+        const published = JSON.parse(String(result.body)) as Record<string, unknown>;
+        assert.deepEqual(
+          [published.type, published.room, published.from, published.recipients],
+          ["message", "lobby", "key:local-demo", 0],
+        );
+        assert.match(String(published.messageId), /^[0-9A-HJKMNP-TV-Z]{26}$/);
       } else if (functionName === "whoami") {
         assert.equal(result.statusCode, 200);
         assert.equal((JSON.parse(String(result.body)) as { principal: string }).principal, "key:local-demo");
@@ -93,7 +102,10 @@ describe("serverless invoke local with every sample event", () => {
         assert.equal(typeof frame.type, "string");
         assert.match(String(frame.id), /^[0-9a-f-]{36}$/);
         assert.ok(!Number.isNaN(Date.parse(String(frame.at))));
-        assert.equal(frame.type, functionName === "wsPing" ? "pong" : "error");
+        // The chat sample sends from a connection this invocation's store has never seen.
+        const expected = { wsPing: "pong", wsDefault: "error", wsChat: "error" }[functionName];
+        assert.equal(frame.type, expected, String(result.body));
+        if (functionName === "wsChat") assert.equal((frame.error as { code: string }).code, "gone");
       }
     });
   }

@@ -7,6 +7,35 @@ import { eventFiles } from "../support/events.ts";
 import { type ResolvedService, resolvedService } from "../support/serverless.ts";
 
 // serverless.yml as osls resolves it for prod: the deploy-time facts the issues promise.
+type Resources = Record<string, { Properties: Record<string, unknown> }>;
+
+/**
+ * What a role may do, by resource: a table's logical id (with `/index/<name>` for an index), or
+ * `@connections` for the WebSocket management API. Logs and tracing, common to every role, are left out.
+ */
+function grants(resources: Resources, roleName: string): Record<string, string[]> {
+  const policies = (resources[roleName]?.Properties.Policies ?? []) as {
+    PolicyDocument: { Statement: { Action: string[]; Resource: unknown }[] };
+  }[];
+  const found: Record<string, string[]> = {};
+  for (const statement of policies.flatMap((policy) => policy.PolicyDocument.Statement)) {
+    if (statement.Action.every((action) => /^(logs|xray):/.test(action))) continue;
+    for (const resource of [statement.Resource].flat()) {
+      const text = JSON.stringify(resource);
+      const key = text.includes("@connections")
+        ? "@connections"
+        : (text.match(/"Fn::GetAtt":\["(\w+)","Arn"\]/)?.[1] ??
+          text
+            .match(/\$\{(\w+)\.Arn\}(\/index\/\w+)/)
+            ?.slice(1, 3)
+            .join("") ??
+          text);
+      found[key] = [...(found[key] ?? []), ...statement.Action];
+    }
+  }
+  return found;
+}
+
 describe("serverless.yml (stage prod)", () => {
   let service: ResolvedService;
   before(async () => {
@@ -70,6 +99,8 @@ describe("serverless.yml (stage prod)", () => {
       wsDisconnect: "WsDisconnectRole",
       wsDefault: "WsMessageRole",
       wsPing: "WsMessageRole",
+      wsChat: "WsChatRole",
+      rooms: "RoomsRole",
     });
     assert.deepEqual(dynamoActions("HttpSystemRole"), []);
     assert.deepEqual(dynamoActions("GatewayRole"), ["dynamodb:UpdateItem", "dynamodb:GetItem"]);
@@ -86,8 +117,28 @@ describe("serverless.yml (stage prod)", () => {
       "dynamodb:Query",
     ]);
     assert.deepEqual(dynamoActions("WsConnectRole"), ["dynamodb:PutItem"]);
-    assert.deepEqual(dynamoActions("WsDisconnectRole"), ["dynamodb:DeleteItem"]);
+    assert.deepEqual(dynamoActions("WsDisconnectRole"), ["dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]);
     assert.deepEqual(dynamoActions("WsMessageRole"), []);
+    // The chat and the bridge, table by table: no Scan, and no write to a table they only read.
+    assert.deepEqual(grants(resources, "WsChatRole"), {
+      ConnectionsTable: ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+      "ConnectionsTable/index/byPrincipal": ["dynamodb:Query"],
+      RoomMembersTable: [
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+        "dynamodb:BatchWriteItem",
+      ],
+      MessagesTable: ["dynamodb:PutItem", "dynamodb:Query"],
+      UsageTable: ["dynamodb:UpdateItem", "dynamodb:GetItem"],
+      "@connections": ["execute-api:ManageConnections"],
+    });
+    assert.deepEqual(grants(resources, "RoomsRole"), {
+      ConnectionsTable: ["dynamodb:DeleteItem"],
+      RoomMembersTable: ["dynamodb:Query", "dynamodb:BatchWriteItem"],
+      MessagesTable: ["dynamodb:PutItem", "dynamodb:Query"],
+      "@connections": ["execute-api:ManageConnections"],
+    });
   });
 
   it("keeps prod tables on stack deletion and encrypts them", () => {
