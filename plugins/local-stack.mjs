@@ -9,6 +9,7 @@
 //   GATEHOUSE_DATA_DIR       keep the store's data in this folder between runs (default: in memory)
 //   GATEHOUSE_ISSUER_PORT    port of the development token issuer (default 3003; see custom.localStack)
 //   GATEHOUSE_DEMO_PORT      port of the demo upstream services (default 3100)
+//   GATEHOUSE_WEB_PORT       port of the browser chat page, which mints dev tokens (default 3004)
 
 import { mkdirSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
@@ -16,6 +17,7 @@ import { resolve } from "node:path";
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
 import dynalite from "dynalite";
+import { startChatPage } from "./chat-page.mjs";
 import { startDemoServices } from "./demo-services.mjs";
 import { DEV_AUDIENCE, devIssuerUrl, startDevIssuer } from "./dev-issuer.mjs";
 import { closeServer, HOST, listenOnLoopback } from "./loopback.mjs";
@@ -42,6 +44,8 @@ export default class LocalStack {
     this.issuer = undefined;
     /** @type {import('node:http').Server | undefined} */
     this.demo = undefined;
+    /** @type {import('node:http').Server | undefined} */
+    this.web = undefined;
     this.hooks = {
       "before:offline:start:init": () => this.start(),
       "before:offline:start": () => this.start(),
@@ -61,6 +65,7 @@ export default class LocalStack {
       dynamodbPort: Number(local.dynamodbPort ?? 8000),
       issuerPort: Number(local.issuerPort ?? 3003),
       demoPort: Number(local.demoPort ?? 3100),
+      webPort: Number(local.webPort ?? 3004),
       httpPort: Number(offline.httpPort ?? 3000),
       websocketPort: Number(offline.websocketPort ?? 3001),
       lambdaPort: Number(offline.lambdaPort ?? 3002),
@@ -78,6 +83,15 @@ export default class LocalStack {
       this.server = await startStore({ port: dynamodbPort, dataDir });
       this.issuer = await startDevIssuer(this.serverless.serviceDir, this.settings.issuerPort);
       this.demo = await startDemoServices(this.settings.demoPort);
+      // Only `offline start` serves the page: it signs tokens for any name, a local-stack-only thing.
+      const { webPort, issuerPort, websocketPort, httpPort } = this.settings;
+      this.web = await startChatPage({
+        port: webPort,
+        root: this.serverless.serviceDir,
+        wsUrl: `ws://${HOST}:${websocketPort}`,
+        httpUrl: `http://${HOST}:${httpPort}`,
+        issuerPort,
+      });
     } catch (error) {
       await this.stop();
       throw new this.serverless.classes.Error(error instanceof Error ? error.message : String(error));
@@ -137,7 +151,7 @@ export default class LocalStack {
   }
 
   banner() {
-    const { httpPort, websocketPort, dynamodbPort, dataDir, issuerPort, demoPort } = this.settings;
+    const { httpPort, websocketPort, dynamodbPort, dataDir, issuerPort, demoPort, webPort } = this.settings;
     const seedKey = "gh_local_demo_0123456789abcdef0123456789abcdef";
     const lines = [
       "",
@@ -150,6 +164,7 @@ export default class LocalStack {
       `  Token issuer   ${devIssuerUrl(issuerPort)}  (audience ${DEV_AUDIENCE}; JWKS at /.well-known/jwks.json)`,
       `  Demo API key   ${seedKey}  (plan free, scope chat:write)`,
       `  Demo services  http://${HOST}:${demoPort}  (users, orders, echo, slow, flaky: the upstreams of /v1/*)`,
+      `  Chat page      http://${HOST}:${webPort}  (two tabs, two names, one room)`,
       "",
       "Try:",
       `  curl -i http://${HOST}:${httpPort}/health`,
@@ -158,6 +173,7 @@ export default class LocalStack {
       `  curl -i -H "authorization: Bearer $(npm run -s token -- --sub alice --scope chat:write)" http://${HOST}:${httpPort}/me`,
       "  npm run keys -- create --plan free --owner you",
       `  npm run ws -- '{"action":"ping"}' '{"action":"nope"}'`,
+      "  npm run chat -- --room lobby",
       "",
       "Ctrl-C stops everything.",
       "",
@@ -166,11 +182,12 @@ export default class LocalStack {
   }
 
   async stop() {
-    const { server, issuer, demo } = this;
+    const { server, issuer, demo, web } = this;
     this.server = undefined;
     this.issuer = undefined;
     this.demo = undefined;
-    await Promise.all([demo, issuer, server].map((running) => running && closeServer(running)));
+    this.web = undefined;
+    await Promise.all([web, demo, issuer, server].map((running) => running && closeServer(running)));
   }
 }
 

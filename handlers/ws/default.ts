@@ -1,4 +1,4 @@
-import { wsHandler } from "#shared/middleware/ws-handler.ts";
+import { echoed, wsHandler } from "#shared/middleware/ws-handler.ts";
 import { ACTIONS, frame } from "#shared/ws/protocol.ts";
 
 /**
@@ -26,6 +26,7 @@ export const handler = wsHandler(async (event, context) => {
       frame("error", {
         error: { code, status: 400, message },
         actions: ACTIONS,
+        ref: echoed(event.body).ref,
         requestId: context.requestId,
       }),
     ),

@@ -30,7 +30,7 @@ const ECHO_LIMIT_BYTES = 128 * 1024;
  * The `action` and `ref` of the message that failed, when it is a JSON object that has them as
  * strings, so a client can tell which of its messages an error answers.
  */
-function echoed(body: string | undefined): { action?: string; ref?: string } {
+export function echoed(body: string | undefined): { action?: string; ref?: string } {
   if (!body || body.length > ECHO_LIMIT_BYTES) return {};
   try {
     const { action, ref } = JSON.parse(body) as { action?: unknown; ref?: unknown };

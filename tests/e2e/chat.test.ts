@@ -48,13 +48,20 @@ async function chatClient(stack: LocalStack, sub: string) {
       const ref = `${sub}-${++counter}`;
       socket.send(JSON.stringify({ ...message, ref }));
       let answer: Frame | undefined;
-      await waitFor(
-        () => {
-          answer = frames.find((frame) => frame.ref === ref);
-          return answer !== undefined;
-        },
-        `the answer to ${JSON.stringify(message).slice(0, 200)} (${sub})`,
-      );
+      try {
+        await waitFor(
+          () => {
+            answer = frames.find((frame) => frame.ref === ref);
+            return answer !== undefined;
+          },
+          `the answer to ${JSON.stringify(message).slice(0, 200)} (${sub})`,
+          20_000,
+        );
+      } catch (error) {
+        // What the stack said meanwhile is the only clue to a lost answer.
+        const tail = stack.output().split("\n").slice(-60).join("\n");
+        throw new Error(`${(error as Error).message}\n--- local stack output, last lines ---\n${tail}`);
+      }
       return answer as Frame;
     },
     /** Messages (room or direct) received so far, by id. */
@@ -334,14 +341,19 @@ describe("chat over real WebSockets through the local stack", () => {
 
   it("rate limits: a connection past its burst is refused with retryAfter, and recovers", async () => {
     const leo = await connect("leo");
-    // A burst of 10 per 2-second fixed window: 25 messages in well under 2 s may straddle one window
-    // boundary (20 admitted at most), never more. One at a time, each answered before the next.
-    const answers: Frame[] = [];
+    // A burst of 10 per 2-second fixed window: however the 25 messages fall across windows, no window
+    // admits more than 10. Sent one after another (each answered first): the local stack starts a
+    // worker thread per concurrent invocation, and 25 cold ones at once would measure that instead.
+    const warm = await leo.ask({ action: "rooms" });
+    assert.equal(warm.type, "rooms", JSON.stringify(warm));
+    await new Promise((resolve) => setTimeout(resolve, 2_100));
     const began = Date.now();
+    const answers: Frame[] = [];
     for (let index = 0; index < 25; index++) answers.push(await leo.ask({ action: "rooms" }));
-    assert.ok(Date.now() - began < 2_000, "sent within one window's length");
+    const windows = Math.floor((Date.now() - began) / 2_000) + 2;
+    assert.ok(windows <= 2, `25 messages took ${Date.now() - began} ms; the test needs them within 2 s`);
     const limited = answers.filter((answer) => answer.type === "error");
-    assert.ok(answers.length - limited.length <= 20, `${answers.length - limited.length} admitted`);
+    assert.ok(answers.length - limited.length <= 10 * windows, `${answers.length - limited.length} admitted`);
     assert.ok(limited.length >= 5, `${limited.length} refused`);
     const error = limited[0]?.error as { code: string; status: number; retryAfter: number };
     assert.equal(error.code, "rate-limited");

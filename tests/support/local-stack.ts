@@ -10,13 +10,18 @@ export interface LocalStackPorts {
   dynamodb: number;
   issuer: number;
   demo: number;
+  web: number;
 }
 
 export interface LocalStack {
   ports: LocalStackPorts;
   httpUrl: string;
   wsUrl: string;
+  /** The browser chat page (web/), served by the stack with its dev-token endpoint. */
+  webUrl: string;
   dynamodbEndpoint: string;
+  /** The stack's process id (serverless-offline, its plugins and its handlers' worker threads). */
+  pid: number | undefined;
   /** Everything the stack printed so far. */
   output(): string;
   /** Ctrl-C (SIGINT to the process group), then waits for it to exit; SIGKILL after 10 s. */
@@ -24,11 +29,11 @@ export interface LocalStack {
 }
 
 /**
- * Six ports the OS says are free now, so suites running side by side (two checkouts, a CI run and a
+ * Seven ports the OS says are free now, so suites running side by side (two checkouts, a CI run and a
  * developer's) never fight over fixed numbers.
  */
 export async function freePorts(): Promise<LocalStackPorts> {
-  const servers = Array.from({ length: 6 }, () => createServer());
+  const servers = Array.from({ length: 7 }, () => createServer());
   const ports = await Promise.all(
     servers.map(
       (server) =>
@@ -39,7 +44,8 @@ export async function freePorts(): Promise<LocalStackPorts> {
     ),
   );
   await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  const [http, ws, lambda, dynamodb, issuer, demo] = ports as [
+  const [http, ws, lambda, dynamodb, issuer, demo, web] = ports as [
+    number,
     number,
     number,
     number,
@@ -47,7 +53,7 @@ export async function freePorts(): Promise<LocalStackPorts> {
     number,
     number,
   ];
-  return { http, ws, lambda, dynamodb, issuer, demo };
+  return { http, ws, lambda, dynamodb, issuer, demo, web };
 }
 
 /**
@@ -71,6 +77,7 @@ export async function startLocalStack(
       GATEHOUSE_DYNAMODB_PORT: String(ports.dynamodb),
       GATEHOUSE_ISSUER_PORT: String(ports.issuer),
       GATEHOUSE_DEMO_PORT: String(ports.demo),
+      GATEHOUSE_WEB_PORT: String(ports.web),
       ...(dataDir ? { GATEHOUSE_DATA_DIR: dataDir } : {}),
     },
   });
@@ -87,7 +94,9 @@ export async function startLocalStack(
     ports,
     httpUrl: `http://127.0.0.1:${ports.http}`,
     wsUrl: `ws://127.0.0.1:${ports.ws}`,
+    webUrl: `http://127.0.0.1:${ports.web}`,
     dynamodbEndpoint: `http://127.0.0.1:${ports.dynamodb}`,
+    pid: child.pid,
     output: () => output,
     stop: () => stopGroup(child, exited),
   };
