@@ -5,6 +5,7 @@
 import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
+import { ensureChromium } from "./ensure-chromium.mjs";
 
 const groups = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["unit", "integration", "e2e"];
 const files = groups.flatMap((group) =>
@@ -13,6 +14,8 @@ const files = groups.flatMap((group) =>
     .sort()
     .map((name) => join("tests", group, name)),
 );
+// The browser e2e test drives Debian's Chromium; install it first if this machine lacks it.
+if (groups.includes("e2e")) ensureChromium();
 console.log(`Node ${process.version}: ${files.length} test files (${groups.join(", ")})`);
 const { status, signal } = spawnSync(
   process.execPath,
