@@ -69,7 +69,13 @@ const principal = v.pipe(
 );
 const ref = v.optional(v.pipe(v.string(), v.maxLength(64, "ref is at most 64 characters")));
 const text = v.pipe(v.string("text must be a string"), v.minLength(1, "text must not be empty"));
-const data = v.optional(v.record(v.string(), v.unknown(), "data must be a JSON object"));
+// v.custom, not v.record: a record schema would take an array and turn it into an object.
+const data = v.optional(
+  v.custom<Record<string, unknown>>(
+    (value) => typeof value === "object" && value !== null && !Array.isArray(value),
+    "data must be a JSON object",
+  ),
+);
 const messageId = v.pipe(v.string(), v.regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, "a cursor is a message id"));
 const limit = v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100)));
 
