@@ -310,7 +310,19 @@ class ChatSession {
 
   /** Connects, joins the first room and shows its recent history. Rejects if the first connect fails. */
   async start(room: string): Promise<void> {
-    await this.connect();
+    // A handshake the server fails (a 5XX: the local stack's cold authorizer has been seen to) is
+    // tried again a few times; a refused token, or no server listening, ends it at once.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.connect();
+        break;
+      } catch (error) {
+        const transient = /HTTP 5\d\d/.test(error instanceof Error ? error.message : "");
+        if (error instanceof RefusedError || !transient || attempt >= 3) throw error;
+        this.print(`* the server failed the handshake; trying again (${attempt + 1}/3)`);
+        await sleep(backoffMs(attempt));
+      }
+    }
     this.print(`* connected to ${this.options.url} as ${this.options.me}`);
     const joined = await this.join(room);
     this.cursors.set(INBOX, cursorAt(joined.at));
