@@ -1,5 +1,5 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from "@aws-sdk/lib-dynamodb";
 
 /**
  * DynamoDB clients are made once per container. Timeouts are set so a slow or unreachable table
@@ -35,4 +35,19 @@ export function limiterDocumentClient(): DynamoDBDocumentClient {
     new DynamoDBClient({ maxAttempts: 2, requestHandler: { connectionTimeout: 250, requestTimeout: 500 } }),
   );
   return limiterShared;
+}
+
+/** Every item a query matches, following `LastEvaluatedKey` page after page. */
+export async function queryAll(
+  client: DynamoDBDocumentClient,
+  input: Omit<QueryCommandInput, "ExclusiveStartKey">,
+): Promise<Record<string, unknown>[]> {
+  const items: Record<string, unknown>[] = [];
+  let ExclusiveStartKey: Record<string, unknown> | undefined;
+  do {
+    const page = await client.send(new QueryCommand({ ...input, ExclusiveStartKey }));
+    items.push(...(page.Items ?? []));
+    ExclusiveStartKey = page.LastEvaluatedKey;
+  } while (ExclusiveStartKey);
+  return items;
 }

@@ -1,9 +1,5 @@
-import {
-  BatchGetCommand,
-  type DynamoDBDocumentClient,
-  QueryCommand,
-  UpdateCommand,
-} from "@aws-sdk/lib-dynamodb";
+import { BatchGetCommand, type DynamoDBDocumentClient, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { queryAll } from "../clients/dynamodb.ts";
 import { isoDay } from "./windows.ts";
 
 /**
@@ -110,25 +106,12 @@ export function createMetering({ client, tableName, retentionDays = 400, now = D
     /** One subject's usage from `from` to `to` (UTC days, inclusive), by day and route. */
     async forSubject(subject: string, from: string, to: string): Promise<UsageRecord[]> {
       checkRange(from, to);
-      const records: UsageRecord[] = [];
-      let start: Record<string, unknown> | undefined;
-      do {
-        const page = await client.send(
-          new QueryCommand({
-            TableName: tableName,
-            KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
-            ExpressionAttributeValues: {
-              ":pk": `usage#${subject}`,
-              ":from": `${from}#`,
-              ":to": `${to}#\uffff`,
-            },
-            ExclusiveStartKey: start,
-          }),
-        );
-        records.push(...(page.Items ?? []).map(toRecord));
-        start = page.LastEvaluatedKey;
-      } while (start);
-      return records;
+      const items = await queryAll(client, {
+        TableName: tableName,
+        KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
+        ExpressionAttributeValues: { ":pk": `usage#${subject}`, ":from": `${from}#`, ":to": `${to}#\uffff` },
+      });
+      return items.map(toRecord);
     },
 
     /** Everyone's usage from `from` to `to` (UTC days, inclusive), day by day through the `byDay` index. */
@@ -136,23 +119,14 @@ export function createMetering({ client, tableName, retentionDays = 400, now = D
       checkRange(from, to);
       const records: UsageRecord[] = [];
       for (let day = from; day <= to; day = nextDay(day)) {
-        let start: Record<string, unknown> | undefined;
-        do {
-          const page = await client.send(
-            new QueryCommand({
-              TableName: tableName,
-              IndexName: "byDay",
-              KeyConditionExpression: "#day = :day",
-              ExpressionAttributeNames: { "#day": "day" },
-              ExpressionAttributeValues: { ":day": day },
-              ExclusiveStartKey: start,
-            }),
-          );
-          records.push(
-            ...(await itemsOf((page.Items ?? []).map(({ pk, sk }) => ({ pk, sk })))).map(toRecord),
-          );
-          start = page.LastEvaluatedKey;
-        } while (start);
+        const keys = await queryAll(client, {
+          TableName: tableName,
+          IndexName: "byDay",
+          KeyConditionExpression: "#day = :day",
+          ExpressionAttributeNames: { "#day": "day" },
+          ExpressionAttributeValues: { ":day": day },
+        });
+        records.push(...(await itemsOf(keys.map(({ pk, sk }) => ({ pk, sk })))).map(toRecord));
       }
       // Batch reads come back in any order: by day, subject and route, as the index lists them.
       return records.sort(

@@ -1,5 +1,6 @@
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { queryAll } from "../clients/dynamodb.ts";
 
 /** API Gateway closes a WebSocket after 2 hours; the record lives a little longer, then expires. */
 export const CONNECTION_TTL_SECONDS = 2 * 60 * 60 + 10 * 60;
@@ -132,25 +133,13 @@ export function connectionStore({ client, tableName, now = Date.now }: Connectio
 
     /** The live connections of a principal (all its tabs and devices). */
     async ofPrincipal(principal: string): Promise<Connection[]> {
-      const found: Connection[] = [];
-      let ExclusiveStartKey: Record<string, unknown> | undefined;
-      do {
-        const page = await client.send(
-          new QueryCommand({
-            TableName: tableName,
-            IndexName: "byPrincipal",
-            KeyConditionExpression: "principal = :p",
-            ExpressionAttributeValues: { ":p": principal },
-            ExclusiveStartKey,
-          }),
-        );
-        for (const item of page.Items ?? []) {
-          const connection = live(item as Connection);
-          if (connection) found.push(connection);
-        }
-        ExclusiveStartKey = page.LastEvaluatedKey;
-      } while (ExclusiveStartKey);
-      return found;
+      const items = await queryAll(client, {
+        TableName: tableName,
+        IndexName: "byPrincipal",
+        KeyConditionExpression: "principal = :p",
+        ExpressionAttributeValues: { ":p": principal },
+      });
+      return items.flatMap((item) => live(item as unknown as Connection) ?? []);
     },
 
     /** Deletes the record; returns it as it was (with its rooms), or undefined if there was none. */

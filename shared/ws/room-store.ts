@@ -1,5 +1,6 @@
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { BatchWriteCommand, DeleteCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { BatchWriteCommand, DeleteCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { queryAll } from "../clients/dynamodb.ts";
 
 /** One connection in one room; it expires with the connection. */
 export interface Membership {
@@ -75,48 +76,28 @@ export function roomStore({ client, tableName, now = Date.now }: RoomStoreOption
     /** The live memberships of a room, read consistently (a join just acknowledged is included). */
     async members(room: string): Promise<Membership[]> {
       const nowSeconds = Math.floor(now() / 1000);
-      const found: Membership[] = [];
-      let ExclusiveStartKey: Record<string, unknown> | undefined;
-      do {
-        const page = await client.send(
-          new QueryCommand({
-            TableName: tableName,
-            KeyConditionExpression: "room = :room",
-            ExpressionAttributeValues: { ":room": room },
-            ConsistentRead: true,
-            ExclusiveStartKey,
-          }),
-        );
-        for (const item of (page.Items ?? []) as Membership[]) {
-          if (item.expiresAt > nowSeconds) found.push(item);
-        }
-        ExclusiveStartKey = page.LastEvaluatedKey;
-      } while (ExclusiveStartKey);
-      return found;
+      const items = (await queryAll(client, {
+        TableName: tableName,
+        KeyConditionExpression: "room = :room",
+        ExpressionAttributeValues: { ":room": room },
+        ConsistentRead: true,
+      })) as unknown as Membership[];
+      return items.filter((item) => item.expiresAt > nowSeconds);
     },
 
     /** Rooms someone joined in the last day, most recent first (at most `limit`). */
     async active(limit = 100): Promise<RoomSummary[]> {
       const nowSeconds = Math.floor(now() / 1000);
-      const rooms: RoomSummary[] = [];
-      let ExclusiveStartKey: Record<string, unknown> | undefined;
-      do {
-        const page = await client.send(
-          new QueryCommand({
-            TableName: tableName,
-            KeyConditionExpression: "room = :room",
-            ExpressionAttributeValues: { ":room": DIRECTORY },
-            ExclusiveStartKey,
-          }),
-        );
-        for (const item of page.Items ?? []) {
-          if ((item.expiresAt as number) > nowSeconds) {
-            rooms.push({ room: item.connectionId as string, lastJoinAt: item.lastJoinAt as string });
-          }
-        }
-        ExclusiveStartKey = page.LastEvaluatedKey;
-      } while (ExclusiveStartKey);
-      return rooms.sort((a, b) => b.lastJoinAt.localeCompare(a.lastJoinAt)).slice(0, limit);
+      const items = await queryAll(client, {
+        TableName: tableName,
+        KeyConditionExpression: "room = :room",
+        ExpressionAttributeValues: { ":room": DIRECTORY },
+      });
+      return items
+        .filter((item) => (item.expiresAt as number) > nowSeconds)
+        .map((item) => ({ room: item.connectionId as string, lastJoinAt: item.lastJoinAt as string }))
+        .sort((a, b) => b.lastJoinAt.localeCompare(a.lastJoinAt))
+        .slice(0, limit);
     },
   };
 }
