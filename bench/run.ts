@@ -13,6 +13,7 @@ import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { authorizer, authorizerColumns } from "./cases/authorizer.ts";
 import { coldStart, coldStartColumns } from "./cases/cold-start.ts";
+import { fanout, fanoutColumns } from "./cases/fanout.ts";
 import { gatewayChain, gatewayChainColumns } from "./cases/gateway-chain.ts";
 import { limiter, limiterColumns } from "./cases/limiter.ts";
 import { localStack, localStackColumns } from "./cases/local-stack.ts";
@@ -75,6 +76,12 @@ const cases: Case[] = [
     "Limiter: check latency and throughput against dynalite, DynamoDB calls per request (counted), cost per million requests",
     limiter,
     limiterColumns,
+  ),
+  defineCase(
+    "fanout",
+    "WebSocket fan-out: one message to N real connections through the local stack, beside fanOut called in the bench; deliveries checked, stack process memory",
+    fanout,
+    fanoutColumns,
   ),
 ];
 
