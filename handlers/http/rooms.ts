@@ -7,6 +7,7 @@ import { httpHandler } from "#shared/middleware/http-handler.ts";
 import { compileBodySchema, parsedBody, requestBody } from "#shared/middleware/request-body.ts";
 import { type Chat, messageFrame } from "#shared/ws/chat.ts";
 import { chatFromEnv } from "#shared/ws/chat-runtime.ts";
+import { broadcastBudget } from "#shared/ws/fanout.ts";
 import { ROOM_NAME } from "#shared/ws/protocol.ts";
 import definition from "../../gateway.config.ts";
 
@@ -50,7 +51,7 @@ export function createRoomsHandler({ gateway, chat }: { gateway: GatewayConfig; 
         const { message, report } = await chat.publish(
           room,
           { from: caller.principal, text: body.text, data: body.data },
-          "bridge",
+          { kind: "bridge", signal: broadcastBudget(context) },
         );
         return json(
           201,
@@ -59,6 +60,8 @@ export function createRoomsHandler({ gateway, chat }: { gateway: GatewayConfig; 
             recipients: report.recipients,
             delivered: report.delivered,
             gone: report.gone.length,
+            failed: report.failed,
+            skipped: report.skipped,
           },
           { location: `/rooms/${room}/messages?since=${message.messageId}` },
         );

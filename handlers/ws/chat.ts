@@ -18,6 +18,7 @@ import { checkWebSocketMessage } from "#shared/quota/ws-limits.ts";
 import { type Chat, messageFrame } from "#shared/ws/chat.ts";
 import { chatFromEnv } from "#shared/ws/chat-runtime.ts";
 import { type ConnectionStore, RoomLimitError } from "#shared/ws/connection-store.ts";
+import { broadcastBudget } from "#shared/ws/fanout.ts";
 import { inboxOf, type StoredMessage } from "#shared/ws/message-store.ts";
 import { ChatMessageSchema, frame } from "#shared/ws/protocol.ts";
 import definition from "../../gateway.config.ts";
@@ -81,7 +82,7 @@ export function createChatHandler({
     }
   }
 
-  return wsHandler(async (event): Promise<WsResult> => {
+  return wsHandler(async (event, context): Promise<WsResult> => {
     const body = event.body ?? "";
     const bytes = Buffer.byteLength(body, "utf8");
     if (bytes > maxMessageBytes) {
@@ -130,11 +131,11 @@ export function createChatHandler({
         if (!connection.rooms?.has(message.room)) {
           throw new NotAMemberError(`Join ${message.room} before sending to it`);
         }
-        const { message: stored, report } = await chat.publish(message.room, {
-          from: connection.principal,
-          text: message.text,
-          data: message.data,
-        });
+        const { message: stored, report } = await chat.publish(
+          message.room,
+          { from: connection.principal, text: message.text, data: message.data },
+          { signal: broadcastBudget(context) },
+        );
         return reply("sent", {
           room: message.room,
           messageId: stored.messageId,
@@ -143,12 +144,10 @@ export function createChatHandler({
         });
       }
       case "direct": {
-        const { message: stored, report } = await chat.direct({
-          from: connection.principal,
-          to: message.to,
-          text: message.text,
-          data: message.data,
-        });
+        const { message: stored, report } = await chat.direct(
+          { from: connection.principal, to: message.to, text: message.text, data: message.data },
+          { signal: broadcastBudget(context) },
+        );
         return reply("sent", {
           to: message.to,
           messageId: stored.messageId,

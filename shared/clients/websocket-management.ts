@@ -28,7 +28,10 @@ export function managementClient(endpoint: string): ApiGatewayManagementApiClien
 /** `post(connectionId, payload)` through the management API at `endpoint`. */
 export function postToConnection(endpoint: string): PostToConnection {
   const client = managementClient(endpoint);
-  return async (connectionId, payload) => {
-    await client.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: payload }));
+  return async (connectionId, payload, signal) => {
+    await client.send(
+      new PostToConnectionCommand({ ConnectionId: connectionId, Data: payload }),
+      signal ? { abortSignal: signal } : undefined,
+    );
   };
 }

@@ -82,7 +82,7 @@ export function createChat({ connections, rooms, messages, post, config, now = D
     async publish(
       room: string,
       input: { from: string; text: string; data?: Record<string, unknown> | undefined },
-      kind = "room",
+      { kind = "room", signal }: { kind?: string; signal?: AbortSignal } = {},
     ): Promise<Published> {
       const message = await messages.append({ room, ...input });
       const members = await rooms.members(room);
@@ -93,17 +93,16 @@ export function createChat({ connections, rooms, messages, post, config, now = D
         concurrency: config.fanoutConcurrency,
         removeGone: (connectionId) => removeConnection(connectionId, room),
         kind,
+        ...(signal ? { signal } : {}),
       });
       return { message, report };
     },
 
     /** Stores a direct message in the recipient's inbox, then sends it to each of their connections. */
-    async direct(input: {
-      from: string;
-      to: string;
-      text: string;
-      data?: Record<string, unknown> | undefined;
-    }): Promise<Published> {
+    async direct(
+      input: { from: string; to: string; text: string; data?: Record<string, unknown> | undefined },
+      { signal }: { signal?: AbortSignal } = {},
+    ): Promise<Published> {
       const message = await messages.append({ room: inboxOf(input.to), ...input });
       const targets = await connections.ofPrincipal(input.to);
       const report = await fanOut({
@@ -113,6 +112,7 @@ export function createChat({ connections, rooms, messages, post, config, now = D
         concurrency: config.fanoutConcurrency,
         removeGone: (connectionId) => removeConnection(connectionId),
         kind: "direct",
+        ...(signal ? { signal } : {}),
       });
       return { message, report };
     },

@@ -3,8 +3,8 @@ import pMap from "p-map";
 import { logger } from "../observability/logger.ts";
 import { MetricUnit, metrics as sharedMetrics } from "../observability/metrics.ts";
 
-/** Sends one payload to one connection; throws the SDK's error when API Gateway refuses. */
-export type PostToConnection = (connectionId: string, payload: string) => Promise<void>;
+/** Sends one payload to one connection; throws the SDK's error when API Gateway refuses or `signal` aborts. */
+export type PostToConnection = (connectionId: string, payload: string, signal?: AbortSignal) => Promise<void>;
 
 export interface FanoutReport {
   /** Connections the payload was addressed to. */
@@ -14,6 +14,8 @@ export interface FanoutReport {
   gone: string[];
   /** Sends that failed for another reason (throttled past the SDK's retries, 5XX, timeouts). */
   failed: number;
+  /** Sends not made, or cut off, because the broadcast ran out of time (`signal`). */
+  skipped: number;
   durationMs: number;
 }
 
@@ -38,6 +40,12 @@ export interface FanoutOptions {
   removeGone: (connectionId: string) => Promise<void>;
   /** Metric dimension: what was broadcast (`room`, `direct`, `bridge`). */
   kind: string;
+  /**
+   * The broadcast's time budget: once it aborts, no new send starts and those in flight are cut off,
+   * so the function answers before its own timeout. The message is already stored: a recipient that
+   * was skipped finds it in history.
+   */
+  signal?: AbortSignal;
   metrics?: Metrics;
 }
 
@@ -53,20 +61,30 @@ export async function fanOut({
   concurrency,
   removeGone,
   kind,
+  signal,
   metrics = sharedMetrics,
 }: FanoutOptions): Promise<FanoutReport> {
   const began = performance.now();
   const gone: string[] = [];
   let delivered = 0;
   let failed = 0;
+  let skipped = 0;
   const targets = [...new Set(connectionIds)];
   await pMap(
     targets,
     async (connectionId) => {
+      if (signal?.aborted) {
+        skipped++;
+        return;
+      }
       try {
-        await post(connectionId, payload);
+        await post(connectionId, payload, signal);
         delivered++;
       } catch (error) {
+        if (signal?.aborted) {
+          skipped++;
+          return;
+        }
         if (!isGone(error)) {
           failed++;
           logger.warn("could not deliver to a connection", { connectionId, error });
@@ -88,6 +106,7 @@ export async function fanOut({
     delivered,
     gone,
     failed,
+    skipped,
     durationMs: performance.now() - began,
   };
   metrics.addDimension("kind", kind);
@@ -95,8 +114,17 @@ export async function fanOut({
   metrics.addMetric("FanoutDelivered", MetricUnit.Count, delivered);
   metrics.addMetric("FanoutGone", MetricUnit.Count, gone.length);
   metrics.addMetric("FanoutFailed", MetricUnit.Count, failed);
+  metrics.addMetric("FanoutSkipped", MetricUnit.Count, skipped);
   metrics.addMetric("FanoutDuration", MetricUnit.Milliseconds, report.durationMs);
   metrics.publishStoredMetrics();
-  if (failed > 0) logger.warn("broadcast incomplete", { kind, ...report, gone: gone.length });
+  if (failed > 0 || skipped > 0) logger.warn("broadcast incomplete", { kind, ...report, gone: gone.length });
   return report;
+}
+
+/** Time kept back from a broadcast's budget, for the answer and the log after it. */
+const ANSWER_MARGIN_MS = 2_000;
+
+/** A broadcast's time budget: what the invocation has left, less the margin to answer in. */
+export function broadcastBudget(context: { getRemainingTimeInMillis(): number }): AbortSignal {
+  return AbortSignal.timeout(Math.max(500, context.getRemainingTimeInMillis() - ANSWER_MARGIN_MS));
 }

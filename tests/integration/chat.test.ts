@@ -133,6 +133,31 @@ describe("chat stores and fan-out against dynalite", () => {
     assert.equal(record.kind, "room");
   });
 
+  it("fan-out stops at its time budget: nothing more starts, sends in flight are cut off", async () => {
+    const slow = await managementEndpoint({ delayMs: 60 });
+    try {
+      const ids = Array.from({ length: 20 }, (_, index) => `late-${index}=`);
+      const began = performance.now();
+      const report = await fanOut({
+        post: postToConnection(slow.url),
+        connectionIds: ids,
+        payload: "{}",
+        concurrency: 2,
+        removeGone: async () => undefined,
+        kind: "room",
+        signal: AbortSignal.timeout(150),
+      });
+      const elapsed = performance.now() - began;
+      assert.ok(report.delivered >= 2 && report.delivered < 20, `${report.delivered} delivered`);
+      assert.equal(report.delivered + report.skipped + report.failed, 20);
+      assert.ok(report.skipped > 0);
+      assert.equal(report.failed, 0, "a cut-off send is skipped, not failed");
+      assert.ok(elapsed < 400, `returned ${elapsed.toFixed(0)} ms after starting, near its 150 ms budget`);
+    } finally {
+      await slow.close();
+    }
+  });
+
   it("a 410 is recognised by its HTTP status whatever the SDK names the error", async () => {
     const post = postToConnection(endpoint.url);
     endpoint.gone.add("named=");
