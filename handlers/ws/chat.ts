@@ -15,7 +15,7 @@ import { logger } from "#shared/observability/logger.ts";
 import { MetricUnit, metrics } from "#shared/observability/metrics.ts";
 import { createLimiter, type Limiter } from "#shared/quota/limiter.ts";
 import { checkWebSocketMessage } from "#shared/quota/ws-limits.ts";
-import { type Chat, messageFrame } from "#shared/ws/chat.ts";
+import { type Chat, messageFrame, type Published } from "#shared/ws/chat.ts";
 import { chatFromEnv } from "#shared/ws/chat-runtime.ts";
 import { type ConnectionStore, RoomLimitError } from "#shared/ws/connection-store.ts";
 import { broadcastBudget } from "#shared/ws/fanout.ts";
@@ -131,29 +131,19 @@ export function createChatHandler({
         if (!connection.rooms?.has(message.room)) {
           throw new NotAMemberError(`Join ${message.room} before sending to it`);
         }
-        const { message: stored, report } = await chat.publish(
+        const published = await chat.publish(
           message.room,
           { from: connection.principal, text: message.text, data: message.data },
           { signal: broadcastBudget(context) },
         );
-        return reply("sent", {
-          room: message.room,
-          messageId: stored.messageId,
-          recipients: report.recipients,
-          delivered: report.delivered,
-        });
+        return reply("sent", { room: message.room, ...delivery(published) });
       }
       case "direct": {
-        const { message: stored, report } = await chat.direct(
+        const published = await chat.direct(
           { from: connection.principal, to: message.to, text: message.text, data: message.data },
           { signal: broadcastBudget(context) },
         );
-        return reply("sent", {
-          to: message.to,
-          messageId: stored.messageId,
-          recipients: report.recipients,
-          delivered: report.delivered,
-        });
+        return reply("sent", { to: message.to, ...delivery(published) });
       }
       case "rooms":
         return reply("rooms", {
@@ -175,6 +165,13 @@ export function createChatHandler({
     }
   });
 }
+
+/** What a `sent` answer tells the sender: the stored message's id and how far it got. */
+const delivery = ({ message, report }: Published) => ({
+  messageId: message.messageId,
+  recipients: report.recipients,
+  delivered: report.delivered,
+});
 
 /**
  * History frames, as many as fit in one WebSocket message: past the budget the page ends early, with
