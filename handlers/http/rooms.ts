@@ -8,11 +8,10 @@ import { compileBodySchema, parsedBody, requestBody } from "#shared/middleware/r
 import { type Chat, messageFrame } from "#shared/ws/chat.ts";
 import { chatFromEnv } from "#shared/ws/chat-runtime.ts";
 import { broadcastBudget } from "#shared/ws/fanout.ts";
-import { ROOM_NAME } from "#shared/ws/protocol.ts";
+import { MESSAGE_ID, ROOM_NAME } from "#shared/ws/protocol.ts";
 import definition from "../../gateway.config.ts";
 
 const PUBLISH = "POST /rooms/{room}/messages";
-const CURSOR = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 
 /** What a backend service posts: the same `text` and optional `data` a WebSocket client sends. */
 const PUBLISH_SCHEMA = {
@@ -69,7 +68,7 @@ export function createRoomsHandler({ gateway, chat }: { gateway: GatewayConfig; 
       const query = event.queryStringParameters ?? {};
       for (const name of ["since", "after"] as const) {
         const value = query[name];
-        if (value !== undefined && !CURSOR.test(value))
+        if (value !== undefined && !MESSAGE_ID.test(value))
           throw new BadRequestError(`${name} must be a message id`);
       }
       if (query.since !== undefined && query.after !== undefined) {

@@ -8,12 +8,10 @@ import {
   GoneError,
   PayloadTooLargeError,
   RateLimitedError,
-  ServiceUnavailableError,
 } from "#shared/errors.ts";
 import { type WsResult, wsHandler } from "#shared/middleware/ws-handler.ts";
-import { logger } from "#shared/observability/logger.ts";
-import { MetricUnit, metrics } from "#shared/observability/metrics.ts";
 import { createLimiter, type Limiter } from "#shared/quota/limiter.ts";
+import { onStoreFailure } from "#shared/quota/store-failure.ts";
 import { checkWebSocketMessage } from "#shared/quota/ws-limits.ts";
 import { type Chat, messageFrame, type Published } from "#shared/ws/chat.ts";
 import { chatFromEnv } from "#shared/ws/chat-runtime.ts";
@@ -65,13 +63,7 @@ export function createChatHandler({
         AbortSignal.timeout(limits.timeoutMs),
       );
     } catch (error) {
-      if (limits.onStoreFailure === "closed") {
-        throw new ServiceUnavailableError("Message limits cannot be checked right now; try again shortly", {
-          cause: error,
-        });
-      }
-      logger.warn("message limits unavailable; admitting (onStoreFailure: open)", { error });
-      metrics.addMetric("LimiterFailOpen", MetricUnit.Count, 1);
+      onStoreFailure(limits.onStoreFailure, error, "Message limits");
       return;
     }
     if (decision && !decision.admitted) {

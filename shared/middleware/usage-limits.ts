@@ -1,13 +1,14 @@
 import type middy from "@middy/core";
 import { optionalIdentity } from "../auth/identity.ts";
 import type { RouteConfig } from "../config/gateway.ts";
-import { ForbiddenError, QuotaExceededError, RateLimitedError, ServiceUnavailableError } from "../errors.ts";
+import { ForbiddenError, QuotaExceededError, RateLimitedError } from "../errors.ts";
 import type { GatehouseContext, HttpEvent, HttpResult } from "../http.ts";
 import { logger } from "../observability/logger.ts";
 import { MetricUnit, metrics } from "../observability/metrics.ts";
 import type { LimitDecision, Limiter } from "../quota/limiter.ts";
 import type { Metering } from "../quota/metering.ts";
 import { type Limits, planFor, subjectFor } from "../quota/plans.ts";
+import { onStoreFailure } from "../quota/store-failure.ts";
 
 /**
  * The usage step of the gateway chain (after route match, before the body checks):
@@ -68,14 +69,7 @@ export function usageLimits({ limits, routes, routeKeyOf, limiter, metering }: U
         AbortSignal.timeout(limits.timeoutMs),
       );
     } catch (error) {
-      if (limits.onStoreFailure === "closed") {
-        throw new ServiceUnavailableError("Usage limits cannot be checked right now; try again shortly", {
-          headers: { "retry-after": "1" },
-          cause: error,
-        });
-      }
-      logger.warn("usage limits unavailable; admitting (onStoreFailure: open)", { route: key, error });
-      metrics.addMetric("LimiterFailOpen", MetricUnit.Count, 1);
+      onStoreFailure(limits.onStoreFailure, error, "Usage limits", { route: key });
       return;
     }
     const { decision } = state;

@@ -1,6 +1,6 @@
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
-import { decodeTime, monotonicFactory } from "ulid";
+import { decodeTime, encodeTime, monotonicFactory } from "ulid";
 import { HISTORY_OVERLAP_MS } from "./protocol.ts";
 
 /**
@@ -92,7 +92,7 @@ export function messageStore({ client, tableName, retentionDays, now = Date.now 
       // (the window's time part, then the smallest random part).
       const from =
         after ??
-        `${encodeTime(Math.max(0, decodeTime(since as string) - HISTORY_OVERLAP_MS))}${"0".repeat(16)}`;
+        `${encodeTime(Math.max(0, decodeTime(since as string) - HISTORY_OVERLAP_MS), 10)}${"0".repeat(16)}`;
       const page = await client.send(
         new QueryCommand({
           TableName: tableName,
@@ -115,18 +115,6 @@ export function messageStore({ client, tableName, retentionDays, now = Date.now 
       };
     },
   };
-}
-
-/** ULID time part: 48-bit milliseconds in Crockford base32, 10 characters. */
-function encodeTime(ms: number): string {
-  const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-  let out = "";
-  let rest = ms;
-  for (let index = 0; index < 10; index++) {
-    out = alphabet[rest % 32] + out;
-    rest = Math.floor(rest / 32);
-  }
-  return out;
 }
 
 export type MessageStore = ReturnType<typeof messageStore>;

@@ -76,7 +76,9 @@ const data = v.optional(
     "data must be a JSON object",
   ),
 );
-const messageId = v.pipe(v.string(), v.regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, "a cursor is a message id"));
+/** A message id (a ULID): the history cursors `since` and `after`. */
+export const MESSAGE_ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+const messageId = v.pipe(v.string(), v.regex(MESSAGE_ID, "a cursor is a message id"));
 const limit = v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100)));
 
 /** The body of each chat action, after `action` has routed it. Unknown members are refused. */
