@@ -174,7 +174,10 @@ describe("gateway handler: usage plans (429s, RateLimit headers, metering, fault
   });
 
   it("meters admitted requests with their status, and refusals apart, per subject, route and day", async () => {
-    const call = build(config());
+    // The limiter's clock stands still at the start of a 3-second rate window, so the four calls
+    // cannot straddle a window boundary (which would admit the fourth).
+    const windowStart = Math.floor(Date.now() / 3_000) * 3_000;
+    const call = build(config(), store.client, () => windowStart);
     const keyId = newKey();
     await call("GET /a", { keyId });
     await call("GET /fail", { keyId });
