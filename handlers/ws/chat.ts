@@ -10,8 +10,8 @@ import {
   RateLimitedError,
 } from "#shared/errors.ts";
 import { type WsResult, wsHandler } from "#shared/middleware/ws-handler.ts";
+import { createLimitPolicy } from "#shared/quota/limit-policy.ts";
 import { createLimiter, type Limiter } from "#shared/quota/limiter.ts";
-import { onStoreFailure } from "#shared/quota/store-failure.ts";
 import { checkWebSocketMessage } from "#shared/quota/ws-limits.ts";
 import { type Chat, messageFrame, type Published } from "#shared/ws/chat.ts";
 import { chatFromEnv } from "#shared/ws/chat-runtime.ts";
@@ -51,21 +51,21 @@ export function createChatHandler({
 }) {
   const { maxMessageBytes } = gateway.websocket.chat;
   const limits = gateway.limits;
+  const policy =
+    limiter && limits
+      ? createLimitPolicy({ limiter, onStoreFailure: limits.onStoreFailure, what: "Message limits" })
+      : undefined;
 
-  async function checkRate(connectionId: string, principal: string): Promise<void> {
-    if (!limiter || !limits) return;
-    let decision: Awaited<ReturnType<typeof checkWebSocketMessage>>;
-    try {
-      decision = await checkWebSocketMessage(
-        limiter,
-        limits.websocket,
-        { connectionId, principal },
-        AbortSignal.timeout(limits.timeoutMs),
-      );
-    } catch (error) {
-      onStoreFailure(limits.onStoreFailure, error, "Message limits");
-      return;
-    }
+  async function checkRate(connectionId: string, principal: string, leftMs: number): Promise<void> {
+    if (!policy || !limits) return;
+    // The action (a fan-out, at most) keeps the rest of the invocation's time.
+    const budgetMs = Math.min(limits.timeoutMs, leftMs / 2);
+    const decision = await checkWebSocketMessage(
+      policy,
+      limits.websocket,
+      { connectionId, principal },
+      budgetMs,
+    );
     if (decision && !decision.admitted) {
       const retryAfter = decision.retryAfterSeconds ?? 1;
       throw new RateLimitedError(`Too many messages; retry in ${retryAfter} s`, retryAfter, {
@@ -98,7 +98,7 @@ export function createChatHandler({
     const { connectionId } = event.requestContext;
     const connection = await connections.get(connectionId);
     if (!connection) throw new GoneError("This connection is not registered any more; reconnect");
-    await checkRate(connectionId, connection.principal);
+    await checkRate(connectionId, connection.principal, context.getRemainingTimeInMillis?.() ?? 28_000);
 
     const reply = (type: string, data: Record<string, unknown>): WsResult => ({
       statusCode: 200,

@@ -27,12 +27,16 @@ export function documentClient(): DynamoDBDocumentClient {
 let limiterShared: DynamoDBDocumentClient | undefined;
 
 /**
- * The usage limiter's client: it sits on the request path before the upstream call, so it gives up
- * sooner (the limiter's own time budget, `limits.timeoutMs`, aborts it earlier still) and retries once.
+ * The usage limiter's client. A limit check runs under its own time budget (`limits.timeoutMs`, an
+ * abort signal), so this client sets no request timeout of its own: a slow answer must surface as
+ * the budget running out (refused, 503), never as a store failure (which `onStoreFailure: open` would
+ * admit in memory). A connection that cannot be made within a second is the store being unreachable.
+ * No SDK retries: a throttled counter is a refusal at once, and a retried conditional write could
+ * count twice.
  */
 export function limiterDocumentClient(): DynamoDBDocumentClient {
   limiterShared ??= createDocumentClient(
-    new DynamoDBClient({ maxAttempts: 2, requestHandler: { connectionTimeout: 250, requestTimeout: 500 } }),
+    new DynamoDBClient({ maxAttempts: 1, requestHandler: { connectionTimeout: 1_000 } }),
   );
   return limiterShared;
 }

@@ -1,6 +1,7 @@
 import ipaddr from "ipaddr.js";
 import * as v from "valibot";
 import { jmespathProblem } from "../upstream/transform.ts";
+import { CHAT_ACTIONS, type ChatAction } from "../ws/protocol.ts";
 
 /**
  * The gateway config: one typed module (`gateway.config.ts`) that says who may call which route.
@@ -382,6 +383,22 @@ const RateSchema = v.strictObject({
  * of about 400 bytes, so `maxMessageBytes` (the whole incoming JSON, counted before any other work)
  * stays under 127 KiB.
  */
+/** Scopes each chat action needs (from the token or key the connection was opened with). */
+const CHAT_SCOPE_DEFAULTS: Record<ChatAction, string[]> = {
+  join: [],
+  leave: [],
+  send: ["chat:write"],
+  direct: ["chat:write"],
+  rooms: [],
+  members: [],
+  history: [],
+};
+const ChatScopesSchema = v.strictObject(
+  Object.fromEntries(
+    CHAT_ACTIONS.map((action) => [action, v.optional(v.array(scope), CHAT_SCOPE_DEFAULTS[action])]),
+  ) as Record<ChatAction, v.OptionalSchema<v.ArraySchema<typeof scope, undefined>, string[]>>,
+);
+
 const ChatSchema = v.strictObject({
   maxMessageBytes: v.optional(
     v.pipe(v.number(), v.integer(), v.minValue(256), v.maxValue(127 * 1024)),
@@ -392,6 +409,11 @@ const ChatSchema = v.strictObject({
   historyDays: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(365)), 7),
   /** PostToConnection calls in flight at once during one fan-out. */
   fanoutConcurrency: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(256)), 32),
+  /**
+   * Scopes each action needs, per action (an action left out keeps its default): `send` and `direct`
+   * need `chat:write`, the others nothing beyond an admitted connection.
+   */
+  scopes: v.optional(ChatScopesSchema, CHAT_SCOPE_DEFAULTS),
 });
 
 /**
@@ -415,6 +437,16 @@ const PlanSchema = v.strictObject({
    * refused while another shard still has room.
    */
   shards: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(64)), 1),
+});
+
+/**
+ * API Gateway's own throttling for one route (requests per second and burst, token bucket, per
+ * stage): it refuses with its own 429 before any function runs. Rough and best effort, per AWS; the
+ * exact per-caller limits are `limit`.
+ */
+const ThrottleSchema = v.strictObject({
+  rateLimit: v.pipe(v.number(), v.minValue(0), v.maxValue(1_000_000)),
+  burstLimit: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1_000_000)),
 });
 
 /** A route's usage limiting: present means limited. */
@@ -444,8 +476,14 @@ const RouteSchema = v.object({
   aggregate: v.optional(AggregateSchema),
   /** Extra IP rules for this route, on top of the global ones. */
   ipRules: v.optional(IpRulesSchema, { allow: [], deny: [] }),
-  /** Count this route against the caller's plan (rate, quota, metering). */
-  limit: v.optional(RouteLimitSchema),
+  /**
+   * Count this route against the caller's plan (rate, quota, metering). Any route with an identity
+   * may be limited, and a proxied public route by client IP. `false` turns off a default limit (the
+   * HTTP→WebSocket bridge is limited unless it says `false`).
+   */
+  limit: v.optional(v.union([RouteLimitSchema, v.literal(false)])),
+  /** API Gateway's throttling for this route on every stage (see also the stage-wide params). */
+  throttle: v.optional(ThrottleSchema),
 });
 
 const routeKey = v.pipe(
@@ -507,12 +545,19 @@ export const GatewayConfigSchema = v.object({
       /** The plan of anonymous callers on public limited routes. */
       anonymousPlan: v.optional(planName, "anonymous"),
       /**
-       * When the usage table is slow or unreachable: `open` admits the request (logged, and counted
-       * in the `LimiterFailOpen` metric), `closed` answers 503.
+       * When the usage table is unreachable or failing (not when it is slow: see `timeoutMs`):
+       * `open` counts in each container's memory at the plan's own limits, so the worst case is
+       * containers × the plan per window (every such admission is the `LimiterDegradedAdmission`
+       * metric, and is booked into the table once it answers); `closed` answers 503.
        */
       onStoreFailure: v.optional(v.picklist(["open", "closed"]), "open"),
-      /** Time budget of one limiter check, retries included. */
-      timeoutMs: v.optional(v.pipe(v.number(), v.integer(), v.minValue(20), v.maxValue(5_000)), 300),
+      /**
+       * Most time one limit check may take (the conditional write, and the read after a refusal):
+       * a slow table is waited for, since a request can afford it. At run time the budget is also
+       * cut to what the invocation has left after the route's own upstream attempts. A table still
+       * not answering by then is refused with 503 and `Retry-After`, never admitted uncounted.
+       */
+      timeoutMs: v.optional(v.pipe(v.number(), v.integer(), v.minValue(20), v.maxValue(20_000)), 10_000),
       /** WebSocket messages: a rate per connection and per principal (all their connections together). */
       websocket: v.optional(
         v.strictObject({
@@ -527,10 +572,22 @@ export const GatewayConfigSchema = v.object({
     v.object({
       /** Who may open a WebSocket (`$connect`). */
       connect: RouteSchema,
+      /**
+       * Live WebSocket connections one principal may hold at once (every tab and device), counted
+       * exactly at `$connect`; one more is refused with 429 in the handshake.
+       */
+      maxConnectionsPerPrincipal: v.optional(
+        v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1_000)),
+        10,
+      ),
       /** Chat rooms: limits, history and fan-out (the rates are `limits.websocket`). */
       chat: v.optional(ChatSchema, {}),
     }),
-    { connect: { auth: "public", ipRules: { allow: [], deny: [] } }, chat: {} },
+    {
+      connect: { auth: "public", ipRules: { allow: [], deny: [] } },
+      maxConnectionsPerPrincipal: 10,
+      chat: {},
+    },
   ),
 });
 
@@ -553,6 +610,33 @@ export type GatewayDefinition = (context: GatewayContext) => GatewayConfigInput;
  */
 export function defineGateway(definition: GatewayDefinition): GatewayDefinition {
   return definition;
+}
+
+/** The gateway function's own timeout (serverless.yml), under API Gateway's 30 s integration limit. */
+const GATEWAY_BUDGET_MS = 28_000;
+
+/**
+ * The longest an upstream call can take: every attempt at its timeout, plus the backoff between
+ * retries (at most 500 ms each, the cap in shared/upstream/http-client.ts).
+ */
+export function upstreamWorstCaseMs(upstream: { timeoutMs: number; retries: number } | undefined): number {
+  if (!upstream) return 0;
+  return upstream.timeoutMs * (upstream.retries + 1) + upstream.retries * 500;
+}
+
+/** The longest a route's upstream calls can take (0 for a route that calls none). */
+export function routeWorstCaseMs(config: Pick<GatewayConfig, "upstreams">, route: RouteConfig): number {
+  return Math.max(0, ...routeUpstreams(route).map((name) => upstreamWorstCaseMs(config.upstreams[name])));
+}
+
+/** The upstreams a route calls (its proxy targets, versions and canary, or its aggregate calls). */
+function routeUpstreams(route: RouteConfig): string[] {
+  const proxy = route.proxy;
+  return [
+    ...(proxy ? [proxy.upstream, ...Object.values(proxy.versions).map((t) => t.upstream)] : []),
+    ...(proxy?.canary ? [proxy.canary.upstream] : []),
+    ...Object.values(route.aggregate?.calls ?? {}).map((call) => call.upstream),
+  ];
 }
 
 export class GatewayConfigError extends Error {
@@ -640,11 +724,7 @@ export function loadGateway(definition: GatewayDefinition, stage: string): Gatew
           checkParams(`${where}.query.${param}`, template, routeParams);
         }
         const upstream = config.upstreams[call.upstream];
-        if (
-          upstream &&
-          call.timeoutMs !== undefined &&
-          call.timeoutMs > upstream.timeoutMs * (upstream.retries + 1) + upstream.retries * 500
-        ) {
+        if (upstream && call.timeoutMs !== undefined && call.timeoutMs > upstreamWorstCaseMs(upstream)) {
           problems.push(
             `${where}.timeoutMs: longer than every attempt of ${call.upstream} together; lower it or leave it out`,
           );
@@ -655,16 +735,24 @@ export function loadGateway(definition: GatewayDefinition, stage: string): Gatew
   const limits = config.limits;
   for (const [key, route] of Object.entries(config.routes)) {
     if (!route.limit) continue;
-    if (!route.proxy && !route.aggregate) {
-      problems.push(`routes.${key}.limit: only gateway routes (proxy or aggregate) are limited`);
+    if (route.auth === "public" && !route.proxy && !route.aggregate) {
+      problems.push(
+        `routes.${key}.limit: a public system route has no caller to count; use throttle (API Gateway's) instead`,
+      );
     }
     if (!limits) {
       problems.push(`routes.${key}.limit: needs a top-level limits section with plans`);
       continue;
     }
+    const slowest = routeWorstCaseMs(config, route);
+    if (limits.timeoutMs + slowest >= GATEWAY_BUDGET_MS) {
+      problems.push(
+        `routes.${key}.limit: limits.timeoutMs (${limits.timeoutMs} ms) and the route's upstream attempts (${slowest} ms) pass the gateway's ${GATEWAY_BUDGET_MS / 1000} s; lower one of them`,
+      );
+    }
     const plans = route.auth === "public" ? [route.limit.plan ?? limits.anonymousPlan] : [limits.defaultPlan];
     for (const plan of plans) {
-      if (!limits.plans[plan]) {
+      if (!Object.hasOwn(limits.plans, plan)) {
         problems.push(
           `routes.${key}.limit: plan "${plan}" is not in limits.plans; add it (it is who gets no other plan)`,
         );
@@ -691,8 +779,7 @@ export function loadGateway(definition: GatewayDefinition, stage: string): Gatew
     }
   }
   for (const [name, upstream] of Object.entries(config.upstreams)) {
-    const worstCaseMs = upstream.timeoutMs * (upstream.retries + 1) + upstream.retries * 500;
-    if (worstCaseMs >= 28_000) {
+    if (upstreamWorstCaseMs(upstream) >= GATEWAY_BUDGET_MS) {
       problems.push(
         `upstreams.${name}: ${upstream.retries + 1} attempts of ${upstream.timeoutMs} ms can pass API Gateway's 30 s limit; lower timeoutMs or retries`,
       );

@@ -1,7 +1,7 @@
 import { type Identity, optionalIdentity } from "../auth/identity.ts";
 import { limiterDocumentClient } from "../clients/dynamodb.ts";
 import { env } from "../config/env.ts";
-import type { GatewayConfig, RouteConfig } from "../config/gateway.ts";
+import { type GatewayConfig, type RouteConfig, routeWorstCaseMs } from "../config/gateway.ts";
 import { BadRequestError, MethodNotAllowedError } from "../errors.ts";
 import type { GatehouseContext, HttpEvent, HttpResult } from "../http.ts";
 import { type CorsRules, corsByRoute } from "../middleware/cors.ts";
@@ -11,7 +11,9 @@ import { type BodyRules, compileBodySchema, parsedBody, requestBody } from "../m
 import { recordUpstream, requestMetrics } from "../middleware/request-metrics.ts";
 import { responseTransform, useResponseMap } from "../middleware/response-transform.ts";
 import { usageLimits } from "../middleware/usage-limits.ts";
+import { createLimitPolicy } from "../quota/limit-policy.ts";
 import { createLimiter, type Limiter } from "../quota/limiter.ts";
+import { createLocalLimiter } from "../quota/local-limiter.ts";
 import { createMetering, type Metering } from "../quota/metering.ts";
 import { compileRouter, METHODS, type Method, routeKeyCandidates } from "../routing/router.ts";
 import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/forwarding.ts";
@@ -40,6 +42,8 @@ export interface GatewayDependencies {
   /** The usage limiter and metering (by default on the usage table, when the config has `limits`). */
   limiter?: Limiter;
   metering?: Metering;
+  /** Clock of the in-memory limits used while the usage table is unreachable (tests). */
+  now?: () => number;
 }
 
 export function createGatewayHandler(gateway: GatewayConfig, dependencies: GatewayDependencies = {}) {
@@ -162,12 +166,22 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
         limits: gateway.limits,
         routes: gateway.routes,
         routeKeyOf,
-        limiter:
-          dependencies.limiter ??
-          createLimiter({ client: limiterDocumentClient(), tableName: env.usageTable }),
+        policy: createLimitPolicy({
+          limiter:
+            dependencies.limiter ??
+            createLimiter({ client: limiterDocumentClient(), tableName: env.usageTable }),
+          onStoreFailure: gateway.limits.onStoreFailure,
+          what: "Usage limits",
+          local: createLocalLimiter(dependencies.now ? { now: dependencies.now } : {}),
+        }),
         metering:
           dependencies.metering ??
           createMetering({ client: limiterDocumentClient(), tableName: env.usageTable }),
+        // The check leaves the route's upstream attempts their time.
+        reserveMs: (key) => {
+          const route = gateway.routes[key];
+          return route ? routeWorstCaseMs(gateway, route) + 1_000 : 0;
+        },
       })
     : undefined;
   const bodyStep = requestBody((event) => {

@@ -5,95 +5,116 @@ import { ForbiddenError, QuotaExceededError, RateLimitedError } from "../errors.
 import type { GatehouseContext, HttpEvent, HttpResult } from "../http.ts";
 import { logger } from "../observability/logger.ts";
 import { MetricUnit, metrics } from "../observability/metrics.ts";
-import type { LimitDecision, Limiter } from "../quota/limiter.ts";
+import { type LimitOutcome, type LimitPolicy, rateLimitHeaders } from "../quota/limit-policy.ts";
 import type { Metering } from "../quota/metering.ts";
-import { type Limits, planFor, subjectFor } from "../quota/plans.ts";
-import { onStoreFailure } from "../quota/store-failure.ts";
+import { declaredPlan, type Limits, planFor, subjectFor } from "../quota/plans.ts";
 
 /**
- * The usage step of the gateway chain (after route match, before the body checks):
- * - before the upstream call, one limiter check for the route's cost against the caller's plan: a
- *   refusal is 429 problem+json (`rate-limited` or `quota-exceeded`) with `Retry-After`; a plan that
- *   does not include the route is 403;
- * - on every answer of a limited route, `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`;
- * - after the answer, one metering write (admitted with its status, or refused).
+ * The usage step of an HTTP chain (after route match, before the body checks), for every limited
+ * route: gateway routes, the HTTP→WebSocket bridge and system routes alike.
+ * - before the handler, one limit check for the route's cost against the caller's plan, under the
+ *   one limit policy (shared/quota/limit-policy.ts): a refusal is 429 problem+json (`rate-limited`
+ *   or `quota-exceeded`) with `Retry-After`; a plan that does not include the route is 403; a table
+ *   too slow to answer in the budget is 503 (never an uncounted admission);
+ * - on every answer of a limited route that was decided, `RateLimit-Limit`, `-Remaining`, `-Reset`;
+ * - after the answer, one metering write (admitted with its status, or refused by a limit). A
+ *   metering write that fails is kept and retried with the next one (shared/quota/metering.ts).
  *
- * If the usage table is slow or down, `limits.onStoreFailure` decides: `open` admits (a warning
- * and the `LimiterFailOpen` metric), `closed` answers 503. Counts are taken here, in the gateway
- * function, never in the authorizer, whose answers API Gateway caches.
+ * Counts are taken here, in the function, never in the authorizer, whose answers API Gateway caches.
  */
 
-interface State {
+type RouteLimit = Exclude<NonNullable<RouteConfig["limit"]>, false>;
+type Step = middy.MiddlewareObj<HttpEvent, HttpResult, Error, GatehouseContext>;
+
+/** What the check hands to the metering step, on the Middy request. */
+interface UsageState {
   subject: string;
   route: string;
   cost: number;
-  decision?: LimitDecision;
+  outcome?: LimitOutcome;
 }
-const states = new WeakMap<GatehouseContext, State>();
+const stateOf = (request: { internal: object }) => request.internal as { usage?: UsageState };
 
 export interface UsageLimitsOptions {
   limits: Limits;
   routes: Readonly<Record<string, RouteConfig>>;
   routeKeyOf: (event: HttpEvent) => string | undefined;
-  limiter: Limiter;
+  policy: LimitPolicy;
   metering: Metering;
+  /** The limit of a route the config leaves unlimited (the bridge is limited by default). */
+  defaultLimit?: (routeKey: string) => RouteLimit | undefined;
+  /**
+   * Time the request still needs after the check (its upstream attempts): the check's budget is
+   * `limits.timeoutMs`, or less when the invocation's time left minus this is less.
+   */
+  reserveMs?: (routeKey: string) => number;
 }
 
-export function usageLimits({ limits, routes, routeKeyOf, limiter, metering }: UsageLimitsOptions): {
-  check: middy.MiddlewareObj<HttpEvent, HttpResult, Error, GatehouseContext>;
-  meter: middy.MiddlewareObj<HttpEvent, HttpResult, Error, GatehouseContext>;
-} {
+/** The limit that applies to a route: its own, else the default, none when it says `false`. */
+export function effectiveLimit(
+  route: RouteConfig | undefined,
+  key: string,
+  defaultLimit?: (routeKey: string) => RouteLimit | undefined,
+): RouteLimit | undefined {
+  if (!route || route.limit === false) return undefined;
+  return route.limit ?? defaultLimit?.(key);
+}
+
+export function usageLimits({
+  limits,
+  routes,
+  routeKeyOf,
+  policy,
+  metering,
+  defaultLimit,
+  reserveMs = () => 0,
+}: UsageLimitsOptions): { check: Step; meter: Step } {
   const usageLimitsBefore: middy.MiddlewareFn<HttpEvent, HttpResult, Error, GatehouseContext> = async (
     request,
   ) => {
     const key = routeKeyOf(request.event);
-    const route = key === undefined ? undefined : routes[key];
-    if (!key || !route?.limit) return;
+    if (!key) return;
+    const route = Object.hasOwn(routes, key) ? routes[key] : undefined;
+    const limit = effectiveLimit(route, key, defaultLimit);
+    if (!route || !limit) return;
     const identity = optionalIdentity(request.event);
-    const plan = planFor(limits, identity, route.limit);
-    const allowed = limits.plans[plan.name]?.routes;
+    const plan = planFor(limits, identity, limit);
+    const allowed = declaredPlan(limits, plan.name)?.routes;
     if (allowed && !allowed.includes(key)) {
       throw new ForbiddenError(`The ${plan.name} plan does not include ${key}`);
     }
-    const state: State = {
-      subject: subjectFor(route, identity, request.event.requestContext.http.sourceIp),
+    const state: UsageState = {
+      subject: subjectFor(route, limit, identity, request.event.requestContext.http.sourceIp),
       route: key,
-      cost: route.limit.cost,
+      cost: limit.cost,
     };
-    states.set(request.context, state);
-    try {
-      state.decision = await limiter.check(
-        state.subject,
-        plan,
-        state.cost,
-        AbortSignal.timeout(limits.timeoutMs),
-      );
-    } catch (error) {
-      onStoreFailure(limits.onStoreFailure, error, "Usage limits", { route: key });
-      return;
-    }
-    const { decision } = state;
-    if (decision.admitted) return;
-    const headers = { ...rateLimitHeaders(decision), "retry-after": String(decision.retryAfterSeconds ?? 1) };
-    const Refusal = decision.reason === "rate" ? RateLimitedError : QuotaExceededError;
+    stateOf(request).usage = state;
+    const left = request.context.getRemainingTimeInMillis?.() ?? Number.POSITIVE_INFINITY;
+    const budgetMs = Math.min(limits.timeoutMs, left - reserveMs(key));
+    const outcome = await policy.check(state.subject, plan, state.cost, budgetMs);
+    state.outcome = outcome;
+    if (outcome.admitted) return;
+    const headers = { ...rateLimitHeaders(outcome), "retry-after": String(outcome.retryAfterSeconds ?? 1) };
+    const Refusal = outcome.reason === "quota" ? QuotaExceededError : RateLimitedError;
     throw new Refusal(
-      decision.reason === "rate"
-        ? `Rate limit of the ${plan.name} plan reached; retry in ${decision.retryAfterSeconds} s`
-        : `Quota of the ${plan.name} plan used up; it resets in ${decision.retryAfterSeconds} s`,
-      decision.retryAfterSeconds ?? 1,
-      { headers, extensions: { plan: plan.name, limit: decision.reason } },
+      outcome.reason === "quota"
+        ? `Quota of the ${plan.name} plan used up; it resets in ${outcome.retryAfterSeconds} s`
+        : `Rate limit of the ${plan.name} plan reached; retry in ${outcome.retryAfterSeconds} s`,
+      outcome.retryAfterSeconds ?? 1,
+      { headers, extensions: { plan: plan.name, limit: outcome.reason } },
     );
   };
 
   const usageLimitsAfter: middy.MiddlewareFn<HttpEvent, HttpResult, Error, GatehouseContext> = async (
     request,
   ) => {
-    const state = states.get(request.context);
-    if (!state) return;
-    states.delete(request.context);
+    const state = stateOf(request).usage;
+    // Nothing to meter when the check itself could not decide (503): nothing was admitted or refused.
+    if (!state?.outcome) return;
+    stateOf(request).usage = undefined;
     const response = request.response;
-    if (response && state.decision) Object.assign(response.headers, rateLimitHeaders(state.decision));
-    const admitted = state.decision?.admitted ?? true; // admitted by the fail-open policy too
+    if (response) Object.assign(response.headers, rateLimitHeaders(state.outcome));
+    const left = request.context.getRemainingTimeInMillis?.() ?? Number.POSITIVE_INFINITY;
     try {
       await metering.record(
         {
@@ -101,13 +122,13 @@ export function usageLimits({ limits, routes, routeKeyOf, limiter, metering }: U
           route: state.route,
           cost: state.cost,
           status: response?.statusCode ?? 500,
-          admitted,
+          admitted: state.outcome.admitted,
         },
-        AbortSignal.timeout(limits.timeoutMs),
+        AbortSignal.timeout(Math.max(1, Math.floor(Math.min(limits.timeoutMs, left - 500)))),
       );
     } catch (error) {
-      // The answer is ready: a lost metering write is logged and counted, never turned into an error.
-      logger.warn("usage metering write failed", { route: state.route, error });
+      // The answer is ready: a metering write that failed is kept for the next one, never an error.
+      logger.warn("usage metering write failed; kept to retry", { route: state.route, error });
       metrics.addMetric("MeteringFailed", MetricUnit.Count, 1);
     }
   };
@@ -116,14 +137,5 @@ export function usageLimits({ limits, routes, routeKeyOf, limiter, metering }: U
   return {
     check: { before: usageLimitsBefore },
     meter: { after: usageLimitsAfter, onError: usageLimitsAfter },
-  };
-}
-
-/** `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds), as the IETF draft names them. */
-export function rateLimitHeaders(decision: LimitDecision): Record<string, string> {
-  return {
-    "ratelimit-limit": String(decision.limit),
-    "ratelimit-remaining": String(decision.remaining),
-    "ratelimit-reset": String(decision.resetSeconds),
   };
 }

@@ -1,7 +1,9 @@
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { type AttributeValue, ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import type { NativeAttributeValue } from "@aws-sdk/util-dynamodb";
+import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { LRUCache } from "lru-cache";
-import { type QuotaPeriod, quotaWindow, rateWindow } from "./windows.ts";
+import { type QuotaPeriod, quotaWindow, rateWindow, secondsFrom } from "./windows.ts";
 
 /**
  * Exact rate limits and quotas in DynamoDB, with no read before the write and no transaction (so it
@@ -53,31 +55,80 @@ interface CounterItem {
   rc?: number;
 }
 
-/** Thrown when the usage table could not answer: the caller applies its fault policy. */
+/**
+ * The usage table gave no answer because it is unreachable or failing (a network error, a 5XX, a
+ * refused connection): the caller's fault policy (`limits.onStoreFailure`) decides.
+ */
 export class LimiterUnavailableError extends Error {
   override readonly name = "LimiterUnavailableError";
 }
+
+/**
+ * The check's time budget ran out: the table is slow, not down. Nothing is admitted uncounted on
+ * this path (the caller answers 503).
+ */
+export class LimiterTimeoutError extends Error {
+  override readonly name = "LimiterTimeoutError";
+}
+
+/**
+ * DynamoDB throttled the subject's own counter item (past the per-item throughput, or the table's or
+ * account's), or the item stayed contended: the subject is sending faster than any plan allows, so
+ * this is a refusal (429), never a store failure.
+ */
+export class LimiterThrottledError extends Error {
+  override readonly name = "LimiterThrottledError";
+}
+
+/** The error names DynamoDB uses for throttling (item, partition, table or account). */
+const THROTTLING = new Set([
+  "ThrottlingException",
+  "ProvisionedThroughputExceededException",
+  "RequestLimitExceeded",
+]);
+
+/**
+ * What a store error means for a limit check: a condition failure is passed on as it is; our own
+ * budget running out is slowness; throttling is a refusal; anything else is the store failing.
+ */
+export function classifyStoreError(error: unknown, signal: AbortSignal | undefined): Error {
+  if (isConditionFailure(error)) return error as Error;
+  const name = (error as Error)?.name;
+  const message = (error as Error)?.message ?? String(error);
+  if (signal?.aborted)
+    return new LimiterTimeoutError(`usage table: no answer within the check's budget`, { cause: error });
+  if (THROTTLING.has(name)) return new LimiterThrottledError(`usage table: ${name}`, { cause: error });
+  return new LimiterUnavailableError(`usage table: ${message}`, { cause: error });
+}
+
+const isConditionFailure = (error: unknown) =>
+  error instanceof ConditionalCheckFailedException ||
+  (error as Error)?.name === "ConditionalCheckFailedException";
 
 const ATTEMPTS = 4;
 
 export function createLimiter({ client, tableName, now = Date.now, random = Math.random }: LimiterOptions) {
   /** The last rate window seen per counter item: predicts the form of the next update. */
   const lastWindow = new LRUCache<string, number>({ max: 10_000 });
-  const stats = { writes: 0, reads: 0 };
+  /**
+   * Refusals this container has seen confirmed, per counter item: within a window the counts only
+   * grow, so a request costing more than the units left then is refused again without a call (a
+   * caller hammering past its limit costs the table nothing). Exact: it never admits.
+   */
+  const refused = new LRUCache<
+    string,
+    { reason: "rate" | "quota"; window: number; left: number; limit: number; endMs: number }
+  >({
+    max: 10_000,
+  });
+  const stats = { writes: 0, reads: 0, localRefusals: 0 };
 
-  /** Store errors become `LimiterUnavailableError`; a failed condition is passed on as it is. */
-  const guard = async <T>(call: Promise<T>): Promise<T> => {
+  /** Store errors become the limiter's own (see `classifyStoreError`); a failed condition is passed on. */
+  const guard = async <T>(call: Promise<T>, signal: AbortSignal | undefined): Promise<T> => {
     try {
       return await call;
     } catch (error) {
-      if (
-        error instanceof ConditionalCheckFailedException ||
-        (error as Error)?.name === "ConditionalCheckFailedException"
-      )
-        throw error;
-      throw new LimiterUnavailableError(`usage table: ${(error as Error)?.message ?? String(error)}`, {
-        cause: error,
-      });
+      throw classifyStoreError(error, signal);
     }
   };
   const options = (signal?: AbortSignal) => (signal ? { abortSignal: signal } : undefined);
@@ -102,8 +153,27 @@ export function createLimiter({ client, tableName, now = Date.now, random = Math
     const expiresAt = Math.ceil(((qWindow?.endMs ?? nowMs) + 86_400_000) / 1000);
     let rw = current;
     let sameWindow = lastWindow.get(hintKey) === current;
+    const known = refused.get(hintKey);
+    if (
+      known &&
+      cost > known.left &&
+      nowMs < known.endMs &&
+      (known.reason === "quota" || known.window >= current)
+    ) {
+      stats.localRefusals++;
+      const reset = secondsFrom(known.endMs - nowMs);
+      return {
+        admitted: false,
+        reason: known.reason,
+        limit: known.limit,
+        remaining: known.left,
+        resetSeconds: reset,
+        retryAfterSeconds: reset,
+      };
+    }
 
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      let returned: Record<string, NativeAttributeValue> | undefined;
       const names: Record<string, string> = { "#e": "expiresAt" };
       const values: Record<string, unknown> = { ":e": expiresAt };
       const conditions: string[] = [];
@@ -141,26 +211,45 @@ export function createLimiter({ client, tableName, now = Date.now, random = Math
               ExpressionAttributeNames: names,
               ExpressionAttributeValues: values,
               ReturnValues: "ALL_NEW",
+              // DynamoDB then hands back the item with the refusal, saving the read below (dynalite
+              // does not, so the read stays as the fallback).
+              ReturnValuesOnConditionCheckFailure: "ALL_OLD",
             }),
             options(signal),
           ),
+          signal,
         );
         lastWindow.set(hintKey, rw);
         return admitted(Attributes as CounterItem, quota, qWindow?.endMs, burst, (rw + 1) * windowMs, nowMs);
       } catch (error) {
-        if (error instanceof LimiterUnavailableError) throw error;
+        if (!isConditionFailure(error)) throw error;
+        returned = (error as { Item?: Record<string, NativeAttributeValue> }).Item;
       }
-      // The condition failed: read the counters to learn why (dynalite has no
-      // ReturnValuesOnConditionCheckFailure, so this read is what both stores do).
-      stats.reads++;
-      const { Item = {} } = (await guard(
-        client.send(
-          new GetCommand({ TableName: tableName, Key: key, ConsistentRead: true }),
-          options(signal),
-        ),
-      )) as { Item?: CounterItem };
+      // The condition failed: the item as it was tells why; without it, one consistent read.
+      let Item: CounterItem;
+      if (returned) {
+        Item = unmarshall(returned as Record<string, AttributeValue>) as CounterItem;
+      } else {
+        stats.reads++;
+        const read = (await guard(
+          client.send(
+            new GetCommand({ TableName: tableName, Key: key, ConsistentRead: true }),
+            options(signal),
+          ),
+          signal,
+        )) as { Item?: CounterItem };
+        Item = read.Item ?? {};
+      }
       if (quota && qWindow && (Item.used ?? 0) + cost > quota.limit) {
-        const reset = seconds(qWindow.endMs - nowMs);
+        const reset = secondsFrom(qWindow.endMs - nowMs);
+        const left = Math.max(0, quota.limit - (Item.used ?? 0));
+        refused.set(hintKey, {
+          reason: "quota",
+          window: current,
+          left,
+          limit: quota.limit,
+          endMs: qWindow.endMs,
+        });
         return {
           admitted: false,
           reason: "quota",
@@ -172,7 +261,14 @@ export function createLimiter({ client, tableName, now = Date.now, random = Math
       }
       const seen = Item.rw;
       if (burst !== undefined && seen !== undefined && seen >= current && (Item.rc ?? 0) + cost > burst) {
-        const reset = seconds((seen + 1) * windowMs - nowMs);
+        const reset = secondsFrom((seen + 1) * windowMs - nowMs);
+        refused.set(hintKey, {
+          reason: "rate",
+          window: seen,
+          left: Math.max(0, burst - (Item.rc ?? 0)),
+          limit: burst,
+          endMs: (seen + 1) * windowMs,
+        });
         return {
           admitted: false,
           reason: "rate",
@@ -188,12 +284,37 @@ export function createLimiter({ client, tableName, now = Date.now, random = Math
       rw = sameWindow ? (seen as number) : current;
       lastWindow.set(hintKey, rw);
     }
-    throw new LimiterUnavailableError(`usage counter ${pk} stayed contended for ${ATTEMPTS} attempts`);
+    throw new LimiterThrottledError(`usage counter ${pk} stayed contended for ${ATTEMPTS} attempts`);
   }
 
   return {
     /** DynamoDB writes and reads made so far (the bench counts them; nothing is assumed). */
     stats,
+
+    /**
+     * Adds `units` to `subject`'s quota counter for the window `windowId` with no condition: units
+     * admitted while the table was unreachable (degraded mode), counted once it answers again, so
+     * the quota still sees them. Sharded plans book them on shard 0.
+     */
+    async addUsage(subject: string, plan: PlanLimits, windowId: string, units: number, signal?: AbortSignal) {
+      if (!plan.quota || units <= 0) return;
+      const pk = plan.shards <= 1 ? `limit#${subject}` : `limit#${subject}#s0`;
+      const nowMs = now();
+      stats.writes++;
+      await guard(
+        client.send(
+          new UpdateCommand({
+            TableName: tableName,
+            Key: { pk, sk: windowId },
+            UpdateExpression: "SET #e = if_not_exists(#e, :e) ADD #u :n",
+            ExpressionAttributeNames: { "#e": "expiresAt", "#u": "used" },
+            ExpressionAttributeValues: { ":e": Math.ceil((nowMs + 32 * 86_400_000) / 1000), ":n": units },
+          }),
+          options(signal),
+        ),
+        signal,
+      );
+    },
 
     /**
      * Where `subject` stands in its current quota window (every shard summed). An item past its
@@ -213,6 +334,7 @@ export function createLimiter({ client, tableName, now = Date.now, random = Math
           client.send(
             new GetCommand({ TableName: tableName, Key: { pk, sk: window.id }, ConsistentRead: true }),
           ),
+          undefined,
         )) as { Item?: CounterItem & { expiresAt?: number } };
         if (Item && (Item.expiresAt ?? Number.POSITIVE_INFINITY) * 1000 > nowMs) used += Item.used ?? 0;
       }
@@ -227,6 +349,7 @@ export function createLimiter({ client, tableName, now = Date.now, random = Math
 
     /**
      * Counts `cost` units for `subject` against `plan`; resolves with the decision. Throws
+     * `LimiterThrottledError` (a refusal), `LimiterTimeoutError` when `signal` aborts first (slow), or
      * `LimiterUnavailableError` when the table cannot answer (the caller's fault policy decides).
      */
     async check(
@@ -269,10 +392,6 @@ export function share(total: number, shards: number, index: number): number {
   return Math.floor(total / shards) + (index < total % shards ? 1 : 0);
 }
 
-function seconds(ms: number): number {
-  return Math.max(1, Math.ceil(ms / 1000));
-}
-
 function admitted(
   item: CounterItem,
   quota: { limit: number } | undefined,
@@ -289,8 +408,13 @@ function admitted(
       admitted: true,
       limit: quota.limit,
       remaining: quotaLeft,
-      resetSeconds: seconds((quotaEndMs ?? nowMs) - nowMs),
+      resetSeconds: secondsFrom((quotaEndMs ?? nowMs) - nowMs),
     };
   }
-  return { admitted: true, limit: burst ?? 0, remaining: rateLeft, resetSeconds: seconds(rateEndMs - nowMs) };
+  return {
+    admitted: true,
+    limit: burst ?? 0,
+    remaining: rateLeft,
+    resetSeconds: secondsFrom(rateEndMs - nowMs),
+  };
 }

@@ -33,8 +33,19 @@ export interface MeteringOptions {
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
+const COUNTERS = ["requests", "units", "status4xx", "status5xx", "limited"] as const;
+type Counts = Record<(typeof COUNTERS)[number], number>;
+interface Delta {
+  subject: string;
+  day: string;
+  route: string;
+  counts: Counts;
+}
+/** Failed metering writes kept per container (distinct subject, day and route items). */
+const MAX_PENDING = 10_000;
+
 export function createMetering({ client, tableName, retentionDays = 400, now = Date.now }: MeteringOptions) {
-  const stats = { writes: 0 };
+  const stats = { writes: 0, dropped: 0 };
 
   /** The items behind index keys, 100 at a time, retrying what DynamoDB leaves unprocessed. */
   async function itemsOf(keys: Record<string, unknown>[]): Promise<Record<string, unknown>[]> {
@@ -54,53 +65,96 @@ export function createMetering({ client, tableName, retentionDays = 400, now = D
     }
     return items;
   }
+  /** Counts waiting to be written (a failed write's), by subject, day and route. */
+  const pending = new Map<string, Delta>();
+  const keep = (delta: Delta) => {
+    const key = `${delta.subject}|${delta.day}|${delta.route}`;
+    const held = pending.get(key);
+    if (held) {
+      for (const name of COUNTERS) held.counts[name] += delta.counts[name];
+    } else if (pending.size < MAX_PENDING) {
+      pending.set(key, { ...delta, counts: { ...delta.counts } });
+    } else {
+      stats.dropped++;
+    }
+  };
+
+  /** One `ADD` of a delta to its subject, day and route item. */
+  async function write(delta: Delta, nowMs: number, signal: AbortSignal | undefined): Promise<void> {
+    const counted = COUNTERS.filter((name) => delta.counts[name] > 0);
+    const adds = counted.map((_, i) => `#c${i} :c${i}`);
+    stats.writes++;
+    await client.send(
+      new UpdateCommand({
+        TableName: tableName,
+        Key: { pk: `usage#${delta.subject}`, sk: `${delta.day}#${delta.route}` },
+        UpdateExpression: `SET #day = :day, #sr = :sr, #subject = :subject, #route = :route, #exp = :exp ADD ${adds.join(", ")}`,
+        // Attribute names through placeholders: several are DynamoDB reserved words.
+        ExpressionAttributeNames: {
+          "#day": "day",
+          "#route": "route",
+          "#sr": "subjectRoute",
+          "#subject": "subject",
+          "#exp": "expiresAt",
+          ...Object.fromEntries(counted.map((name, i) => [`#c${i}`, name])),
+        },
+        ExpressionAttributeValues: {
+          ":day": delta.day,
+          ":sr": `${delta.subject}#${delta.route}`,
+          ":subject": delta.subject,
+          ":route": delta.route,
+          ":exp": Math.ceil(nowMs / 1000) + retentionDays * 86_400,
+          ...Object.fromEntries(counted.map((name, i) => [`:c${i}`, delta.counts[name]])),
+        },
+      }),
+      signal ? { abortSignal: signal } : undefined,
+    );
+  }
+
   return {
     stats,
 
-    /** Meters one answered request: admitted (with its status) or refused by a limit. */
+    /** Records kept after a failed write, waiting to be written with the next one. */
+    get pending(): number {
+      return pending.size;
+    },
+
+    /**
+     * Meters one answered request: admitted (with its status) or refused by a limit. A write that
+     * fails is kept in this container (merged per subject, day and route; at most `MAX_PENDING`) and
+     * written after the next write that succeeds, so a table outage loses no counts while the
+     * container lives. The error is still thrown, for the caller to log.
+     */
     async record(
       entry: { subject: string; route: string; cost: number; status: number; admitted: boolean },
       signal?: AbortSignal,
     ): Promise<void> {
       const nowMs = now();
-      const day = isoDay(nowMs);
-      // Attribute names through placeholders: several are DynamoDB reserved words.
-      const counted = entry.admitted
-        ? [
-            ["requests", ":one"],
-            ["units", ":cost"],
-            ...(entry.status >= 400 && entry.status < 500 ? [["status4xx", ":one"]] : []),
-            ...(entry.status >= 500 ? [["status5xx", ":one"]] : []),
-          ]
-        : [["limited", ":one"]];
-      const adds = counted.map(([, value], i) => `#c${i} ${value}`);
-      const counterNames = Object.fromEntries(counted.map(([name], i) => [`#c${i}`, name as string]));
-      stats.writes++;
-      await client.send(
-        new UpdateCommand({
-          TableName: tableName,
-          Key: { pk: `usage#${entry.subject}`, sk: `${day}#${entry.route}` },
-          UpdateExpression: `SET #day = :day, #sr = :sr, #subject = :subject, #route = :route, #exp = :exp ADD ${adds.join(", ")}`,
-          ExpressionAttributeNames: {
-            "#day": "day",
-            "#route": "route",
-            "#sr": "subjectRoute",
-            "#subject": "subject",
-            "#exp": "expiresAt",
-            ...counterNames,
-          },
-          ExpressionAttributeValues: {
-            ":day": day,
-            ":sr": `${entry.subject}#${entry.route}`,
-            ":subject": entry.subject,
-            ":route": entry.route,
-            ":exp": Math.ceil(nowMs / 1000) + retentionDays * 86_400,
-            ":one": 1,
-            ...(entry.admitted ? { ":cost": entry.cost } : {}),
-          },
-        }),
-        signal ? { abortSignal: signal } : undefined,
-      );
+      const counts: Counts = entry.admitted
+        ? {
+            requests: 1,
+            units: entry.cost,
+            status4xx: entry.status >= 400 && entry.status < 500 ? 1 : 0,
+            status5xx: entry.status >= 500 ? 1 : 0,
+            limited: 0,
+          }
+        : { requests: 0, units: 0, status4xx: 0, status5xx: 0, limited: 1 };
+      const delta = { subject: entry.subject, route: entry.route, day: isoDay(nowMs), counts };
+      try {
+        await write(delta, nowMs, signal);
+      } catch (error) {
+        keep(delta);
+        throw error;
+      }
+      for (const [key, held] of [...pending]) {
+        pending.delete(key);
+        try {
+          await write(held, nowMs, signal);
+        } catch {
+          keep(held);
+          break;
+        }
+      }
     },
 
     /** One subject's usage from `from` to `to` (UTC days, inclusive), by day and route. */

@@ -43,3 +43,8 @@ export function rateWindow(lengthMs: number, nowMs: number): { index: number; en
 export function isoDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
+
+/** Whole seconds until `ms` from now, at least 1 (for `Retry-After` and `RateLimit-Reset`). */
+export function secondsFrom(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
+}

@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { createLimiter, LimiterUnavailableError, type PlanLimits, share } from "#shared/quota/limiter.ts";
+import { createLimitPolicy } from "#shared/quota/limit-policy.ts";
+import {
+  createLimiter,
+  LimiterTimeoutError,
+  LimiterUnavailableError,
+  type PlanLimits,
+  share,
+} from "#shared/quota/limiter.ts";
 import { createMetering } from "#shared/quota/metering.ts";
 import { checkWebSocketMessage } from "#shared/quota/ws-limits.ts";
 import { getItem, startTestStore, type TestStore, unreachableClient } from "../support/dynamo.ts";
@@ -161,7 +168,12 @@ describe("limiter (dynalite)", () => {
     const limits = { perConnection: { perSecond: 1, burst: 3 }, perPrincipal: { perSecond: 1, burst: 4 } };
     const principal = `user-${process.pid}-${++subjects}`;
     const send = (connectionId: string) =>
-      checkWebSocketMessage(limiter, limits, { connectionId, principal });
+      checkWebSocketMessage(
+        createLimitPolicy({ limiter, onStoreFailure: "closed", what: "Message limits" }),
+        limits,
+        { connectionId, principal },
+        10_000,
+      );
     const first = [];
     for (let i = 0; i < 4; i++) first.push((await send("c1"))?.admitted);
     assert.deepEqual(first, [true, true, true, false], "the connection's burst of 3");
@@ -178,11 +190,29 @@ describe("limiter (dynalite)", () => {
     assert.equal(second[1]?.limit, 4, "refused by the principal's limit");
   });
 
-  it("throws LimiterUnavailableError when the table cannot be reached, and honours an abort signal", async () => {
+  it("throws LimiterUnavailableError when the table cannot be reached, LimiterTimeoutError when the budget runs out", async () => {
     const down: DynamoDBDocumentClient = unreachableClient();
     const limiter = createLimiter({ client: down, tableName: table });
     await assert.rejects(limiter.check(subject(), plan(), 1), LimiterUnavailableError);
     const slow = createLimiter({ client: store.client, tableName: table });
-    await assert.rejects(slow.check(subject(), plan(), 1, AbortSignal.abort()), LimiterUnavailableError);
+    await assert.rejects(slow.check(subject(), plan(), 1, AbortSignal.abort()), LimiterTimeoutError);
+  });
+
+  it("refuses again from memory, with no call, a subject whose refusal it has seen in this window", async () => {
+    const limiter = createLimiter({ client: store.client, tableName: table });
+    const who = subject();
+    const small = { name: "small", quota: { limit: 2, period: "day" as const }, shards: 1 };
+    for (let i = 0; i < 3; i++) await limiter.check(who, small, 1);
+    const before = { ...limiter.stats };
+    const again = await Promise.all(Array.from({ length: 50 }, () => limiter.check(who, small, 1)));
+    assert.ok(again.every((decision) => !decision.admitted && decision.reason === "quota"));
+    assert.deepEqual(
+      [
+        limiter.stats.writes - before.writes,
+        limiter.stats.reads - before.reads,
+        limiter.stats.localRefusals - before.localRefusals,
+      ],
+      [0, 0, 50],
+    );
   });
 });

@@ -64,3 +64,43 @@ export async function getItem(
   );
   return Item;
 }
+
+/**
+ * Fault injection around a real SDK client: `fault(input)` runs before each command is sent and
+ * may wait (a slow store), throw (a throttled item, a refused connection) or let it through.
+ * `commandName` is the SDK's (`UpdateItemCommand`, `GetItemCommand`, …).
+ */
+export function faultyClient(
+  endpoint: string,
+  fault: (command: { commandName: string; input: Record<string, unknown> }) => Promise<void> | void,
+): DynamoDBDocumentClient {
+  const raw = new DynamoDBClient({ endpoint, region: "us-east-1", credentials: CREDENTIALS, maxAttempts: 1 });
+  raw.middlewareStack.add(
+    (next, context) => async (args) => {
+      await fault({ commandName: String(context.commandName), input: args.input as Record<string, unknown> });
+      return next(args);
+    },
+    { step: "initialize", name: "faultInjection" },
+  );
+  return createDocumentClient(raw);
+}
+
+/** Waits `ms`. */
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The error the SDK raises when DynamoDB throttles an item (the real exception class). */
+export async function throttlingError(): Promise<Error> {
+  const { ProvisionedThroughputExceededException } = await import("@aws-sdk/client-dynamodb");
+  return new ProvisionedThroughputExceededException({
+    message: "The level of configured provisioned throughput for the table was exceeded",
+    $metadata: { httpStatusCode: 400 },
+  });
+}
+
+/** The error Node raises when nothing listens (a store that is down), as the SDK passes it on. */
+export function connectionRefused(): Error {
+  return Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:8000"), {
+    code: "ECONNREFUSED",
+    name: "Error",
+  });
+}

@@ -71,6 +71,15 @@ describe("the chat protocol", () => {
       maxRoomsPerConnection: 20,
       historyDays: 7,
       fanoutConcurrency: 32,
+      scopes: {
+        join: [],
+        leave: [],
+        send: ["chat:write"],
+        direct: ["chat:write"],
+        rooms: [],
+        members: [],
+        history: [],
+      },
     });
     assert.throws(
       () =>

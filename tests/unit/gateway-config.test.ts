@@ -246,6 +246,7 @@ describe("gateway config validation", () => {
       "GET /a": { auth: { apiKey: {} }, proxy: { upstream: "svc", path: "/a" }, limit: { cost: 5 } },
       "GET /open": { auth: "public", proxy: { upstream: "svc", path: "/o" }, limit: { subject: "apiKey" } },
       "GET /me": { auth: { jwt: {} }, limit: {} },
+      "GET /status": { auth: "public", limit: {} },
     };
     assert.ok(
       problemsOf(config).includes("routes.GET /a.limit: needs a top-level limits section with plans"),
@@ -273,13 +274,25 @@ describe("gateway config validation", () => {
       'routes.GET /a.limit: plan "default" is not in limits.plans; add it (it is who gets no other plan)',
       'routes.GET /open.limit: plan "anonymous" is not in limits.plans; add it (it is who gets no other plan)',
       "routes.GET /open.limit.subject: a public route has no apiKey; use ip",
-      "routes.GET /me.limit: only gateway routes (proxy or aggregate) are limited",
+      "routes.GET /status.limit: a public system route has no caller to count; use throttle (API Gateway's) instead",
       'limits.plans.small.routes: "GET /health" is not a limited route',
       "limits.plans.small.rate.burst: below the largest route cost (5) per shard; no such request could pass",
       "limits.plans.odd.rate: burst / perSecond is under 100 ms; raise the burst",
     ]) {
       assert.ok(crossField.includes(expected), `${expected}\n${crossField.join("\n")}`);
     }
+    assert.deepEqual(
+      crossField.filter((p) => p.startsWith("routes.GET /me.limit")),
+      ['routes.GET /me.limit: plan "default" is not in limits.plans; add it (it is who gets no other plan)'],
+      "a JWT system route may be limited (its only problem here is the missing default plan)",
+    );
+    config.limits.timeoutMs = 20_000;
+    assert.ok(
+      problemsOf(config).includes(
+        "routes.GET /a.limit: limits.timeoutMs (20000 ms) and the route's upstream attempts (16000 ms) pass the gateway's 28 s; lower one of them",
+      ),
+      problemsOf(config).join("\n"),
+    );
   });
 
   it("refuses CORS that would admit any site with credentials, and malformed origins", () => {
