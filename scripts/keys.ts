@@ -8,6 +8,7 @@
 // Against a deployed stage it uses your usual AWS credentials (AWS_PROFILE, environment, SSO).
 import { parseArgs } from "node:util";
 import { type ApiKeyRecord, apiKeyStore } from "#shared/auth/api-keys.ts";
+import { parseScopes } from "#shared/auth/scopes.ts";
 import { createDocumentClient } from "#shared/clients/dynamodb.ts";
 import { runCli, stageDynamoClient, UsageError } from "./cli.ts";
 
@@ -51,6 +52,15 @@ const show = (record: ApiKeyRecord) => ({
   revokedAt: record.revokedAt ?? "",
 });
 
+/** `--scopes "a b"` or `"a,b"`: each one RFC 6749 scope-token, or the command is refused. */
+function scopesOption(text: string): string[] {
+  const words = text.split(/[ ,]+/).filter(Boolean);
+  const bad = words.filter((word) => parseScopes(word).length === 0);
+  if (bad.length > 0)
+    throw new UsageError(`not a scope (printable ASCII, no quote or backslash): ${bad.join(" ")}`);
+  return parseScopes(words.join(" "));
+}
+
 async function main(): Promise<void> {
   switch (command) {
     case "create": {
@@ -61,7 +71,7 @@ async function main(): Promise<void> {
       const { key, record } = await store.create({
         owner: values.owner,
         plan: values.plan,
-        scopes: values.scopes.split(/[ ,]+/).filter(Boolean),
+        scopes: scopesOption(values.scopes),
         ...(values.tenant ? { tenant: values.tenant } : {}),
         ...(days ? { expiresAt: Math.floor(Date.now() / 1000) + Math.round(days * 86_400) } : {}),
       });

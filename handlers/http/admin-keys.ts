@@ -1,6 +1,7 @@
 import * as v from "valibot";
 import { type ApiKeyRecord, type ApiKeyStore, apiKeyStore } from "#shared/auth/api-keys.ts";
 import { requestIdentity } from "#shared/auth/identity.ts";
+import { SCOPE_TOKEN } from "#shared/auth/scopes.ts";
 import { documentClient } from "#shared/clients/dynamodb.ts";
 import { env } from "#shared/config/env.ts";
 import { loadGateway } from "#shared/config/gateway.ts";
@@ -22,10 +23,7 @@ const CreateKeySchema = v.strictObject({
     v.string(),
     v.regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "plan is a lower-case name such as free or pro"),
   ),
-  scopes: v.optional(
-    v.array(v.pipe(v.string(), v.regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, "a scope is one word"))),
-    [],
-  ),
+  scopes: v.optional(v.array(v.pipe(v.string(), v.regex(SCOPE_TOKEN, "a scope is one word"))), []),
   tenant: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(128))),
   expiresInDays: v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(3650))),
 });

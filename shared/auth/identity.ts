@@ -4,6 +4,7 @@ import { routeKeyCandidates } from "../routing/router.ts";
 import type { ApiKeyRecord } from "./api-keys.ts";
 import { compileIpRules, type IpVerdict } from "./ip-rules.ts";
 import type { VerifiedToken } from "./jwt.ts";
+import { formatScopes, parseScopes } from "./scopes.ts";
 
 /** Who is calling, as the authorizers hand it to API Gateway (and so to every handler). */
 export interface Identity {
@@ -108,12 +109,13 @@ export function createIdentityCore({
     }
     if (!credentials.apiKey) throw new UnauthorizedError("no API key");
     const key = await authenticateApiKey(credentials.apiKey);
-    requireScopes(auth.apiKey.scopes, key.scopes);
+    const scopes = parseScopes(key.scopes);
+    requireScopes(auth.apiKey.scopes, scopes);
     return {
       principal: `key:${key.owner}`,
       authType: "apiKey",
       plan: key.plan,
-      scopes: key.scopes,
+      scopes,
       tenant: key.tenant,
       keyId: key.keyId,
     };
@@ -131,7 +133,7 @@ export function identityContext(identity: Identity): Record<string, string> {
     principal: identity.principal,
     authType: identity.authType,
     plan: identity.plan,
-    scopes: identity.scopes.join(" "),
+    scopes: formatScopes(identity.scopes),
     tenant: identity.tenant ?? "",
     keyId: identity.keyId ?? "",
     issuer: identity.issuer ?? "",
@@ -165,7 +167,7 @@ export function requestIdentity(event: { requestContext: unknown }): Identity {
     principal: context.principal,
     authType: (text("authType") ?? "public") as Identity["authType"],
     plan: text("plan") ?? "default",
-    scopes: (text("scopes") ?? "").split(" ").filter(Boolean),
+    scopes: parseScopes(text("scopes") ?? ""),
     ...(text("tenant") ? { tenant: text("tenant") } : {}),
     ...(text("keyId") ? { keyId: text("keyId") } : {}),
     ...(text("issuer") ? { issuer: text("issuer") } : {}),

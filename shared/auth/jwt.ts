@@ -13,6 +13,7 @@ import { LRUCache } from "lru-cache";
 import type { GatewayConfig, IssuerConfig } from "../config/gateway.ts";
 import { UnauthorizedError } from "../errors.ts";
 import { logger } from "../observability/logger.ts";
+import { parseScopes } from "./scopes.ts";
 import { hashCredential } from "./token-hash.ts";
 
 /** Longer than any real access or id token; refused before any parsing. */
@@ -222,17 +223,18 @@ function readCa(issuerId: string, file: string): string {
   }
 }
 
-/** Scopes from `scope` (space-separated), `scp` (list or string) and Cognito's `cognito:groups`. */
+/**
+ * Scopes from `scope` (space-separated), `scp` (list or string) and Cognito's `cognito:groups`, by
+ * the one scope parser (shared/auth/scopes.ts): a group named "Team Leads" is not a scope.
+ */
 export function tokenScopes(payload: JwtPayload): string[] {
-  const scopes = new Set<string>();
-  const add = (value: unknown) => {
-    if (typeof value === "string") for (const scope of value.split(" ")) if (scope) scopes.add(scope);
-    if (Array.isArray(value)) for (const scope of value) if (typeof scope === "string") scopes.add(scope);
-  };
-  add(payload.scope);
-  add(payload.scp);
-  add(payload["cognito:groups"]);
-  return [...scopes];
+  return [
+    ...new Set([
+      ...parseScopes(payload.scope),
+      ...parseScopes(payload.scp),
+      ...parseScopes(payload["cognito:groups"]),
+    ]),
+  ];
 }
 
 function toVerifiedToken(issuer: IssuerConfig, payload: JwtPayload): VerifiedToken {

@@ -1,5 +1,6 @@
 import ipaddr from "ipaddr.js";
 import * as v from "valibot";
+import { SCOPE_TOKEN } from "../auth/scopes.ts";
 import { jmespathProblem } from "../upstream/transform.ts";
 import { CHAT_ACTIONS, type ChatAction } from "../ws/protocol.ts";
 
@@ -38,10 +39,7 @@ const IpRulesSchema = v.object({
   deny: v.optional(v.array(cidr), []),
 });
 
-const scope = v.pipe(
-  v.string(),
-  v.regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, "a scope is one word of printable ASCII (RFC 6749)"),
-);
+const scope = v.pipe(v.string(), v.regex(SCOPE_TOKEN, "a scope is one word of printable ASCII (RFC 6749)"));
 const nonEmptyList = (item: v.GenericSchema<string, string>, what: string) =>
   v.pipe(v.array(item), v.minLength(1, `${what}: list at least one (leaving it out would accept any)`));
 

@@ -1,4 +1,5 @@
 import type { Identity } from "../auth/identity.ts";
+import { formatScopes } from "../auth/scopes.ts";
 
 /** Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus ones fetch sets itself. */
 const HOP_BY_HOP = new Set([
@@ -46,7 +47,7 @@ export function upstreamRequestHeaders(context: ForwardingContext): Record<strin
     out[`${IDENTITY_HEADER_PREFIX}principal`] = identity.principal;
     out[`${IDENTITY_HEADER_PREFIX}auth-type`] = identity.authType;
     out[`${IDENTITY_HEADER_PREFIX}plan`] = identity.plan;
-    out[`${IDENTITY_HEADER_PREFIX}scopes`] = identity.scopes.join(" ");
+    out[`${IDENTITY_HEADER_PREFIX}scopes`] = formatScopes(identity.scopes);
     if (identity.tenant) out[`${IDENTITY_HEADER_PREFIX}tenant`] = identity.tenant;
     if (identity.keyId) out[`${IDENTITY_HEADER_PREFIX}key-id`] = identity.keyId;
   }
