@@ -1,7 +1,7 @@
 // A minimal WebSocket client for the local stack: sends each argument as a message and prints every
 // frame that comes back. Usage: npm run ws -- [--token <jwt>] '{"action":"ping"}' ['...more messages']
-// Without --token it signs one for "ws-cli" with the local dev issuer (the local stack's $connect
-// needs a token). Environment: GATEHOUSE_WS_URL (default ws://127.0.0.1:${GATEHOUSE_WS_PORT:-3001}).
+// Without --token it signs one for "ws-cli", scope chat:write, with the local dev issuer (the local
+// stack's $connect needs a token). Environment: GATEHOUSE_WS_URL (default ws://127.0.0.1:${GATEHOUSE_WS_PORT:-3001}).
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { devToken } from "../plugins/dev-issuer.mjs";
@@ -12,7 +12,11 @@ const { values, positionals: messages } = parseArgs({
 });
 const token =
   values.token ??
-  (await devToken(process.cwd(), { port: Number(process.env.GATEHOUSE_ISSUER_PORT ?? 3003), sub: "ws-cli" }));
+  (await devToken(process.cwd(), {
+    port: Number(process.env.GATEHOUSE_ISSUER_PORT ?? 3003),
+    sub: "ws-cli",
+    scope: "chat:write", // what send and direct need (websocket.chat.scopes)
+  }));
 const base = process.env.GATEHOUSE_WS_URL ?? `ws://127.0.0.1:${process.env.GATEHOUSE_WS_PORT ?? "3001"}`;
 const url = `${base}?token=${encodeURIComponent(token)}`;
 const quietMs = 1_500;

@@ -31,6 +31,9 @@ class RoomLimitReachedError extends ForbiddenError {
 class NotAMemberError extends ForbiddenError {
   override readonly slug = "not-a-member";
 }
+class MissingScopeError extends ForbiddenError {
+  override readonly slug = "missing-scope";
+}
 
 /**
  * The chat actions (`join`, `leave`, `send`, `direct`, `rooms`, `members`, `history`; see
@@ -98,6 +101,17 @@ export function createChatHandler({
     const { connectionId } = event.requestContext;
     const connection = await connections.get(connectionId);
     if (!connection) throw new GoneError("This connection is not registered any more; reconnect");
+    // The scopes the action needs (websocket.chat.scopes), from the token or key of the handshake.
+    const granted = new Set(connection.scopes ?? []);
+    const missing = gateway.websocket.chat.scopes[message.action].filter((scope) => !granted.has(scope));
+    if (missing.length > 0) {
+      throw new MissingScopeError(
+        `${message.action} needs the scope(s) ${missing.join(" ")}; reconnect with them`,
+        {
+          extensions: { missing },
+        },
+      );
+    }
     await checkRate(connectionId, connection.principal, context.getRemainingTimeInMillis?.() ?? 28_000);
 
     const reply = (type: string, data: Record<string, unknown>): WsResult => ({

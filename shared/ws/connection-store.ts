@@ -13,6 +13,8 @@ export interface Connection {
   expiresAt: number;
   sourceIp?: string;
   userAgent?: string;
+  /** The scopes of the token or key the connection was opened with (what chat actions may need). */
+  scopes?: string[];
   /** The rooms this connection has joined (a string set; absent when none). */
   rooms?: Set<string>;
 }
