@@ -199,8 +199,9 @@ export default defineGateway(({ stage }) => ({
     "DELETE /admin/keys/{keyId}": { auth: { jwt: { scopes: ["gatehouse:admin"] } } },
     "POST /admin/keys/{keyId}/rotate": { auth: { jwt: { scopes: ["gatehouse:admin"] } } },
     // The HTTP→WebSocket bridge: backend services (API keys) publish to chat rooms and read history.
-    "POST /rooms/{room}/messages": { auth: { apiKey: { scopes: ["chat:write"] } } },
-    "GET /rooms/{room}/messages": { auth: { apiKey: {} } },
+    // Limited and metered like any route (without `limit` the bridge counts cost 1; `false` turns it off).
+    "POST /rooms/{room}/messages": { auth: { apiKey: { scopes: ["chat:write"] } }, limit: { cost: 1 } },
+    "GET /rooms/{room}/messages": { auth: { apiKey: {} }, limit: { cost: 1 } },
   },
   // Opening a WebSocket needs a token (query `token`, or the subprotocol list for browsers).
   websocket: {

@@ -1,10 +1,14 @@
 import { requestIdentity } from "#shared/auth/identity.ts";
+import { limiterDocumentClient } from "#shared/clients/dynamodb.ts";
 import { env } from "#shared/config/env.ts";
 import { type GatewayConfig, loadGateway } from "#shared/config/gateway.ts";
 import { BadRequestError } from "#shared/errors.ts";
 import { json } from "#shared/http.ts";
 import { httpHandler } from "#shared/middleware/http-handler.ts";
 import { compileBodySchema, parsedBody, requestBody } from "#shared/middleware/request-body.ts";
+import { routeLimitSteps } from "#shared/middleware/usage-limits.ts";
+import { createLimiter, type Limiter } from "#shared/quota/limiter.ts";
+import { createMetering, type Metering } from "#shared/quota/metering.ts";
 import { type Chat, messageFrame } from "#shared/ws/chat.ts";
 import { chatFromEnv } from "#shared/ws/chat-runtime.ts";
 import { broadcastBudget } from "#shared/ws/fanout.ts";
@@ -12,6 +16,7 @@ import { MESSAGE_ID, ROOM_NAME } from "#shared/ws/protocol.ts";
 import definition from "../../gateway.config.ts";
 
 const PUBLISH = "POST /rooms/{room}/messages";
+const HISTORY = "GET /rooms/{room}/messages";
 
 /** What a backend service posts: the same `text` and optional `data` a WebSocket client sends. */
 const PUBLISH_SCHEMA = {
@@ -31,7 +36,28 @@ const PUBLISH_SCHEMA = {
  *   GET  /rooms/{room}/messages  ?since=&after=&limit=  the room's history (see shared/ws/protocol.ts)
  * The sender is the caller's principal (`key:<owner>` for an API key).
  */
-export function createRoomsHandler({ gateway, chat }: { gateway: GatewayConfig; chat: Chat }) {
+/** The bridge is limited and metered unless its routes say `limit: false` (cost 1 by default). */
+const BRIDGE_DEFAULT_LIMIT = { cost: 1 };
+
+export function createRoomsHandler({
+  gateway,
+  chat,
+  limiter,
+  metering,
+}: {
+  gateway: GatewayConfig;
+  chat: Chat;
+  limiter: Limiter;
+  metering: Metering;
+}) {
+  const usage = routeLimitSteps({
+    gateway,
+    limiter,
+    metering,
+    defaultLimit: (key) => (key === PUBLISH || key === HISTORY ? BRIDGE_DEFAULT_LIMIT : undefined),
+    // A publish's fan-out keeps most of the invocation's time.
+    reserveMs: () => 10_000,
+  });
   const rules = {
     rules: { maxBytes: gateway.websocket.chat.maxMessageBytes, contentTypes: ["application/json"] },
     validate: compileBodySchema(PUBLISH_SCHEMA),
@@ -86,9 +112,17 @@ export function createRoomsHandler({ gateway, chat }: { gateway: GatewayConfig; 
         cursor: page.cursor,
       });
     },
-    { request: [requestBody((event) => (event.routeKey === PUBLISH ? rules : undefined))] },
+    {
+      request: [...usage.request, requestBody((event) => (event.routeKey === PUBLISH ? rules : undefined))],
+      response: usage.response,
+    },
   );
 }
 
 const gateway = loadGateway(definition, env.stage);
-export const handler = createRoomsHandler({ gateway, chat: chatFromEnv(gateway).chat });
+export const handler = createRoomsHandler({
+  gateway,
+  chat: chatFromEnv(gateway).chat,
+  limiter: createLimiter({ client: limiterDocumentClient(), tableName: env.usageTable }),
+  metering: createMetering({ client: limiterDocumentClient(), tableName: env.usageTable }),
+});

@@ -5,9 +5,10 @@ import { type GatewayConfig, loadGateway } from "#shared/config/gateway.ts";
 import { BadRequestError, ForbiddenError, MethodNotAllowedError, NotFoundError } from "#shared/errors.ts";
 import { json } from "#shared/http.ts";
 import { httpHandler } from "#shared/middleware/http-handler.ts";
+import { routeLimitSteps } from "#shared/middleware/usage-limits.ts";
 import { createLimiter, type Limiter } from "#shared/quota/limiter.ts";
 import { createMetering, type Metering, UsageRangeError, usageCsv } from "#shared/quota/metering.ts";
-import { planFor } from "#shared/quota/plans.ts";
+import { declaredPlan, planFor } from "#shared/quota/plans.ts";
 import { isoDay, quotaWindow } from "#shared/quota/windows.ts";
 import definition from "../../gateway.config.ts";
 
@@ -29,6 +30,8 @@ export function createUsageHandler({
   metering: Metering;
   now?: () => number;
 }) {
+  // GET /usage and GET /admin/usage count against the caller's plan when the config limits them.
+  const usage = routeLimitSteps({ gateway, limiter, metering });
   return httpHandler(async (event) => {
     const caller = requestIdentity(event);
     const limits = gateway.limits;
@@ -48,7 +51,7 @@ export function createUsageHandler({
           plan: plan.name,
           rate: plan.rate ?? null,
           quota: (await limiter.quotaStatus(subject, plan)) ?? null,
-          routes: limits.plans[plan.name]?.routes ?? "all limited routes",
+          routes: declaredPlan(limits, plan.name)?.routes ?? "all limited routes",
           usage: usage.map(({ subject: _subject, ...record }) => record),
         });
       }
@@ -88,7 +91,7 @@ export function createUsageHandler({
       default:
         throw new MethodNotAllowedError(`${event.routeKey} is not a usage route`, ["GET"]);
     }
-  });
+  }, usage);
 }
 
 const client = documentClient();

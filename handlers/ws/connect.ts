@@ -1,24 +1,70 @@
+import { parseScopes } from "#shared/auth/scopes.ts";
 import { WS_SUBPROTOCOL } from "#shared/auth/ws-authorizer.ts";
 import { documentClient } from "#shared/clients/dynamodb.ts";
 import { env } from "#shared/config/env.ts";
-import { wsHandler } from "#shared/middleware/ws-handler.ts";
+import { loadGateway } from "#shared/config/gateway.ts";
+import { type WsResult, wsHandler } from "#shared/middleware/ws-handler.ts";
 import { logger } from "#shared/observability/logger.ts";
+import { MetricUnit, metrics } from "#shared/observability/metrics.ts";
+import {
+  type ConnectionSlots,
+  connectionSlots,
+  TooManyConnectionsError,
+} from "#shared/ws/connection-slots.ts";
 import { type ConnectionStore, connectionStore } from "#shared/ws/connection-store.ts";
+import definition from "../../gateway.config.ts";
 
 /**
- * `$connect`: records the connection. It runs only after API Gateway has admitted the handshake, so
- * the principal is the authorizer's when there is one. If the record cannot be written the
- * connection is refused (500): a socket the gateway cannot track could never be reached or cleaned up.
+ * `$connect`: records the connection and takes one of its principal's connection slots
+ * (`websocket.maxConnectionsPerPrincipal`, counted exactly in the usage table). It runs only after
+ * API Gateway has admitted the handshake, so the principal and scopes are the authorizer's. A
+ * principal already at its maximum is refused with 429 (the handshake fails with that status, and a
+ * problem body for clients that read it); the record written for it is deleted again. If either
+ * write fails the connection is refused (500): a socket the gateway cannot track could never be
+ * reached or cleaned up.
  */
-export function createConnectHandler({ connections }: { connections: ConnectionStore }) {
-  return wsHandler(async (event) => {
+export function createConnectHandler({
+  connections,
+  slots,
+  maxConnectionsPerPrincipal,
+}: {
+  connections: ConnectionStore;
+  slots: ConnectionSlots;
+  maxConnectionsPerPrincipal: number;
+}) {
+  return wsHandler(async (event): Promise<WsResult> => {
     const { connectionId, identity, authorizer } = event.requestContext;
+    const context = (authorizer ?? {}) as { principalId?: string; scopes?: unknown };
     const connection = await connections.put({
       connectionId,
-      principal: authorizer?.principalId ?? "anonymous",
+      principal: context.principalId ?? "anonymous",
       sourceIp: identity?.sourceIp,
       userAgent: identity?.userAgent,
+      scopes: parseScopes(context.scopes ?? ""),
     });
+    try {
+      await slots.reserve(connection.principal, connectionId, maxConnectionsPerPrincipal);
+    } catch (error) {
+      await connections.remove(connectionId).catch(() => undefined);
+      if (!(error instanceof TooManyConnectionsError)) throw error;
+      logger.info("connection refused: too many connections", {
+        connectionId,
+        principal: connection.principal,
+        max: error.max,
+      });
+      metrics.addMetric("ConnectionsRefused", MetricUnit.Count, 1);
+      return {
+        statusCode: 429,
+        headers: { "content-type": "application/problem+json", "retry-after": "5" },
+        body: JSON.stringify({
+          type: "urn:gatehouse:problem:too-many-connections",
+          title: "Too Many Requests",
+          status: 429,
+          detail: error.message,
+          limit: error.max,
+        }),
+      };
+    }
     logger.info("connected", { connectionId, principal: connection.principal });
     // A browser that sent its token as a subprotocol closes the socket unless one is agreed.
     const offered = Object.entries(event.headers ?? {}).find(
@@ -33,4 +79,10 @@ export function createConnectHandler({ connections }: { connections: ConnectionS
 
 export const handler = createConnectHandler({
   connections: connectionStore({ client: documentClient(), tableName: env.connectionsTable }),
+  slots: connectionSlots({
+    client: documentClient(),
+    usageTable: env.usageTable,
+    connectionsTable: env.connectionsTable,
+  }),
+  maxConnectionsPerPrincipal: loadGateway(definition, env.stage).websocket.maxConnectionsPerPrincipal,
 });

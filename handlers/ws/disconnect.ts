@@ -3,6 +3,7 @@ import { env } from "#shared/config/env.ts";
 import { wsHandler } from "#shared/middleware/ws-handler.ts";
 import { logger } from "#shared/observability/logger.ts";
 import { forgetConnection } from "#shared/ws/chat.ts";
+import { type ConnectionSlots, connectionSlots } from "#shared/ws/connection-slots.ts";
 import { type ConnectionStore, connectionStore } from "#shared/ws/connection-store.ts";
 import { type RoomStore, roomStore } from "#shared/ws/room-store.ts";
 
@@ -19,15 +20,22 @@ interface DisconnectContext {
 export function createDisconnectHandler({
   connections,
   rooms,
+  slots,
 }: {
   connections: ConnectionStore;
   rooms: RoomStore;
+  slots: ConnectionSlots;
 }) {
   return wsHandler(async (event) => {
     const { connectionId } = event.requestContext;
     const { disconnectStatusCode, disconnectReason } = event.requestContext as DisconnectContext;
     try {
       const old = await forgetConnection({ connections, rooms }, connectionId);
+      // The principal's slot: from the record, else from the authorizer's context on this event.
+      const principal =
+        old?.principal ??
+        (event.requestContext.authorizer as { principalId?: string } | undefined)?.principalId;
+      if (principal) await slots.release(principal, connectionId);
       logger.info("disconnected", {
         connectionId,
         existed: old !== undefined,
@@ -45,4 +53,9 @@ export function createDisconnectHandler({
 export const handler = createDisconnectHandler({
   connections: connectionStore({ client: documentClient(), tableName: env.connectionsTable }),
   rooms: roomStore({ client: documentClient(), tableName: env.roomMembersTable }),
+  slots: connectionSlots({
+    client: documentClient(),
+    usageTable: env.usageTable,
+    connectionsTable: env.connectionsTable,
+  }),
 });

@@ -1,11 +1,17 @@
 import type middy from "@middy/core";
 import { optionalIdentity } from "../auth/identity.ts";
-import type { RouteConfig } from "../config/gateway.ts";
+import type { GatewayConfig, RouteConfig } from "../config/gateway.ts";
 import { ForbiddenError, QuotaExceededError, RateLimitedError } from "../errors.ts";
 import type { GatehouseContext, HttpEvent, HttpResult } from "../http.ts";
 import { logger } from "../observability/logger.ts";
 import { MetricUnit, metrics } from "../observability/metrics.ts";
-import { type LimitOutcome, type LimitPolicy, rateLimitHeaders } from "../quota/limit-policy.ts";
+import {
+  createLimitPolicy,
+  type LimitOutcome,
+  type LimitPolicy,
+  rateLimitHeaders,
+} from "../quota/limit-policy.ts";
+import type { Limiter } from "../quota/limiter.ts";
 import type { Metering } from "../quota/metering.ts";
 import { declaredPlan, type Limits, planFor, subjectFor } from "../quota/plans.ts";
 
@@ -138,4 +144,33 @@ export function usageLimits({
     check: { before: usageLimitsBefore },
     meter: { after: usageLimitsAfter, onError: usageLimitsAfter },
   };
+}
+
+/** Usage steps of a system function (the bridge, usage, admin): none when the config has no limits. */
+export function routeLimitSteps({
+  gateway,
+  limiter,
+  metering,
+  defaultLimit,
+  reserveMs,
+}: {
+  gateway: Pick<GatewayConfig, "limits" | "routes">;
+  limiter: Limiter;
+  metering: Metering;
+  defaultLimit?: UsageLimitsOptions["defaultLimit"];
+  reserveMs?: UsageLimitsOptions["reserveMs"];
+}): { request: Step[]; response: Step[] } {
+  const limits = gateway.limits;
+  if (!limits) return { request: [], response: [] };
+  const steps = usageLimits({
+    limits,
+    routes: gateway.routes,
+    // A system route's key is exactly its declared key.
+    routeKeyOf: (event) => event.routeKey,
+    policy: createLimitPolicy({ limiter, onStoreFailure: limits.onStoreFailure, what: "Usage limits" }),
+    metering,
+    ...(defaultLimit ? { defaultLimit } : {}),
+    ...(reserveMs ? { reserveMs } : {}),
+  });
+  return { request: [steps.check], response: [steps.meter] };
 }

@@ -7,6 +7,8 @@ import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { postToConnection } from "#shared/clients/websocket-management.ts";
 import { loadGateway } from "#shared/config/gateway.ts";
 import type { WsEvent } from "#shared/middleware/ws-handler.ts";
+import { createLimiter } from "#shared/quota/limiter.ts";
+import { createMetering } from "#shared/quota/metering.ts";
 import { createChat, forgetConnection } from "#shared/ws/chat.ts";
 import { ConnectionGoneError, connectionStore, RoomLimitError } from "#shared/ws/connection-store.ts";
 import { fanOut, isGone } from "#shared/ws/fanout.ts";
@@ -16,7 +18,7 @@ import { roomStore } from "#shared/ws/room-store.ts";
 import definition from "../../gateway.config.ts";
 import { startTestStore, type TestStore, unreachableClient } from "../support/dynamo.ts";
 import { captureEmf } from "../support/emf.ts";
-import { loadEvent } from "../support/events.ts";
+import { httpEvent, loadEvent } from "../support/events.ts";
 import { lambdaContext } from "../support/lambda-context.ts";
 
 type ChatModule = typeof import("../../handlers/ws/chat.ts");
@@ -381,5 +383,93 @@ describe("chat stores and fan-out against dynalite", () => {
     assert.equal(frame.ref, "r1");
     const sent = await send("writer=", ["chat:write"]);
     assert.equal(JSON.parse(sent.body ?? "{}").type, "sent");
+  });
+
+  it("25 simultaneous messages from one connection: exactly its burst of 10 admitted, the rest 429", async () => {
+    process.env.GATEHOUSE_STAGE = "test";
+    process.env.USAGE_TABLE = store.tables.UsageTable as string;
+    const { createChatHandler } = (await import("../../handlers/ws/chat.ts")) as ChatModule;
+    const parts = stores();
+    const limiter = createLimiter({ client: store.client, tableName: store.tables.UsageTable as string });
+    const handler = createChatHandler({
+      gateway,
+      chat: chatWith(undefined, parts),
+      connections: parts.connections,
+      limiter,
+    });
+    const connectionId = `burst-${process.pid}=`;
+    await parts.connections.put({ connectionId, principal: `dev:burst-${process.pid}`, scopes: [] });
+    const event = () => {
+      const e = loadEvent<WsEvent>("wsChat.json");
+      e.requestContext.connectionId = connectionId;
+      e.body = JSON.stringify({ action: "rooms" });
+      return e;
+    };
+    const results = await Promise.all(Array.from({ length: 25 }, () => handler(event(), lambdaContext())));
+    const types = results.map(
+      (r) => JSON.parse(r.body ?? "{}") as { type: string; error?: { code: string } },
+    );
+    assert.equal(
+      types.filter((t) => t.type === "rooms").length,
+      gateway.limits?.websocket.perConnection?.burst,
+    );
+    assert.equal(
+      types.filter((t) => t.error?.code === "rate-limited").length,
+      25 - (gateway.limits?.websocket.perConnection?.burst ?? 0),
+    );
+  });
+
+  it("the HTTP bridge is limited and metered: 12 posts at once on a burst of 10 → 10 × 201, 2 × 429", async () => {
+    // Prepare: the rooms function as it loads on a cold start, over this store.
+    Object.assign(process.env, {
+      GATEHOUSE_STAGE: "test",
+      USAGE_TABLE: store.tables.UsageTable,
+      CONNECTIONS_TABLE: store.tables.ConnectionsTable,
+      ROOM_MEMBERS_TABLE: store.tables.RoomMembersTable,
+      MESSAGES_TABLE: store.tables.MessagesTable,
+      GATEHOUSE_WS_ENDPOINT: endpoint.url,
+    });
+    const { createRoomsHandler } = await import("../../handlers/http/rooms.ts");
+    const usageTable = store.tables.UsageTable as string;
+    const windowStart = Math.floor(Date.now() / 2_000) * 2_000;
+    const handler = createRoomsHandler({
+      gateway,
+      chat: chatWith(undefined, stores()),
+      // The limiter's clock stands at a rate window's start: the 12 cannot straddle two windows.
+      limiter: createLimiter({ client: store.client, tableName: usageTable, now: () => windowStart }),
+      metering: createMetering({ client: store.client, tableName: usageTable }),
+    });
+    const keyId = `key_bridge${process.pid}`;
+    const post = () => {
+      const event = httpEvent({
+        method: "POST",
+        routeKey: "POST /rooms/{room}/messages",
+        path: "/rooms/bridged/messages",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ text: "from a service" }),
+        pathParameters: { room: "bridged" },
+      });
+      (event.requestContext as unknown as { authorizer: unknown }).authorizer = {
+        lambda: { principal: "key:svc", authType: "apiKey", plan: "default", scopes: "chat:write", keyId },
+      };
+      return handler(event, lambdaContext("gatehouse-test-rooms", 28_000));
+    };
+    // Act
+    const results = await Promise.all(Array.from({ length: 12 }, post));
+    // Assess: the default plan's burst is 10.
+    const statuses = results.map((r) => r.statusCode);
+    assert.equal(statuses.filter((s) => s === 201).length, 10);
+    assert.equal(statuses.filter((s) => s === 429).length, 2);
+    for (const result of results) assert.ok(result.headers["ratelimit-limit"], "RateLimit-* on every answer");
+    const today = new Date().toISOString().slice(0, 10);
+    const [metered] = await createMetering({ client: store.client, tableName: usageTable }).forSubject(
+      `key:${keyId}`,
+      today,
+      today,
+    );
+    assert.deepEqual(
+      [metered?.route, metered?.requests, metered?.limited],
+      ["POST /rooms/{room}/messages", 10, 2],
+    );
   });
 });

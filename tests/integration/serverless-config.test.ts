@@ -116,8 +116,15 @@ describe("serverless.yml (stage prod)", () => {
       "dynamodb:Scan",
       "dynamodb:Query",
     ]);
-    assert.deepEqual(dynamoActions("WsConnectRole"), ["dynamodb:PutItem"]);
-    assert.deepEqual(dynamoActions("WsDisconnectRole"), ["dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]);
+    assert.deepEqual(grants(resources, "WsConnectRole"), {
+      ConnectionsTable: ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchGetItem"],
+      UsageTable: ["dynamodb:UpdateItem", "dynamodb:GetItem"],
+    });
+    assert.deepEqual(grants(resources, "WsDisconnectRole"), {
+      ConnectionsTable: ["dynamodb:DeleteItem"],
+      RoomMembersTable: ["dynamodb:BatchWriteItem"],
+      UsageTable: ["dynamodb:UpdateItem"],
+    });
     assert.deepEqual(dynamoActions("WsMessageRole"), []);
     // The chat and the bridge, table by table: no Scan, and no write to a table they only read.
     assert.deepEqual(grants(resources, "WsChatRole"), {
@@ -137,8 +144,38 @@ describe("serverless.yml (stage prod)", () => {
       ConnectionsTable: ["dynamodb:DeleteItem"],
       RoomMembersTable: ["dynamodb:Query", "dynamodb:BatchWriteItem"],
       MessagesTable: ["dynamodb:PutItem", "dynamodb:Query"],
+      UsageTable: ["dynamodb:UpdateItem", "dynamodb:GetItem"],
       "@connections": ["execute-api:ManageConnections"],
     });
+  });
+
+  it("gives every function that serves a limited route the usage table and the counting grants", () => {
+    const gateway = loadGateway(definition, "prod");
+    const resources = service.resources.Resources as Resources;
+    const limitedRoutes = Object.entries(gateway.routes).filter(([, route]) => route.limit);
+    assert.ok(limitedRoutes.length > 0);
+    for (const [key] of limitedRoutes) {
+      const [method, path] = key.split(" ");
+      const [name, fn] = Object.entries<{
+        role: string;
+        environment?: Record<string, unknown>;
+        events?: { httpApi?: { method: string; path: string } }[];
+      }>(service.functions).find(([, f]) =>
+        (f.events ?? []).some(
+          (event) =>
+            typeof event.httpApi === "object" &&
+            (event.httpApi.method === "*" ? "ANY" : event.httpApi.method.toUpperCase()) === method &&
+            event.httpApi.path === path,
+        ),
+      ) ?? [key, undefined];
+      assert.ok(fn, `${key} is served by a function`);
+      assert.ok(fn.environment?.USAGE_TABLE, `${name} (serving the limited ${key}) has USAGE_TABLE`);
+      const usage = grants(resources, fn.role).UsageTable ?? [];
+      assert.ok(
+        usage.includes("dynamodb:UpdateItem") && usage.includes("dynamodb:GetItem"),
+        `${name} (serving the limited ${key}) may count in the usage table: ${usage}`,
+      );
+    }
   });
 
   it("keeps prod tables on stack deletion and encrypts them", () => {
