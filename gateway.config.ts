@@ -143,6 +143,8 @@ export default defineGateway(({ stage }) => ({
     "POST /v1/orders": {
       auth: { apiKey: {} },
       limit: { cost: 2 },
+      // API Gateway's own throttle for this route, for every caller together (before any function runs).
+      throttle: { rateLimit: 50, burstLimit: 100 },
       proxy: { upstream: "orders", path: "/orders" },
       body: {
         maxBytes: 16_384,
