@@ -48,10 +48,19 @@ import {
   ScanCommand,
 } from "@aws-sdk/client-dynamodb";
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import { createLimitPolicy, type LimitPolicy } from "#shared/quota/limit-policy.ts";
 import { createLimiter, type LimitDecision, type Limiter, type PlanLimits } from "#shared/quota/limiter.ts";
+import { createLocalLimiter } from "#shared/quota/local-limiter.ts";
 import { createMetering, type Metering } from "#shared/quota/metering.ts";
 import { quotaWindow } from "#shared/quota/windows.ts";
-import { startTestStore, type TestStore } from "../../tests/support/dynamo.ts";
+import {
+  connectionRefused,
+  faultyClient,
+  sleep,
+  startTestStore,
+  type TestStore,
+  throttlingError,
+} from "../../tests/support/dynamo.ts";
 import { type BenchContext, type Column, median, percentile, round } from "../lib.ts";
 import {
   addCounts,
@@ -121,6 +130,8 @@ export interface LimiterRow {
   concurrency: number | null;
   /** Requests timed (or counted, for events). */
   requests: number | null;
+  /** Requests admitted, on the fault rows (where it is what is checked). */
+  admitted: number | null;
   p50Ms: number | null;
   p99Ms: number | null;
   /** Requests per second: the median of the timed batches. */
@@ -151,6 +162,7 @@ export const limiterColumns: Column<LimiterRow>[] = [
   { header: "measure", value: (r) => r.measure },
   { header: "conc", value: (r) => r.concurrency },
   { header: "requests", value: (r) => r.requests },
+  { header: "admitted", value: (r) => r.admitted },
   { header: "p50 ms", value: (r) => r.p50Ms, decimals: 2 },
   { header: "p99 ms", value: (r) => r.p99Ms, decimals: 2 },
   { header: "req/s", value: (r) => r.perSecond, decimals: 0 },
@@ -169,6 +181,7 @@ function blankRow(measure: string): LimiterRow {
     measure,
     concurrency: null,
     requests: null,
+    admitted: null,
     p50Ms: null,
     p99Ms: null,
     perSecond: null,
@@ -480,11 +493,13 @@ export async function limiter(ctx: BenchContext): Promise<LimiterRow[]> {
       }
     }
     const events = await eventCounts(env);
+    const faults = await faultRows(env);
     const items = await itemSizes(env);
 
     const rows: LimiterRow[] = [
       ...measures.map((m) => measuredRow(m, items)),
       ...events.map((e) => eventRow(e, items)),
+      ...faults,
     ];
     rows.push(...items.rows);
     const full = rows[options.findIndex((o) => o.key === "full")];
@@ -787,5 +802,125 @@ function priceRows(full: LimiterRow | undefined, fullRefused: LimiterRow | undef
         round(API_GATEWAY_HTTP_USD_PER_MILLION + fullRefused.usdPerMillion, 4),
       ),
     );
+  return rows;
+}
+
+/** Requests per fault row, and how many are in flight at once. */
+const FAULT_REQUESTS = 400;
+const FAULT_QUOTA = 50;
+/** Containers of the degraded-mode row (each with its own in-memory limits). */
+const FAULT_CONTAINERS = 4;
+
+/**
+ * The limit policy (shared/quota/limit-policy.ts, what the gateway runs) while the store misbehaves,
+ * through the real SDK against dynalite with a fault injected before each call:
+ * - slow (+50 ms per call): FAULT_REQUESTS at once, CONCURRENCY in flight, on a quota of FAULT_QUOTA:
+ *   admitted must be the quota exactly (slowness is waited for, never admitted uncounted);
+ * - the subject's counter item throttled on half of its writes (ProvisionedThroughputExceeded):
+ *   admitted must still be the quota exactly (a throttle is a refusal, never a store failure);
+ * - unreachable (every call refused at connect), `onStoreFailure: open`: FAULT_CONTAINERS
+ *   containers each admit from memory at most the plan's burst per rate window: the over-admission
+ *   over the plan is reported, and bounded by containers × burst.
+ */
+async function faultRows(env: Env): Promise<LimiterRow[]> {
+  const quota: PlanLimits = { name: "fault", quota: { limit: FAULT_QUOTA, period: "day" }, shards: 1 };
+  const rows: LimiterRow[] = [];
+  const run = async (
+    measure: string,
+    client: ReturnType<typeof faultyClient>,
+    plan: PlanLimits,
+    policies: LimitPolicy[] = [
+      createLimitPolicy({
+        limiter: createLimiter({ client, tableName: env.tableName }),
+        onStoreFailure: "open",
+        what: "bench",
+      }),
+    ],
+  ) => {
+    const subject = newSubject();
+    const latencies: number[] = [];
+    let admitted = 0;
+    let unavailable = 0;
+    let next = 0;
+    const lane = async (index: number) => {
+      const policy = policies[index % policies.length] as LimitPolicy;
+      while (next < FAULT_REQUESTS) {
+        next++;
+        const began = performance.now();
+        try {
+          if ((await policy.check(subject, plan, 1, 20_000)).admitted) admitted++;
+        } catch {
+          unavailable++;
+        }
+        latencies.push(performance.now() - began);
+      }
+    };
+    await Promise.all(Array.from({ length: CONCURRENCY }, (_, index) => lane(index)));
+    const row: LimiterRow = {
+      ...blankRow(measure),
+      concurrency: CONCURRENCY,
+      requests: FAULT_REQUESTS,
+      admitted,
+      p50Ms: round(median(latencies), 2),
+      p99Ms: round(percentile(latencies, 99), 2),
+    };
+    return { ...row, admitted, unavailable };
+  };
+
+  const slow = await run(
+    "fault: store slow (+50 ms a call), quota 50",
+    faultyClient(env.store.endpoint, () => sleep(50)),
+    quota,
+  );
+  rows.push({
+    ...slow,
+    target: `admitted = ${FAULT_QUOTA}, no 503`,
+    status: slow.admitted === FAULT_QUOTA && slow.unavailable === 0 ? "ok" : "MISS",
+  });
+
+  const throttled = await throttlingError();
+  let flip = 0;
+  const throttling = faultyClient(env.store.endpoint, ({ commandName }) => {
+    if (commandName === "UpdateItemCommand" && flip++ % 2 === 0) throw throttled;
+  });
+  const half = await run("fault: counter throttled on every other write, quota 50", throttling, quota);
+  rows.push({
+    ...half,
+    target: `admitted = ${FAULT_QUOTA}`,
+    status: half.admitted === FAULT_QUOTA ? "ok" : "MISS",
+  });
+
+  const burst: PlanLimits = {
+    name: "fault-burst",
+    rate: { perSecond: 1, burst: 3 },
+    quota: { limit: 5, period: "day" },
+    shards: 1,
+  };
+  // Every container's clock held inside one rate window, so each admits its burst once.
+  const heldMs = Math.floor(Date.now() / 3_000) * 3_000;
+  const down = faultyClient(env.store.endpoint, () => {
+    throw connectionRefused();
+  });
+  const containers = Array.from({ length: FAULT_CONTAINERS }, () =>
+    createLimitPolicy({
+      limiter: createLimiter({ client: down, tableName: env.tableName }),
+      onStoreFailure: "open",
+      what: "bench",
+      local: createLocalLimiter({ now: () => heldMs }),
+    }),
+  );
+  const degraded = await run(
+    `fault: store unreachable (open), ${FAULT_CONTAINERS} containers, burst 3`,
+    down,
+    burst,
+    containers,
+  );
+  const bound = FAULT_CONTAINERS * 3;
+  const { unavailable: _degradedUnavailable, ...degradedRow } = degraded;
+  rows.push({
+    ...degradedRow,
+    target: `admitted <= ${FAULT_CONTAINERS} containers x burst 3 = ${bound} (${degraded.admitted / FAULT_CONTAINERS} a container; the plan alone: 3)`,
+    status: degraded.admitted <= bound ? "ok" : "MISS",
+  });
   return rows;
 }
