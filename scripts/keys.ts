@@ -49,6 +49,8 @@ const show = (record: ApiKeyRecord) => ({
   createdAt: record.createdAt,
   expiresAt: record.expiresAt ? new Date(record.expiresAt * 1000).toISOString() : "",
   revokedAt: record.revokedAt ?? "",
+  // Keys of the old format have no `format`: rotate them before setting auth.apiKeys.legacyKeys to refuse.
+  format: record.format ?? "gh_ (old)",
 });
 
 async function main(): Promise<void> {

@@ -17,6 +17,7 @@ import { apiKeyStore, createApiKeyAuthenticator } from "#shared/auth/api-keys.ts
 import { createAuthorizerRuntime } from "#shared/auth/authorizer-runtime.ts";
 import { createJwtAuthenticator } from "#shared/auth/jwt.ts";
 import { defineGateway, type GatewayConfig, loadGateway } from "#shared/config/gateway.ts";
+import { apiKeysConfig } from "../../tests/support/api-keys.ts";
 import { startTestStore, type TestStore } from "../../tests/support/dynamo.ts";
 import { signJwt, startJwksServer, type TestIssuer } from "../../tests/support/jwks-server.ts";
 import { type BenchContext, type Column, median, percentile, round } from "../lib.ts";
@@ -265,7 +266,7 @@ async function apiKeyRows({ client, tables }: TestStore): Promise<AuthorizerRow[
   if (!tableName) throw new Error("the test store has no ApiKeysTable");
   const store = apiKeyStore({ client, tableName });
   const { key } = await store.create({ owner: "bench", plan: "free" });
-  const authenticatorOptions = { store, cacheSeconds: 10, cacheEntries: 1000 };
+  const authenticatorOptions = { store, ...apiKeysConfig({ cacheSeconds: 10, cacheEntries: 1000 }) };
   const check = async (authenticate: (key: string) => Promise<{ owner: string }>) => {
     if ((await authenticate(key)).owner !== "bench") throw new Error("the API key resolved to another owner");
   };

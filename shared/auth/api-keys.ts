@@ -1,12 +1,57 @@
 import { randomBytes } from "node:crypto";
+import { crc32 } from "node:zlib";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { GetCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { LRUCache } from "lru-cache";
+import type { GatewayConfig } from "../config/gateway.ts";
 import { ForbiddenError, NotFoundError, UnauthorizedError } from "../errors.ts";
 import { hashCredential } from "./token-hash.ts";
 
-/** Keys look like `gh_` + 43 base64url characters (256 random bits). */
-const KEY_PATTERN = /^gh_[A-Za-z0-9_-]{20,100}$/;
+/**
+ * Keys are `ghk_` + 43 base62 characters (256 random bits) + 6 base62 characters of checksum: the
+ * CRC-32 of everything before it (GitHub's token format). The checksum lets the authorizer refuse a
+ * mistyped or made-up key before hashing it or reading DynamoDB. It is public, so it filters random
+ * keys, not a forger: the per-IP miss budget is what bounds a forger's reads.
+ */
+export const API_KEY_PREFIX = "ghk_";
+/** Keys issued before the checksum: `gh_` + 43 base64url characters. See `auth.apiKeys.legacyKeys`. */
+export const LEGACY_API_KEY_PREFIX = "gh_";
+const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const BODY_LENGTH = 43; // 62^43 > 2^256
+const CHECKSUM_LENGTH = 6; // 62^6 > 2^32
+const KEY_PATTERN = /^ghk_[0-9A-Za-z]{49}$/;
+const LEGACY_KEY_PATTERN = /^gh_[A-Za-z0-9_-]{20,100}$/;
+
+/** Fixed-width base62, most significant digit first, padded with `0`. */
+function base62(value: bigint, width: number): string {
+  let digits = "";
+  for (let rest = value; rest > 0n; rest /= 62n) digits = BASE62[Number(rest % 62n)] + digits;
+  return digits.padStart(width, "0");
+}
+
+const checksumOf = (payload: string) => base62(BigInt(crc32(payload)), CHECKSUM_LENGTH);
+
+/** A new key: `ghk_` + 256 random bits in base62 + its checksum. */
+export function issueApiKey(): string {
+  const payload = `${API_KEY_PREFIX}${base62(BigInt(`0x${randomBytes(32).toString("hex")}`), BODY_LENGTH)}`;
+  return `${payload}${checksumOf(payload)}`;
+}
+
+/**
+ * What a presented key looks like, from its text alone: `current` (the `ghk_` format, checksum
+ * right), `badChecksum`, `legacy` (the old `gh_` format, which has no checksum) or `malformed`.
+ */
+export function apiKeyShape(key: string): "current" | "badChecksum" | "legacy" | "malformed" {
+  if (KEY_PATTERN.test(key)) {
+    const split = key.length - CHECKSUM_LENGTH;
+    return checksumOf(key.slice(0, split)) === key.slice(split) ? "current" : "badChecksum";
+  }
+  return LEGACY_KEY_PATTERN.test(key) ? "legacy" : "malformed";
+}
+
+/** Whether a credential is meant as an API key (either format), e.g. among WebSocket subprotocols. */
+export const hasApiKeyPrefix = (value: string) =>
+  value.startsWith(API_KEY_PREFIX) || value.startsWith(LEGACY_API_KEY_PREFIX);
 
 export interface ApiKeyRecord {
   /** SHA-256 (hex) of the key: the table's key. The key itself is never stored. */
@@ -22,6 +67,8 @@ export interface ApiKeyRecord {
   revokedAt?: string;
   /** Epoch seconds; the key stops working then (and DynamoDB TTL removes it later). */
   expiresAt?: number;
+  /** `ghk` on keys issued with a checksum; absent on keys of the old `gh_` format. */
+  format?: "ghk";
 }
 
 export interface NewApiKey {
@@ -64,7 +111,7 @@ export function apiKeyStore({ client, tableName, now = Date.now }: ApiKeyStoreOp
 
     /** Creates a key; the clear key is returned here once and never again. */
     async create(input: NewApiKey): Promise<{ key: string; record: ApiKeyRecord }> {
-      const key = `gh_${randomBytes(32).toString("base64url")}`;
+      const key = issueApiKey();
       const record: ApiKeyRecord = {
         keyHash: hashCredential(key),
         keyId: `key_${randomBytes(9).toString("base64url")}`,
@@ -75,6 +122,7 @@ export function apiKeyStore({ client, tableName, now = Date.now }: ApiKeyStoreOp
         tenant: input.tenant,
         createdAt: new Date(now()).toISOString(),
         expiresAt: input.expiresAt,
+        format: "ghk",
       };
       await client.send(
         new PutCommand({
@@ -142,23 +190,25 @@ export function apiKeyStore({ client, tableName, now = Date.now }: ApiKeyStoreOp
 
 export type ApiKeyStore = ReturnType<typeof apiKeyStore>;
 
-export interface ApiKeyAuthenticatorOptions {
+/** `auth.apiKeys` of the gateway config (every field has its default there). */
+export type ApiKeysConfig = GatewayConfig["auth"]["apiKeys"];
+
+export interface ApiKeyAuthenticatorOptions extends ApiKeysConfig {
   store: Pick<ApiKeyStore, "findByHash">;
-  /** How long a lookup (found or not) is trusted in this container. */
-  cacheSeconds: number;
-  cacheEntries: number;
   now?: () => number;
 }
 
 /**
- * Checks a presented API key: one DynamoDB read per cache miss, none on a hit. Unknown keys are
- * cached too, so a flood of random keys cannot turn into a flood of reads. A revoked key keeps
- * working here for at most `cacheSeconds`.
+ * Checks a presented API key: a key that is malformed, fails its checksum, or is in the old format
+ * while `legacyKeys` is `refuse` is refused with no read; otherwise one DynamoDB read per cache miss,
+ * none on a hit. Unknown keys are cached too. A revoked key keeps working here for at most
+ * `cacheSeconds`.
  */
 export function createApiKeyAuthenticator({
   store,
   cacheSeconds,
   cacheEntries,
+  legacyKeys,
   now = Date.now,
 }: ApiKeyAuthenticatorOptions) {
   const cache =
@@ -167,7 +217,19 @@ export function createApiKeyAuthenticator({
       : undefined;
 
   return async function authenticateApiKey(key: string): Promise<ApiKeyRecord> {
-    if (!KEY_PATTERN.test(key)) throw new UnauthorizedError("API key is malformed");
+    // Refused on its text alone: no hash, no read.
+    switch (apiKeyShape(key)) {
+      case "malformed":
+        throw new UnauthorizedError("API key is malformed");
+      case "badChecksum":
+        throw new UnauthorizedError("API key fails its checksum");
+      case "legacy":
+        if (legacyKeys === "refuse") {
+          throw new UnauthorizedError(
+            "API key is in the old gh_ format, which auth.apiKeys.legacyKeys refuses",
+          );
+        }
+    }
     const keyHash = hashCredential(key);
     let entry = cache?.get(keyHash);
     if (!entry) {

@@ -473,6 +473,14 @@ export const GatewayConfigSchema = v.object({
          */
         cacheSeconds: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(300)), 10),
         cacheEntries: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 10_000),
+        /**
+         * Keys issued in the old `gh_` format (no checksum: each costs a read to refuse). `accept`
+         * keeps them working until revoked; `refuse` turns them away unread, once they are reissued.
+         */
+        legacyKeys: v.optional(
+          v.picklist(["accept", "refuse"], 'legacyKeys is "accept" or "refuse"'),
+          "accept",
+        ),
       }),
       {},
     ),

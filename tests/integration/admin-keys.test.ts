@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { type ApiKeyStore, apiKeyStore, createApiKeyAuthenticator } from "#shared/auth/api-keys.ts";
 import type { HttpEvent, HttpResult } from "#shared/http.ts";
+import { apiKeysConfig } from "../support/api-keys.ts";
 import { startTestStore, type TestStore } from "../support/dynamo.ts";
 import { loadEvent } from "../support/events.ts";
 import { lambdaContext } from "../support/lambda-context.ts";
@@ -58,14 +59,17 @@ describe("API-key admin endpoints against dynalite", () => {
     );
     assert.equal(result.statusCode, 201);
     const body = bodyOf(result);
-    assert.match(String(body.key), /^gh_[A-Za-z0-9_-]{43}$/);
+    assert.match(String(body.key), /^ghk_[0-9A-Za-z]{49}$/);
     assert.equal(body.keyHash, undefined);
     assert.equal(result.headers.location, `/admin/keys/${body.keyId}`);
     const record = await keys.get(String(body.keyId));
     assert.notEqual(record.keyHash, body.key);
     assert.ok(record.expiresAt && record.expiresAt > Date.now() / 1000 + 29 * 86_400);
 
-    const authenticate = createApiKeyAuthenticator({ store: keys, cacheSeconds: 0, cacheEntries: 0 });
+    const authenticate = createApiKeyAuthenticator({
+      store: keys,
+      ...apiKeysConfig({ cacheSeconds: 0, cacheEntries: 0 }),
+    });
     assert.equal((await authenticate(String(body.key))).owner, "billing");
   });
 

@@ -1,0 +1,199 @@
+import assert from "node:assert/strict";
+import { randomBytes, randomInt } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import { crc32 } from "node:zlib";
+import fc from "fast-check";
+import { type ApiKeyStore, apiKeyStore, createApiKeyAuthenticator } from "#shared/auth/api-keys.ts";
+import { HttpError } from "#shared/errors.ts";
+import { type CallCounter, type CallCounts, countDynamoCalls } from "../../bench/support/dynamodb-calls.ts";
+import { apiKeysConfig, putLegacyKey } from "../support/api-keys.ts";
+import { startTestStore, type TestStore } from "../support/dynamo.ts";
+
+/** The key format as documented (docs/api-keys.md), written out here rather than imported. */
+const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const RANDOM_KEYS = 10_000;
+
+const randomBase62 = (length: number) => Array.from({ length }, () => BASE62[randomInt(62)]).join("");
+/** The 6-character checksum as documented: the CRC-32 of everything before it, in base62. */
+function documentedChecksum(payload: string): string {
+  let value = crc32(payload);
+  let digits = "";
+  for (let i = 0; i < 6; i++, value = Math.floor(value / 62)) digits = BASE62[value % 62] + digits;
+  return digits;
+}
+/** The distinct statuses the keys end in, authenticated one after another. */
+async function statusesOf(
+  authenticate: (key: string) => Promise<unknown>,
+  keys: string[],
+): Promise<Set<number>> {
+  const statuses = new Set<number>();
+  for (const key of keys) statuses.add(await statusOf(authenticate, key));
+  return statuses;
+}
+const totalCalls = (counts: CallCounts) => Object.values(counts.byKind).reduce((sum, n) => sum + n, 0);
+/** The HTTP status an authentication ends in: 200 if the key is admitted. */
+async function statusOf(authenticate: (key: string) => Promise<unknown>, key: string): Promise<number> {
+  try {
+    await authenticate(key);
+    return 200;
+  } catch (error) {
+    if (error instanceof HttpError) return error.statusCode;
+    throw error;
+  }
+}
+
+describe("API keys refused on their text alone (dynalite, DynamoDB calls counted on the wire)", () => {
+  let store: TestStore;
+  let keys: ApiKeyStore;
+  let calls: CallCounter;
+
+  /** Runs `act`: its result, and the DynamoDB calls (of any kind) it made. */
+  async function counted<T>(act: () => Promise<T>): Promise<{ value: T; calls: number }> {
+    const before = calls.snapshot();
+    const value = await act();
+    return { value, calls: totalCalls(calls.since(before)) };
+  }
+
+  before(async () => {
+    store = await startTestStore();
+    keys = apiKeyStore({ client: store.client, tableName: store.tables.ApiKeysTable as string });
+    calls = countDynamoCalls(store.client);
+  });
+  after(() => store.stop());
+
+  it("issues ghk_ + 43 base62 characters + the base62 CRC-32 of the rest, recorded as format ghk, which authenticates with one read", async () => {
+    // Prepare
+    const { key, record: created } = await keys.create({ owner: "format", plan: "free" });
+    const authenticate = createApiKeyAuthenticator({ store: keys, ...apiKeysConfig() });
+
+    // Act
+    const { value: record, calls: reads } = await counted(() => authenticate(key));
+
+    // Assess
+    assert.match(key, /^ghk_[0-9A-Za-z]{43}[0-9A-Za-z]{6}$/);
+    assert.equal(key.slice(47), documentedChecksum(key.slice(0, 47)));
+    assert.equal(created.format, "ghk");
+    assert.equal(record.owner, "format");
+    assert.equal(reads, 1);
+  });
+
+  it(`${RANDOM_KEYS.toLocaleString("en")} random ghk_ keys with a wrong checksum make no DynamoDB call; with the right one, each is read`, async () => {
+    // Prepare
+    const authenticate = createApiKeyAuthenticator({ store: keys, ...apiKeysConfig() });
+    const payloads = Array.from({ length: RANDOM_KEYS }, () => `ghk_${randomBase62(43)}`);
+    const wrong = payloads
+      .map((payload) => `${payload}${randomBase62(6)}`)
+      .filter((key) => key.slice(47) !== documentedChecksum(key.slice(0, 47))); // 1 in 2^32 is right by chance
+    const right = payloads.slice(0, 10).map((payload) => `${payload}${documentedChecksum(payload)}`);
+
+    // Act
+    const { value: wrongStatuses, calls: wrongCalls } = await counted(() => statusesOf(authenticate, wrong));
+    const { value: rightStatuses, calls: rightCalls } = await counted(() => statusesOf(authenticate, right));
+
+    // Assess
+    assert.ok(wrong.length > RANDOM_KEYS - 5);
+    assert.deepEqual([...wrongStatuses], [401]);
+    assert.equal(wrongCalls, 0);
+    assert.deepEqual([...rightStatuses], [401], "well-formed, but never issued");
+    assert.equal(rightCalls, right.length);
+  });
+
+  it(`${RANDOM_KEYS.toLocaleString("en")} random old-format gh_ keys make no DynamoDB call under legacyKeys: refuse`, async () => {
+    // Prepare
+    const authenticate = createApiKeyAuthenticator({
+      store: keys,
+      ...apiKeysConfig({ legacyKeys: "refuse" }),
+    });
+    const random = Array.from({ length: RANDOM_KEYS }, () => `gh_${randomBytes(32).toString("base64url")}`);
+
+    // Act
+    const { value: statuses, calls: made } = await counted(() => statusesOf(authenticate, random));
+
+    // Assess
+    assert.deepEqual([...statuses], [401]);
+    assert.equal(made, 0);
+  });
+
+  it(`${RANDOM_KEYS.toLocaleString("en")} junk strings make no DynamoDB call under legacyKeys: refuse`, async () => {
+    // Prepare
+    const authenticate = createApiKeyAuthenticator({
+      store: keys,
+      ...apiKeysConfig({ legacyKeys: "refuse" }),
+    });
+    const junk = fc.oneof(
+      fc.string({ maxLength: 120 }),
+      fc.string({ unit: "binary", maxLength: 120 }),
+      // What the old pattern let through to a read: `gh_` + 20 to 100 of [A-Za-z0-9_-].
+      fc.stringMatching(/^gh_[A-Za-z0-9_-]{20,100}$/),
+      // Nearly the new format: a wrong length, or a character outside base62.
+      fc.stringMatching(/^ghk_[0-9A-Za-z]{0,48}$/),
+      fc.stringMatching(/^ghk_[0-9A-Za-z]{50,60}$/),
+      fc.stringMatching(/^ghk_[0-9A-Za-z_-]{49}$/).filter((key) => /[_-]/.test(key.slice(4))),
+    );
+    const statuses = new Set<number>();
+
+    // Act
+    const { calls: made } = await counted(() =>
+      fc.assert(
+        fc.asyncProperty(junk, async (key) => {
+          statuses.add(await statusOf(authenticate, key));
+        }),
+        { numRuns: RANDOM_KEYS },
+      ),
+    );
+
+    // Assess
+    assert.deepEqual([...statuses], [401]);
+    assert.equal(made, 0);
+  });
+
+  it("an issued key with any one character changed is refused; only the variant in the old format (gh__…) is read, and only under accept", async () => {
+    // Prepare
+    const { key } = await keys.create({ owner: "typo", plan: "free" });
+    const refusing = createApiKeyAuthenticator({ store: keys, ...apiKeysConfig({ legacyKeys: "refuse" }) });
+    const accepting = createApiKeyAuthenticator({ store: keys, ...apiKeysConfig({ legacyKeys: "accept" }) });
+    const changed: string[] = [];
+    for (let at = 0; at < key.length; at++) {
+      for (const char of `${BASE62}_-.`) {
+        if (char !== key[at]) changed.push(`${key.slice(0, at)}${char}${key.slice(at + 1)}`);
+      }
+    }
+    const readUnderAccept: string[] = [];
+
+    // Act
+    const { value: statuses, calls: readsUnderRefuse } = await counted(() => statusesOf(refusing, changed));
+    for (const variant of changed) {
+      const { value: status, calls } = await counted(() => statusOf(accepting, variant));
+      if (calls > 0) readUnderAccept.push(variant);
+      statuses.add(status);
+    }
+
+    // Assess
+    assert.equal(changed.length, key.length * 64);
+    assert.deepEqual([...statuses], [401]);
+    assert.equal(readsUnderRefuse, 0);
+    assert.deepEqual(readUnderAccept, [`gh_${key.slice(3)}`.replace(/^gh_k/, "gh__")]);
+  });
+
+  it("legacyKeys: accept admits an old-format key with one read; refuse turns it away with none", async () => {
+    // Prepare
+    const legacy = `gh_${randomBytes(32).toString("base64url")}`;
+    await putLegacyKey(store, legacy, "old-client");
+    const accepting = createApiKeyAuthenticator({ store: keys, ...apiKeysConfig({ legacyKeys: "accept" }) });
+    const refusing = createApiKeyAuthenticator({ store: keys, ...apiKeysConfig({ legacyKeys: "refuse" }) });
+
+    // Act
+    const { value: admitted, calls: acceptReads } = await counted(() => accepting(legacy));
+    const { value: refused, calls: refuseReads } = await counted(() => statusOf(refusing, legacy));
+
+    // Assess
+    assert.equal(admitted.owner, "old-client");
+    assert.equal(acceptReads, 1);
+    assert.equal(refused, 401);
+    assert.equal(refuseReads, 0);
+  });
+
+  it('legacyKeys defaults to "accept", so an upgrade keeps old keys working', () => {
+    assert.equal(apiKeysConfig().legacyKeys, "accept");
+  });
+});
