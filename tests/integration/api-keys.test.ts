@@ -4,8 +4,10 @@ import { after, before, describe, it } from "node:test";
 import { crc32 } from "node:zlib";
 import fc from "fast-check";
 import { type ApiKeyStore, apiKeyStore, createApiKeyAuthenticator } from "#shared/auth/api-keys.ts";
+import { loadGateway } from "#shared/config/gateway.ts";
 import { HttpError } from "#shared/errors.ts";
 import { type CallCounter, type CallCounts, countDynamoCalls } from "../../bench/support/dynamodb-calls.ts";
+import exampleGateway from "../../gateway.config.ts";
 import { apiKeysConfig, putLegacyKey } from "../support/api-keys.ts";
 import { startTestStore, type TestStore } from "../support/dynamo.ts";
 
@@ -191,6 +193,36 @@ describe("API keys refused on their text alone (dynalite, DynamoDB calls counted
     assert.equal(acceptReads, 1);
     assert.equal(refused, 401);
     assert.equal(refuseReads, 0);
+  });
+
+  it(`with the example gateway.config.ts (stage local), ${RANDOM_KEYS.toLocaleString("en")} random keys of any shape make no DynamoDB call`, async () => {
+    // Prepare
+    const authenticate = createApiKeyAuthenticator({
+      store: keys,
+      ...loadGateway(exampleGateway, "local").auth.apiKeys,
+    });
+    const anyShape = fc.oneof(
+      fc
+        .stringMatching(/^ghk_[0-9A-Za-z]{49}$/)
+        .filter((key) => key.slice(47) !== documentedChecksum(key.slice(0, 47))),
+      fc.stringMatching(/^gh_[A-Za-z0-9_-]{20,100}$/),
+      fc.string({ maxLength: 120 }),
+    );
+    const statuses = new Set<number>();
+
+    // Act
+    const { calls: made } = await counted(() =>
+      fc.assert(
+        fc.asyncProperty(anyShape, async (key) => {
+          statuses.add(await statusOf(authenticate, key));
+        }),
+        { numRuns: RANDOM_KEYS },
+      ),
+    );
+
+    // Assess
+    assert.deepEqual([...statuses], [401]);
+    assert.equal(made, 0);
   });
 
   it('legacyKeys defaults to "accept", so an upgrade keeps old keys working', () => {
