@@ -2,9 +2,11 @@ import { randomBytes } from "node:crypto";
 import { crc32 } from "node:zlib";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { GetCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import type ipaddr from "ipaddr.js";
 import { LRUCache } from "lru-cache";
 import type { GatewayConfig } from "../config/gateway.ts";
 import { ForbiddenError, NotFoundError, UnauthorizedError } from "../errors.ts";
+import { parseAddress } from "./ip-rules.ts";
 import { hashCredential } from "./token-hash.ts";
 
 /**
@@ -198,26 +200,105 @@ export interface ApiKeyAuthenticatorOptions extends ApiKeysConfig {
   now?: () => number;
 }
 
+/** Sources whose misses are tracked at once; past it the least recently seen one is forgotten. */
+const TRACKED_SOURCES = 10_000;
+
 /**
- * Checks a presented API key: a key that is malformed, fails its checksum, or is in the old format
- * while `legacyKeys` is `refuse` is refused with no read; otherwise one DynamoDB read per cache miss,
- * none on a hit. Unknown keys are cached too. A revoked key keeps working here for at most
- * `cacheSeconds`.
+ * Where a lookup that found no key is counted: the IPv4 address, or the /64 of an IPv6 address (one
+ * host usually holds a whole /64). A missing or unparsable address shares one bucket: fail closed.
+ */
+export function missSource(sourceIp: string | undefined): string {
+  const address = parseAddress(sourceIp);
+  if (!address) return "unknown";
+  if (address.kind() === "ipv4") return address.toString();
+  const prefix = (address as ipaddr.IPv6).parts.slice(0, 4).map((part) => part.toString(16));
+  return `${prefix.join(":")}::/64`;
+}
+
+/**
+ * Misses per source in fixed windows (an LRU entry lives `windowSeconds` from a source's first
+ * counted lookup). A lookup takes a miss before its read and gives it back if the key is found, so
+ * lookups in flight at once cannot overshoot the budget.
+ */
+function missBudget({ perIp, windowSeconds }: ApiKeysConfig["unknownKeys"], now: () => number) {
+  const windows = new LRUCache<string, { misses: number }>({
+    max: TRACKED_SOURCES,
+    ttl: windowSeconds * 1000,
+    perf: { now },
+    ttlResolution: 0, // read the clock on every check, so a window ends when it says
+  });
+  return {
+    exhausted: (source: string) => (windows.get(source)?.misses ?? 0) >= perIp,
+    take(source: string) {
+      const window = windows.get(source);
+      if (window) window.misses++;
+      else windows.set(source, { misses: 1 });
+    },
+    giveBack(source: string) {
+      const window = windows.get(source);
+      if (window && window.misses > 0) window.misses--;
+    },
+  };
+}
+
+/**
+ * Checks a presented API key. A key that is malformed, fails its checksum, or is in the old format
+ * while `legacyKeys` is `refuse` is refused on its text alone: no hash, no read. Otherwise a found
+ * key is read once per `cacheSeconds` (so a revoked key keeps working here for at most that long).
+ * Unknown keys are not cached (a flood of them would evict the keys in use); instead, lookups that
+ * find nothing are counted per source (`missSource`), and a source past `unknownKeys.perIp` in
+ * `unknownKeys.windowSeconds` gets no read until its window ends, except for keys this container
+ * has found within the last window or `cacheSeconds`, whichever is longer.
+ *
+ * Example: `await authenticateApiKey(event.headers["x-api-key"], event.requestContext.http.sourceIp)`.
  */
 export function createApiKeyAuthenticator({
   store,
   cacheSeconds,
   cacheEntries,
   legacyKeys,
+  unknownKeys,
   now = Date.now,
 }: ApiKeyAuthenticatorOptions) {
-  const cache =
+  const trustMs = cacheSeconds * 1000;
+  // Found records, kept past `cacheSeconds` (but not trusted past it) to know the keys in use.
+  const found =
     cacheSeconds > 0 && cacheEntries > 0
-      ? new LRUCache<string, { record: ApiKeyRecord | null }>({ max: cacheEntries, ttl: cacheSeconds * 1000 })
+      ? new LRUCache<string, { record: ApiKeyRecord; readAt: number }>({
+          max: cacheEntries,
+          ttl: Math.max(cacheSeconds, unknownKeys.windowSeconds) * 1000,
+          perf: { now },
+          ttlResolution: 0,
+        })
       : undefined;
+  const misses = missBudget(unknownKeys, now);
 
-  return async function authenticateApiKey(key: string): Promise<ApiKeyRecord> {
-    // Refused on its text alone: no hash, no read.
+  async function lookUp(keyHash: string, source: string, known: boolean): Promise<ApiKeyRecord> {
+    // Whether an unseen key is valid or a guess, only the read would tell, and the read is what the
+    // budget withholds: so a valid key new to this container waits for the window, like a guess.
+    if (!known && misses.exhausted(source)) {
+      throw new UnauthorizedError(
+        `API key not looked up: over ${unknownKeys.perIp} unknown keys from ${source} in ${unknownKeys.windowSeconds} s`,
+      );
+    }
+    misses.take(source);
+    let record: ApiKeyRecord | undefined;
+    try {
+      record = await store.findByHash(keyHash);
+    } catch (error) {
+      misses.giveBack(source); // a failed read is no miss
+      throw error;
+    }
+    if (!record) {
+      found?.delete(keyHash);
+      throw new UnauthorizedError("API key is unknown");
+    }
+    misses.giveBack(source);
+    found?.set(keyHash, { record, readAt: now() });
+    return record;
+  }
+
+  return async function authenticateApiKey(key: string, sourceIp?: string): Promise<ApiKeyRecord> {
     switch (apiKeyShape(key)) {
       case "malformed":
         throw new UnauthorizedError("API key is malformed");
@@ -231,13 +312,11 @@ export function createApiKeyAuthenticator({
         }
     }
     const keyHash = hashCredential(key);
-    let entry = cache?.get(keyHash);
-    if (!entry) {
-      entry = { record: (await store.findByHash(keyHash)) ?? null };
-      cache?.set(keyHash, entry);
-    }
-    const { record } = entry;
-    if (!record) throw new UnauthorizedError("API key is unknown");
+    const cached = found?.get(keyHash);
+    const record =
+      cached && now() - cached.readAt < trustMs
+        ? cached.record
+        : await lookUp(keyHash, missSource(sourceIp), cached !== undefined);
     if (record.status !== "active") throw new ForbiddenError(`API key ${record.keyId} is revoked`);
     if (record.expiresAt !== undefined && record.expiresAt * 1000 <= now()) {
       throw new ForbiddenError(`API key ${record.keyId} has expired`);

@@ -40,7 +40,7 @@ export interface IdentityCoreOptions {
   /** Route requirements for the WebSocket `$connect`. */
   connect?: GatewayConfig["routes"][string];
   verifyToken: (token: string) => Promise<VerifiedToken>;
-  authenticateApiKey: (key: string) => Promise<ApiKeyRecord>;
+  authenticateApiKey: (key: string, sourceIp: string | undefined) => Promise<ApiKeyRecord>;
 }
 
 /**
@@ -107,7 +107,7 @@ export function createIdentityCore({
       };
     }
     if (!credentials.apiKey) throw new UnauthorizedError("no API key");
-    const key = await authenticateApiKey(credentials.apiKey);
+    const key = await authenticateApiKey(credentials.apiKey, sourceIp);
     requireScopes(auth.apiKey.scopes, key.scopes);
     return {
       principal: `key:${key.owner}`,
