@@ -7,8 +7,10 @@
 // --table <name> (default gatehouse-<stage>-api-keys, as serverless.yml names it).
 // Against a deployed stage it uses your usual AWS credentials (AWS_PROFILE, environment, SSO).
 import { parseArgs } from "node:util";
-import { type ApiKeyRecord, apiKeyStore } from "#shared/auth/api-keys.ts";
+import { type ApiKeyRecord, apiKeyStore, undeclaredPlan } from "#shared/auth/api-keys.ts";
 import { createDocumentClient } from "#shared/clients/dynamodb.ts";
+import { loadGateway } from "#shared/config/gateway.ts";
+import definition from "../gateway.config.ts";
 import { runCli, stageDynamoClient, UsageError } from "./cli.ts";
 
 const USAGE = `usage: npm run keys -- <create|list|revoke|rotate> [options]
@@ -57,6 +59,9 @@ async function main(): Promise<void> {
   switch (command) {
     case "create": {
       if (!values.plan) throw new UsageError("create needs --plan <plan>");
+      // The plans of this stage's gateway config, as its authorizers and limits will read them.
+      const problem = undeclaredPlan(loadGateway(definition, stage).limits, values.plan);
+      if (problem) throw new UsageError(problem);
       const days = values["expires-in-days"] === undefined ? undefined : Number(values["expires-in-days"]);
       if (days !== undefined && !(days > 0))
         throw new UsageError("--expires-in-days takes a positive number");

@@ -192,6 +192,19 @@ export function apiKeyStore({ client, tableName, now = Date.now }: ApiKeyStoreOp
 
 export type ApiKeyStore = ReturnType<typeof apiKeyStore>;
 
+/**
+ * Why a new key may not have `plan`, or undefined if it may. A plan must be declared in the config's
+ * `limits.plans` (its own keys: `constructor` is not a plan); a config without `limits` takes any.
+ *
+ * Example: `undeclaredPlan(loadGateway(definition, stage).limits, "gold")`.
+ */
+export function undeclaredPlan(limits: GatewayConfig["limits"], plan: string): string | undefined {
+  if (!limits) return undefined;
+  const declared = Object.keys(limits.plans);
+  if (declared.includes(plan)) return undefined;
+  return `plan "${plan}" is not declared in the gateway config (limits.plans: ${declared.join(", ") || "none"})`;
+}
+
 /** `auth.apiKeys` of the gateway config (every field has its default there). */
 export type ApiKeysConfig = GatewayConfig["auth"]["apiKeys"];
 
