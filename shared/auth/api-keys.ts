@@ -24,7 +24,10 @@ const CHECKSUM_LENGTH = 6; // 62^6 > 2^32
 const KEY_PATTERN = /^ghk_[0-9A-Za-z]{49}$/;
 const LEGACY_KEY_PATTERN = /^gh_[A-Za-z0-9_-]{20,100}$/;
 
-/** Fixed-width base62, most significant digit first, padded with `0`. */
+/**
+ * Fixed-width base62, most significant digit first, padded with `0`. (Written here: base-x and
+ * its kin encode bytes, with one digit per leading zero byte, so their width varies.)
+ */
 function base62(value: bigint, width: number): string {
   let digits = "";
   for (let rest = value; rest > 0n; rest /= 62n) digits = BASE62[Number(rest % 62n)] + digits;
