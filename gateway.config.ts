@@ -43,7 +43,10 @@ export default defineGateway(({ stage }) => ({
             },
           ],
     clockSkewSeconds: 60,
-    apiKeys: { cacheSeconds: 10 },
+    // Every key this project issues has the ghk_ checksum, so keys of the old gh_ format can only be
+    // guesses: refusing them unread means a random key of any shape costs no DynamoDB read. A gateway
+    // upgraded with gh_ keys still in use keeps "accept" until they are rotated (docs/api-keys.md).
+    apiKeys: { cacheSeconds: 10, legacyKeys: "refuse" },
   },
   ipRules: { allow: [], deny: [] },
   // Browser apps allowed to call the proxied routes (a route's own `cors` replaces this).

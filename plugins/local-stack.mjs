@@ -22,6 +22,12 @@ import { startDemoServices } from "./demo-services.mjs";
 import { DEV_AUDIENCE, devIssuerUrl, startDevIssuer } from "./dev-issuer.mjs";
 import { closeServer, HOST, listenOnLoopback } from "./loopback.mjs";
 
+/**
+ * The seeded demo key (scripts/seed/local.json holds its SHA-256). Fixed and public, so the README's
+ * commands work on any fresh local stack; it has the `ghk_` format's checksum, like any issued key.
+ */
+export const DEMO_API_KEY = "ghk_localDemoKey0123456789abcdefghijklmnopqrstu25iXxg";
+
 /** CreateTable properties that dynalite does not take; on AWS they still apply. */
 const AWS_ONLY_TABLE_PROPERTIES = [
   "SSESpecification",
@@ -152,7 +158,7 @@ export default class LocalStack {
 
   banner() {
     const { httpPort, websocketPort, dynamodbPort, dataDir, issuerPort, demoPort, webPort } = this.settings;
-    const seedKey = "gh_local_demo_0123456789abcdef0123456789abcdef";
+    const seedKey = DEMO_API_KEY;
     const lines = [
       "",
       `Gatehouse local stack is up (stage ${this.serverless.service.provider.stage})`,

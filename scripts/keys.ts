@@ -7,9 +7,11 @@
 // --table <name> (default gatehouse-<stage>-api-keys, as serverless.yml names it).
 // Against a deployed stage it uses your usual AWS credentials (AWS_PROFILE, environment, SSO).
 import { parseArgs } from "node:util";
-import { type ApiKeyRecord, apiKeyStore } from "#shared/auth/api-keys.ts";
+import { type ApiKeyRecord, apiKeyStore, undeclaredPlan } from "#shared/auth/api-keys.ts";
 import { parseScopes } from "#shared/auth/scopes.ts";
 import { createDocumentClient } from "#shared/clients/dynamodb.ts";
+import { loadGateway } from "#shared/config/gateway.ts";
+import definition from "../gateway.config.ts";
 import { runCli, stageDynamoClient, UsageError } from "./cli.ts";
 
 const USAGE = `usage: npm run keys -- <create|list|revoke|rotate> [options]
@@ -50,6 +52,8 @@ const show = (record: ApiKeyRecord) => ({
   createdAt: record.createdAt,
   expiresAt: record.expiresAt ? new Date(record.expiresAt * 1000).toISOString() : "",
   revokedAt: record.revokedAt ?? "",
+  // Keys of the old format have no `format`: rotate them before setting auth.apiKeys.legacyKeys to refuse.
+  format: record.format ?? "gh_ (old)",
 });
 
 /** `--scopes "a b"` or `"a,b"`: each one RFC 6749 scope-token, or the command is refused. */
@@ -65,6 +69,9 @@ async function main(): Promise<void> {
   switch (command) {
     case "create": {
       if (!values.plan) throw new UsageError("create needs --plan <plan>");
+      // The plans of this stage's gateway config, as its authorizers and limits will read them.
+      const problem = undeclaredPlan(loadGateway(definition, stage).limits, values.plan);
+      if (problem) throw new UsageError(problem);
       const days = values["expires-in-days"] === undefined ? undefined : Number(values["expires-in-days"]);
       if (days !== undefined && !(days > 0))
         throw new UsageError("--expires-in-days takes a positive number");

@@ -8,15 +8,19 @@
  * - DynamoDB reads per API-key request against dynalite with the project's tables: over a run of
  *   requests, on the first (miss) request and on hits; checks per second with a warm cache, and the
  *   latency of a cache miss (a fresh authenticator each time).
+ * - What random keys cost: DynamoDB reads for RANDOM_KEYS random keys of each shape (ghk_ with a
+ *   wrong checksum; gh_ refused by `legacyKeys`; gh_ accepted, from one IP, bounded by the miss
+ *   budget), and refusals per second of a ghk_ key with a wrong checksum.
  *
  * Throughput is the median of timed batches, the measures taken round-robin so that drift in
  * machine load is shared by all; each batch is sized to last about BATCH_MS.
  */
-import { verify } from "node:crypto";
-import { apiKeyStore, createApiKeyAuthenticator } from "#shared/auth/api-keys.ts";
+import { randomBytes, verify } from "node:crypto";
+import { apiKeyStore, createApiKeyAuthenticator, issueApiKey } from "#shared/auth/api-keys.ts";
 import { createAuthorizerRuntime } from "#shared/auth/authorizer-runtime.ts";
 import { createJwtAuthenticator } from "#shared/auth/jwt.ts";
 import { defineGateway, type GatewayConfig, loadGateway } from "#shared/config/gateway.ts";
+import { apiKeysConfig } from "../../tests/support/api-keys.ts";
 import { startTestStore, type TestStore } from "../../tests/support/dynamo.ts";
 import { signJwt, startJwksServer, type TestIssuer } from "../../tests/support/jwks-server.ts";
 import { type BenchContext, type Column, median, percentile, round } from "../lib.ts";
@@ -57,6 +61,8 @@ const BATCH_MS = 200;
 const WARMUP_MS = 150;
 /** API-key authentications counted for reads per request. */
 const KEY_REQUESTS = 1_000;
+/** Random keys per shape for the reads they cost. */
+const RANDOM_KEYS = 10_000;
 /** Cache-miss latency samples (each with a fresh authenticator), after a few untimed ones. */
 const MISS_SAMPLES = 50;
 const MISS_WARMUP = 5;
@@ -151,7 +157,7 @@ export async function authorizer(_ctx: BenchContext): Promise<AuthorizerRow[]> {
   try {
     jwks = await startJwksServer();
     store = await startTestStore();
-    return [...(await jwtRows(jwks, store)), ...(await apiKeyRows(store))];
+    return [...(await jwtRows(jwks, store)), ...(await apiKeyRows(store)), ...(await randomKeyRows(store))];
   } finally {
     await jwks?.stop();
     await store?.stop();
@@ -265,7 +271,7 @@ async function apiKeyRows({ client, tables }: TestStore): Promise<AuthorizerRow[
   if (!tableName) throw new Error("the test store has no ApiKeysTable");
   const store = apiKeyStore({ client, tableName });
   const { key } = await store.create({ owner: "bench", plan: "free" });
-  const authenticatorOptions = { store, cacheSeconds: 10, cacheEntries: 1000 };
+  const authenticatorOptions = { store, ...apiKeysConfig({ cacheSeconds: 10, cacheEntries: 1000 }) };
   const check = async (authenticate: (key: string) => Promise<{ owner: string }>) => {
     if ((await authenticate(key)).owner !== "bench") throw new Error("the API key resolved to another owner");
   };
@@ -326,5 +332,73 @@ async function apiKeyRows({ client, tables }: TestStore): Promise<AuthorizerRow[
       "ms",
       { samples: missMs.map((v) => round(v, 2)) },
     ),
+  ];
+}
+
+async function randomKeyRows({ client, tables }: TestStore): Promise<AuthorizerRow[]> {
+  const tableName = tables.ApiKeysTable;
+  if (!tableName) throw new Error("the test store has no ApiKeysTable");
+  const store = apiKeyStore({ client, tableName });
+  // A real key with its last checksum character changed: refused on its text.
+  const issued = issueApiKey();
+  const badChecksum = (key: string) => `${key.slice(0, -1)}${key.endsWith("0") ? "1" : "0"}`;
+  const ghk = Array.from({ length: RANDOM_KEYS }, () => badChecksum(issueApiKey()));
+  const gh = Array.from({ length: RANDOM_KEYS }, () => `gh_${randomBytes(32).toString("base64url")}`);
+  const accepting = apiKeysConfig({ legacyKeys: "accept" });
+
+  /** DynamoDB reads for `keys` from one source IP, every one of them refused. */
+  const readsFor = async (keys: string[], config: ReturnType<typeof apiKeysConfig>) => {
+    const authenticate = createApiKeyAuthenticator({ store, ...config });
+    const before = store.reads;
+    for (const key of keys) {
+      const admitted = await authenticate(key, "198.51.100.1").then(
+        () => true,
+        () => false,
+      );
+      if (admitted) throw new Error(`a random key was admitted: ${key}`);
+    }
+    return store.reads - before;
+  };
+  const ghkReads = await readsFor(ghk, apiKeysConfig());
+  const refusedReads = await readsFor(gh, apiKeysConfig({ legacyKeys: "refuse" }));
+  const acceptedReads = await readsFor(gh, accepting);
+
+  const refuse = createApiKeyAuthenticator({ store, ...apiKeysConfig() });
+  const wrong = badChecksum(issued);
+  const refusal: Throughput = {
+    measure: "API key refusals, ghk_ key with a wrong checksum",
+    unit: "checks/s",
+    run: async (n) => {
+      for (let i = 0; i < n; i++) {
+        if (
+          await refuse(wrong).then(
+            () => true,
+            () => false,
+          )
+        )
+          throw new Error("a bad checksum was admitted");
+      }
+    },
+  };
+  const refusalResult = (await measureThroughput([refusal])).get(refusal);
+
+  const n = RANDOM_KEYS.toLocaleString("en");
+  const budget = accepting.unknownKeys.perIp;
+  return [
+    row(`API key: reads for ${n} random ghk_ keys (wrong checksum)`, ghkReads, "reads", {
+      target: "0",
+      pass: ghkReads === 0,
+    }),
+    row(`API key: reads for ${n} random gh_ keys, legacyKeys refuse`, refusedReads, "reads", {
+      target: "0",
+      pass: refusedReads === 0,
+    }),
+    row(`API key: reads for ${n} unknown gh_ keys from one IP, legacyKeys accept`, acceptedReads, "reads", {
+      target: `≤ ${budget} (unknownKeys.perIp)`,
+      pass: acceptedReads <= budget,
+    }),
+    row(refusal.measure, round(refusalResult?.opsPerSecond ?? Number.NaN, 0), refusal.unit, {
+      samples: refusalResult?.samples ?? [],
+    }),
   ];
 }

@@ -67,6 +67,7 @@ import { type FanoutReport, fanOut } from "#shared/ws/fanout.ts";
 import { roomStore } from "#shared/ws/room-store.ts";
 import gatewayDefinition from "../../gateway.config.ts";
 import { devToken } from "../../plugins/dev-issuer.mjs";
+import { DEMO_API_KEY as SEEDED_KEY } from "../../plugins/local-stack.mjs";
 import { freePorts, startLocalStack } from "../../tests/support/local-stack.ts";
 import { type BenchContext, type Column, median, round } from "../lib.ts";
 
@@ -80,8 +81,6 @@ const CLOSE_CONCURRENCY = 8;
 const SETTLE_MS = 500;
 /** Characters of the stack's output kept with an error. */
 const STACK_TAIL = 6_000;
-/** The demo key in scripts/seed/local.json. */
-const SEEDED_KEY = "gh_local_demo_0123456789abcdef0123456789abcdef";
 /** serverless.yml's `custom.tables.roomMembers` on the local stage. */
 const ROOM_MEMBERS_TABLE = "gatehouse-local-room-members";
 const TEXT = "fan-out bench: one message to every connection in the room";

@@ -26,6 +26,7 @@
 import { type ChildProcess, fork, spawn } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
+import { DEMO_API_KEY } from "../../plugins/local-stack.mjs";
 import { freePorts, startLocalStack } from "../../tests/support/local-stack.ts";
 import { type BenchContext, type Column, median, percentile, round } from "../lib.ts";
 import type {
@@ -80,8 +81,6 @@ const WORKER_TIMEOUT_MS = 240_000;
 /** Sequential requests per local-stack route, after LATENCY_WARMUP untimed ones each. */
 const LATENCY_REQUESTS = 300;
 const LATENCY_WARMUP = 30;
-/** The local stack's seeded API key (scripts/seed/local.json). */
-const DEMO_API_KEY = "gh_local_demo_0123456789abcdef0123456789abcdef";
 
 const VARIANTS: { key: VariantKey; label: string }[] = [
   { key: "bare", label: "bare handler (fetch only)" },

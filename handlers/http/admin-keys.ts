@@ -1,10 +1,10 @@
 import * as v from "valibot";
-import { type ApiKeyRecord, type ApiKeyStore, apiKeyStore } from "#shared/auth/api-keys.ts";
+import { type ApiKeyRecord, type ApiKeyStore, apiKeyStore, undeclaredPlan } from "#shared/auth/api-keys.ts";
 import { requestIdentity } from "#shared/auth/identity.ts";
 import { SCOPE_TOKEN } from "#shared/auth/scopes.ts";
 import { documentClient } from "#shared/clients/dynamodb.ts";
 import { env } from "#shared/config/env.ts";
-import { loadGateway } from "#shared/config/gateway.ts";
+import { type GatewayConfig, loadGateway } from "#shared/config/gateway.ts";
 import {
   BadRequestError,
   ForbiddenError,
@@ -17,21 +17,29 @@ import { httpHandler } from "#shared/middleware/http-handler.ts";
 import { logger } from "#shared/observability/logger.ts";
 import definition from "../../gateway.config.ts";
 
-const CreateKeySchema = v.strictObject({
-  owner: v.pipe(v.string(), v.trim(), v.minLength(1, "owner is required"), v.maxLength(128)),
-  plan: v.pipe(
-    v.string(),
-    v.regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "plan is a lower-case name such as free or pro"),
-  ),
-  scopes: v.optional(v.array(v.pipe(v.string(), v.regex(SCOPE_TOKEN, "a scope is one word"))), []),
-  tenant: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(128))),
-  expiresInDays: v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(3650))),
-});
+/** The body of `POST /admin/keys`; `plan` must be one the config declares (see `undeclaredPlan`). */
+const createKeySchema = (limits: GatewayConfig["limits"]) =>
+  v.strictObject({
+    owner: v.pipe(v.string(), v.trim(), v.minLength(1, "owner is required"), v.maxLength(128)),
+    plan: v.pipe(
+      v.string(),
+      v.regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "plan is a lower-case name such as free or pro"),
+      v.rawCheck(({ dataset, addIssue }) => {
+        // One message per field: a name that fails the pattern above is not looked up as well.
+        const problem = dataset.typed && !dataset.issues ? undeclaredPlan(limits, dataset.value) : undefined;
+        if (problem) addIssue({ message: problem });
+      }),
+    ),
+    scopes: v.optional(v.array(v.pipe(v.string(), v.regex(SCOPE_TOKEN, "a scope is one word"))), []),
+    tenant: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(128))),
+    expiresInDays: v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(3650))),
+  });
+type CreateKeySchema = ReturnType<typeof createKeySchema>;
 
 /** A key as the admin API shows it: never the hash. */
 const view = ({ keyHash: _hash, ...record }: ApiKeyRecord) => record;
 
-function createBody(event: HttpEvent): v.InferOutput<typeof CreateKeySchema> {
+function createBody(event: HttpEvent, schema: CreateKeySchema): v.InferOutput<CreateKeySchema> {
   const type = event.headers["content-type"] ?? "";
   if (!/^application\/json\b/i.test(type))
     throw new UnsupportedMediaTypeError("Send the new key as application/json");
@@ -43,7 +51,7 @@ function createBody(event: HttpEvent): v.InferOutput<typeof CreateKeySchema> {
   } catch {
     throw new BadRequestError("The body is not valid JSON");
   }
-  const result = v.safeParse(CreateKeySchema, body, { abortEarly: false });
+  const result = v.safeParse(schema, body, { abortEarly: false });
   if (!result.success) {
     const errors = result.issues.map((issue) => ({
       field: v.getDotPath(issue) ?? "(body)",
@@ -67,7 +75,17 @@ function createBody(event: HttpEvent): v.InferOutput<typeof CreateKeySchema> {
  *   DELETE /admin/keys/{keyId}          revoke
  *   POST   /admin/keys/{keyId}/rotate   a new key with the same owner, plan and scopes; the old one revoked
  */
-export function createAdminKeysHandler({ keys, adminScope }: { keys: ApiKeyStore; adminScope: string }) {
+export function createAdminKeysHandler({
+  keys,
+  adminScope,
+  limits,
+}: {
+  keys: ApiKeyStore;
+  adminScope: string;
+  /** The config's `limits`: a new key's plan must be one of its plans (any plan when undefined). */
+  limits: GatewayConfig["limits"];
+}) {
+  const schema = createKeySchema(limits);
   return httpHandler(async (event) => {
     const caller = requestIdentity(event);
     if (!caller.scopes.includes(adminScope))
@@ -76,7 +94,7 @@ export function createAdminKeysHandler({ keys, adminScope }: { keys: ApiKeyStore
 
     switch (event.routeKey) {
       case "POST /admin/keys": {
-        const input = createBody(event);
+        const input = createBody(event, schema);
         const { key, record } = await keys.create({
           owner: input.owner,
           plan: input.plan,
@@ -113,7 +131,9 @@ export function createAdminKeysHandler({ keys, adminScope }: { keys: ApiKeyStore
   });
 }
 
+const gateway = loadGateway(definition, env.stage);
 export const handler = createAdminKeysHandler({
   keys: apiKeyStore({ client: documentClient(), tableName: env.apiKeysTable }),
-  adminScope: loadGateway(definition, env.stage).auth.adminScope,
+  adminScope: gateway.auth.adminScope,
+  limits: gateway.limits,
 });

@@ -41,7 +41,7 @@ export interface IdentityCoreOptions {
   /** Route requirements for the WebSocket `$connect`. */
   connect?: GatewayConfig["routes"][string];
   verifyToken: (token: string) => Promise<VerifiedToken>;
-  authenticateApiKey: (key: string) => Promise<ApiKeyRecord>;
+  authenticateApiKey: (key: string, sourceIp: string | undefined) => Promise<ApiKeyRecord>;
 }
 
 /**
@@ -108,7 +108,7 @@ export function createIdentityCore({
       };
     }
     if (!credentials.apiKey) throw new UnauthorizedError("no API key");
-    const key = await authenticateApiKey(credentials.apiKey);
+    const key = await authenticateApiKey(credentials.apiKey, sourceIp);
     const scopes = parseScopes(key.scopes);
     requireScopes(auth.apiKey.scopes, scopes);
     return {

@@ -42,7 +42,8 @@ function parseRange(cidr: string): Range {
   return [address, bits];
 }
 
-function parseAddress(ip: string | undefined): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
+/** The address, IPv4-mapped IPv6 unwrapped to IPv4; undefined if missing or unparsable. */
+export function parseAddress(ip: string | undefined): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
   if (!ip || !ipaddr.isValid(ip)) return undefined;
   return ipaddr.process(ip); // unwraps IPv4-mapped IPv6
 }

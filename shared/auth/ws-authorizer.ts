@@ -1,5 +1,6 @@
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent, Context } from "aws-lambda";
 import { logger } from "../observability/logger.ts";
+import { hasApiKeyPrefix } from "./api-keys.ts";
 import type { createAuthorizerRuntime } from "./authorizer-runtime.ts";
 import { type Credentials, identityContext } from "./identity.ts";
 
@@ -22,8 +23,8 @@ function header(
 /**
  * Credentials of a WebSocket handshake. Browsers cannot set headers on a WebSocket, so a token comes
  * in the `token` query parameter or as a subprotocol (`new WebSocket(url, ["gatehouse.v1", token])`);
- * other clients may also send `Authorization: Bearer` or `x-api-key`. An API key (`gh_…`) is
- * accepted wherever a token is.
+ * other clients may also send `Authorization: Bearer` or `x-api-key`. An API key (`ghk_…`, or the
+ * old `gh_…`) is accepted wherever a token is.
  */
 export function wsCredentials(
   event: Pick<APIGatewayRequestAuthorizerEvent, "headers" | "queryStringParameters">,
@@ -37,7 +38,7 @@ export function wsCredentials(
     header(event.headers, "authorization")?.match(/^Bearer[ ]+([^ ]+)$/i)?.[1],
     ...offered,
   ].filter((value): value is string => typeof value === "string" && value !== "");
-  const apiKey = header(event.headers, "x-api-key") ?? candidates.find((value) => value.startsWith("gh_"));
+  const apiKey = header(event.headers, "x-api-key") ?? candidates.find(hasApiKeyPrefix);
   const bearer = candidates.find((value) => JWT_SHAPE.test(value));
   return { ...(bearer ? { bearer } : {}), ...(apiKey ? { apiKey } : {}) };
 }

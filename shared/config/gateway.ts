@@ -509,6 +509,26 @@ export const GatewayConfigSchema = v.object({
          */
         cacheSeconds: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(300)), 10),
         cacheEntries: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 10_000),
+        /**
+         * Keys issued in the old `gh_` format (no checksum: each costs a read to refuse). `accept`
+         * keeps them working until revoked; `refuse` turns them away unread, once they are reissued.
+         */
+        legacyKeys: v.optional(
+          v.picklist(["accept", "refuse"], 'legacyKeys is "accept" or "refuse"'),
+          "accept",
+        ),
+        /**
+         * Lookups that find no key, counted per source IP (per /64 for IPv6) in each authorizer
+         * container. Past `perIp` within `windowSeconds`, keys from that address are refused without
+         * a read until the window ends, except keys the container has recently found.
+         */
+        unknownKeys: v.optional(
+          v.strictObject({
+            perIp: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(10_000)), 20),
+            windowSeconds: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(3_600)), 60),
+          }),
+          {},
+        ),
       }),
       {},
     ),

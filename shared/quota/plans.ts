@@ -14,9 +14,9 @@ export function declaredPlan(limits: Limits, name: string): PlanConfig | undefin
   return Object.hasOwn(limits.plans, name) ? limits.plans[name] : undefined;
 }
 
-/** The names of the declared plans, sorted (for messages that list them). */
+/** The names of the declared plans, in the config's order (for messages that list them). */
 export function declaredPlanNames(limits: Limits): string[] {
-  return Object.keys(limits.plans).sort();
+  return Object.keys(limits.plans);
 }
 
 /** The plan a caller is counted against: its own if the config declares it, else the default one. */

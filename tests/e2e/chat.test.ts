@@ -5,6 +5,7 @@ import { DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand } from "@aw
 import WebSocket from "ws";
 import { ACTIONS } from "#shared/ws/protocol.ts";
 import { devToken } from "../../plugins/dev-issuer.mjs";
+import { DEMO_API_KEY as SEEDED_KEY } from "../../plugins/local-stack.mjs"; // scope chat:write
 import { freePorts, type LocalStack, startLocalStack } from "../support/local-stack.ts";
 import { ROOT } from "../support/serverless.ts";
 
@@ -13,8 +14,6 @@ const TABLES = {
   members: "gatehouse-local-room-members",
   messages: "gatehouse-local-messages",
 };
-/** The demo key in scripts/seed/local.json: scope chat:write. */
-const SEEDED_KEY = "gh_local_demo_0123456789abcdef0123456789abcdef";
 
 type Frame = Record<string, unknown> & { type: string; id: string };
 

@@ -8,15 +8,13 @@ import { DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand } from "@aw
 import WebSocket from "ws";
 import { ACTIONS } from "#shared/ws/protocol.ts";
 import { devToken } from "../../plugins/dev-issuer.mjs";
-import { isListening } from "../../plugins/local-stack.mjs";
+import { isListening, DEMO_API_KEY as SEEDED_KEY } from "../../plugins/local-stack.mjs";
 import { freePorts, type LocalStack, type LocalStackPorts, startLocalStack } from "../support/local-stack.ts";
 import { ROOT } from "../support/serverless.ts";
 
 // Free ports of its own, so neither a developer's `npm start` nor another run of the suite collides.
 let PORTS: LocalStackPorts;
 const CONNECTIONS = "gatehouse-local-connections";
-/** The demo key in scripts/seed/local.json (only its hash is stored). */
-const SEEDED_KEY = "gh_local_demo_0123456789abcdef0123456789abcdef";
 
 function documents(stack: LocalStack) {
   return DynamoDBDocumentClient.from(

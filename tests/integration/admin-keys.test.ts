@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { type ApiKeyStore, apiKeyStore, createApiKeyAuthenticator } from "#shared/auth/api-keys.ts";
+import { loadGateway } from "#shared/config/gateway.ts";
 import type { HttpEvent, HttpResult } from "#shared/http.ts";
+import definition from "../../gateway.config.ts";
+import { apiKeysConfig } from "../support/api-keys.ts";
 import { startTestStore, type TestStore } from "../support/dynamo.ts";
 import { loadEvent } from "../support/events.ts";
 import { lambdaContext } from "../support/lambda-context.ts";
@@ -13,6 +16,9 @@ describe("API-key admin endpoints against dynalite", () => {
   let store: TestStore;
   let keys: ApiKeyStore;
   let admin: (event: HttpEvent) => Promise<HttpResult>;
+  /** The same endpoints for a gateway config without `limits`. */
+  let adminWithoutLimits: (event: HttpEvent) => Promise<HttpResult>;
+  const declared = Object.keys(loadGateway(definition, "test").limits?.plans ?? {});
 
   before(async () => {
     store = await startTestStore();
@@ -22,8 +28,18 @@ describe("API-key admin endpoints against dynalite", () => {
     process.env.API_KEYS_TABLE = store.tables.ApiKeysTable;
     try {
       const { createAdminKeysHandler } = (await import("../../handlers/http/admin-keys.ts")) as AdminModule;
-      const handler = createAdminKeysHandler({ keys, adminScope: "gatehouse:admin" });
+      const handler = createAdminKeysHandler({
+        keys,
+        adminScope: "gatehouse:admin",
+        limits: loadGateway(definition, "test").limits,
+      });
       admin = (event) => handler(event, lambdaContext());
+      const withoutLimits = createAdminKeysHandler({
+        keys,
+        adminScope: "gatehouse:admin",
+        limits: undefined,
+      });
+      adminWithoutLimits = (event) => withoutLimits(event, lambdaContext());
     } finally {
       for (const [name, value] of [
         ["GATEHOUSE_STAGE", saved.stage],
@@ -58,14 +74,17 @@ describe("API-key admin endpoints against dynalite", () => {
     );
     assert.equal(result.statusCode, 201);
     const body = bodyOf(result);
-    assert.match(String(body.key), /^gh_[A-Za-z0-9_-]{43}$/);
+    assert.match(String(body.key), /^ghk_[0-9A-Za-z]{49}$/);
     assert.equal(body.keyHash, undefined);
     assert.equal(result.headers.location, `/admin/keys/${body.keyId}`);
     const record = await keys.get(String(body.keyId));
     assert.notEqual(record.keyHash, body.key);
     assert.ok(record.expiresAt && record.expiresAt > Date.now() / 1000 + 29 * 86_400);
 
-    const authenticate = createApiKeyAuthenticator({ store: keys, cacheSeconds: 0, cacheEntries: 0 });
+    const authenticate = createApiKeyAuthenticator({
+      store: keys,
+      ...apiKeysConfig({ cacheSeconds: 0, cacheEntries: 0 }),
+    });
     assert.equal((await authenticate(String(body.key))).owner, "billing");
   });
 
@@ -108,6 +127,38 @@ describe("API-key admin endpoints against dynalite", () => {
     assert.equal((await admin(createEvent("{not json"))).statusCode, 400);
     assert.equal((await admin(createEvent({ owner: "x", plan: "free" }, "text/plain"))).statusCode, 415);
     assert.equal((await keys.list()).length, before);
+  });
+
+  it("refuses a plan the config does not declare (constructor, gold): 400 naming plan and listing the declared plans; nothing written", async () => {
+    // Prepare
+    const before = (await keys.list()).length;
+
+    // Act
+    const results = await Promise.all(
+      ["constructor", "gold"].map((plan) => admin(createEvent({ owner: "x", plan }))),
+    );
+
+    // Assess
+    for (const [index, result] of results.entries()) {
+      const plan = ["constructor", "gold"][index];
+      assert.equal(result.statusCode, 400);
+      assert.equal(result.headers["content-type"], "application/problem+json");
+      const errors = bodyOf(result).errors as { field: string; message: string }[];
+      assert.deepEqual(
+        errors.map((error) => error.field),
+        ["plan"],
+      );
+      assert.match(errors[0]?.message ?? "", new RegExp(`^plan "${plan}" is not declared`));
+      assert.ok(errors[0]?.message.endsWith(`(limits.plans: ${declared.join(", ")})`), errors[0]?.message);
+    }
+    assert.deepEqual(declared, ["free", "tiny", "pro", "default"]);
+    assert.equal((await keys.list()).length, before);
+  });
+
+  it("takes any plan name when the config has no limits", async () => {
+    const result = await adminWithoutLimits(createEvent({ owner: "x", plan: "constructor" }));
+    assert.equal(result.statusCode, 201);
+    assert.equal(bodyOf(result).plan, "constructor");
   });
 
   it("refuses a caller without the admin scope (403), whatever the authorizer let through", async () => {

@@ -5,6 +5,7 @@ import { apiKeyStore, createApiKeyAuthenticator } from "#shared/auth/api-keys.ts
 import { createAuthorizerRuntime } from "#shared/auth/authorizer-runtime.ts";
 import { type AuthorizeRequest, createIdentityCore, type Decision } from "#shared/auth/identity.ts";
 import { defineGateway, type GatewayConfig, loadGateway } from "#shared/config/gateway.ts";
+import { apiKeysConfig } from "../support/api-keys.ts";
 import { startTestStore, type TestStore, unreachableClient } from "../support/dynamo.ts";
 import { publicPem, signJwt, startJwksServer, type TestIssuer } from "../support/jwks-server.ts";
 
@@ -267,7 +268,10 @@ describe("identity core: JWT, API keys and IP rules against a real JWKS server a
 
   it("reads DynamoDB once per key per cache window, and a revoked key stops within that window", async () => {
     const counted = apiKeyStore({ client: store.client, tableName: store.tables.ApiKeysTable as string });
-    const authenticate = createApiKeyAuthenticator({ store: counted, cacheSeconds: 1, cacheEntries: 100 });
+    const authenticate = createApiKeyAuthenticator({
+      store: counted,
+      ...apiKeysConfig({ cacheSeconds: 1, cacheEntries: 100 }),
+    });
     const { key, record } = await counted.create({ owner: "team-e", plan: "free" });
 
     await authenticate(key);

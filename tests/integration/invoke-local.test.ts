@@ -58,7 +58,7 @@ describe("serverless invoke local with every sample event", () => {
         const body = JSON.parse(String(result.body)) as Record<string, unknown>;
         if (file === "adminKeys.json") {
           assert.equal(result.statusCode, 201);
-          assert.match(String(body.key), /^gh_/);
+          assert.match(String(body.key), /^ghk_/);
           assert.equal(body.keyHash, undefined, "the hash is never shown");
         } else {
           assert.equal(result.statusCode, 200);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { APIGatewayRequestAuthorizerEvent } from "aws-lambda";
+import { issueApiKey } from "#shared/auth/api-keys.ts";
 import type { AuthorizeRequest, Decision } from "#shared/auth/identity.ts";
 import { createWsAuthorizer, wsCredentials } from "#shared/auth/ws-authorizer.ts";
 import { loadEvent } from "../support/events.ts";
@@ -31,6 +32,27 @@ describe("WebSocket $connect authorizer", () => {
       wsCredentials({ headers: { "sec-websocket-protocol": "gatehouse.v1" }, queryStringParameters: null }),
       {},
     );
+  });
+
+  it("takes an API key of either format (ghk_ or the old gh_) from the query or the subprotocol list", () => {
+    // Prepare
+    const current = issueApiKey();
+    const legacy = `gh_${"A".repeat(43)}`;
+
+    // Act
+    const fromQuery = [current, legacy].map((key) =>
+      wsCredentials({ headers: {}, queryStringParameters: { token: key } }),
+    );
+    const fromProtocol = [current, legacy].map((key) =>
+      wsCredentials({
+        headers: { "sec-websocket-protocol": `gatehouse.v1, ${key}` },
+        queryStringParameters: null,
+      }),
+    );
+
+    // Assess
+    assert.deepEqual(fromQuery, [{ apiKey: current }, { apiKey: legacy }]);
+    assert.deepEqual(fromProtocol, [{ apiKey: current }, { apiKey: legacy }]);
   });
 
   it("allows with an IAM Allow policy carrying the identity", async () => {
