@@ -134,6 +134,9 @@ function orderEvent(requestId: string): HttpEvent {
 
 type Handler = (event: HttpEvent, context: GatehouseContext) => Promise<HttpResult>;
 
+/** Lambda's longest function timeout (15 minutes). */
+const LAMBDA_MAX_TIMEOUT_MS = 900_000;
+
 function bareHandler(upstreamUrl: string): Handler {
   const url = `${upstreamUrl}/orders`;
   return async (event) => {
@@ -305,10 +308,12 @@ async function countEmfRecords(chain: Handler): Promise<number> {
 
 /** Runs `n` requests, `concurrency` at a time, and returns CPU and wall time per request. */
 async function measure(key: VariantKey, handler: Handler, n: number, concurrency: number) {
-  // Events and contexts (fresh per request, as Lambda hands them) are built before the clock starts.
+  // Events and contexts (fresh per request, as Lambda hands them) are built before the clock starts,
+  // each with Lambda's longest deadline: a run slower than a 10 s default (a loaded machine) would
+  // otherwise hit Middy's early timeout on the last requests and fail with 504s.
   const inputs = Array.from({ length: n }, (_, i) => ({
     event: orderEvent(`bench-${key}-${i}`),
-    context: lambdaContext("gatehouse-bench"),
+    context: lambdaContext("gatehouse-bench", LAMBDA_MAX_TIMEOUT_MS),
   }));
   let next = 0;
   let failures = 0;
