@@ -1,6 +1,7 @@
 import { BadGatewayError, HttpError, NotFoundError } from "../errors.ts";
 import type { HttpResult } from "../http.ts";
 import { logger } from "../observability/logger.ts";
+import { contentCodings, decodeBody } from "../upstream/encoding.ts";
 import type { UpstreamClient, UpstreamResponse } from "../upstream/http-client.ts";
 import { compilePathRewrite } from "../upstream/rewrite.ts";
 
@@ -43,11 +44,13 @@ export function compileAggregate(
     }
   >,
   clientOf: (upstream: string) => UpstreamClient,
+  maxResponseBytesOf: (upstream: string) => number,
 ) {
   return Object.entries(calls).map(([name, call]) => ({
     name,
     upstream: call.upstream,
     client: clientOf(call.upstream),
+    maxResponseBytes: maxResponseBytesOf(call.upstream),
     rewrite: compilePathRewrite(call.path),
     query: call.query,
     required: call.required,
@@ -91,7 +94,7 @@ export async function runAggregate(
           : cancelAll.signal;
         try {
           const response = await timed(call, { method: "GET", path, query, headers: requestHeaders, signal });
-          const value = readJson(call.name, response);
+          const value = readJson(call.name, response, call.maxResponseBytes);
           return { name: call.name, value };
         } catch (error) {
           // Cancelled because another call already failed the request: not a failure of its own.
@@ -136,13 +139,16 @@ export async function runAggregate(
   return { statusCode: 200, headers: headersOut, body: JSON.stringify(document ?? null) };
 }
 
-function readJson(name: string, response: UpstreamResponse): unknown {
+function readJson(name: string, response: UpstreamResponse, maxBytes: number): unknown {
   if (response.status === 404) throw new NotFoundError(`The ${name} call found nothing (upstream 404)`);
   if (response.status < 200 || response.status > 299) {
     throw new BadGatewayError(`The ${name} call answered ${response.status}`);
   }
   try {
-    return JSON.parse(response.body.toString("utf8"));
+    // Asked for identity, but an upstream may compress anyway.
+    const codings = contentCodings(response.headers["content-encoding"]);
+    const body = codings.length > 0 ? decodeBody(response.body, codings, maxBytes) : response.body;
+    return JSON.parse(body.toString("utf8"));
   } catch (error) {
     throw new BadGatewayError(`The ${name} call answered with a body that is not JSON`, { cause: error });
   }

@@ -2,7 +2,7 @@ import { type Identity, optionalIdentity } from "../auth/identity.ts";
 import { limiterDocumentClient } from "../clients/dynamodb.ts";
 import { env } from "../config/env.ts";
 import { type GatewayConfig, type RouteConfig, routeWorstCaseMs } from "../config/gateway.ts";
-import { BadRequestError, MethodNotAllowedError } from "../errors.ts";
+import { BadGatewayError, BadRequestError, MethodNotAllowedError } from "../errors.ts";
 import type { GatehouseContext, HttpEvent, HttpResult } from "../http.ts";
 import { type CorsRules, corsByRoute } from "../middleware/cors.ts";
 import { deprecation } from "../middleware/deprecation.ts";
@@ -16,6 +16,19 @@ import { createLimiter, type Limiter } from "../quota/limiter.ts";
 import { createLocalLimiter } from "../quota/local-limiter.ts";
 import { createMetering, type Metering } from "../quota/metering.ts";
 import { compileRouter, METHODS, type Method, routeKeyCandidates } from "../routing/router.ts";
+import {
+  type AcceptedCodings,
+  acceptedCodings,
+  accepts,
+  addVary,
+  BodyDecodeError,
+  canDecode,
+  contentCodings,
+  decodeBody,
+  recodedHeaders,
+  TEXT_MEDIA,
+  upstreamAcceptEncoding,
+} from "../upstream/encoding.ts";
 import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/forwarding.ts";
 import {
   createUpstreamClient,
@@ -27,9 +40,6 @@ import { createLambdaUpstreamClient } from "../upstream/lambda-client.ts";
 import { compilePathRewrite } from "../upstream/rewrite.ts";
 import { compileJmespath, mapHeaders, mapQuery, mapRequestBody, onCanary } from "../upstream/transform.ts";
 import { compileAggregate, runAggregate } from "./aggregate.ts";
-
-const TEXTUAL =
-  /^(text\/|application\/(json|problem\+json|xml|javascript|x-www-form-urlencoded)|[^;]*\+json|[^;]*\+xml)/i;
 
 type ProxyTarget = NonNullable<RouteConfig["proxy"]>["versions"][string];
 
@@ -66,6 +76,7 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
       upstream,
       forwardAuthorization,
       client: clientOf(key, upstream),
+      maxResponseBytes: gateway.upstreams[upstream]?.maxResponseBytes ?? 0,
       rewrite: compilePathRewrite(path),
       requestHeaders: request?.headers,
       requestQuery: request?.query,
@@ -104,7 +115,11 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
         },
       };
       const aggregate = route.aggregate && {
-        calls: compileAggregate(route.aggregate.calls, (upstream) => clientOf(key, upstream)),
+        calls: compileAggregate(
+          route.aggregate.calls,
+          (upstream) => clientOf(key, upstream),
+          (upstream) => gateway.upstreams[upstream]?.maxResponseBytes ?? 0,
+        ),
         merge: route.aggregate.merge === undefined ? undefined : compileJmespath(route.aggregate.merge),
         onFailure: route.aggregate.onFailure,
       };
@@ -243,7 +258,9 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
         timedUpstreamCall(context, call, request);
 
       if (route.aggregate) {
-        return runAggregate(route.aggregate, params, upstreamRequestHeaders(forwarding), timed);
+        // The gateway reads every call's JSON itself; its merged answer is compressed on the way out.
+        const headers = { ...upstreamRequestHeaders(forwarding), "accept-encoding": "identity" };
+        return runAggregate(route.aggregate, params, headers, timed);
       }
       const proxy = route.proxy;
       if (!proxy) throw new Error(`route ${route.key} has neither proxy nor aggregate`);
@@ -260,6 +277,8 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
         upstreamBody = mapRequestBody(chosen.requestBody, body.json);
         headers["content-type"] = "application/json";
       }
+      const accepted = acceptedCodings(event.headers["accept-encoding"]);
+      headers["accept-encoding"] = upstreamAcceptEncoding(accepted);
       useResponseMap(context, chosen.response);
       const response = await timed(chosen, {
         method,
@@ -275,14 +294,18 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
         ...(proxy.versions.size > 0 ? [gateway.versionHeader] : []),
         ...(proxy.canary?.header ? [proxy.canary.header] : []),
       ];
-      if (varies.length > 0) {
-        responseHeaders.vary = [responseHeaders.vary, ...varies].filter(Boolean).join(", ");
-      }
-      const textual = TEXTUAL.test(responseHeaders["content-type"] ?? "");
+      for (const name of varies) addVary(responseHeaders, name);
+      const mapsBody =
+        chosen.response?.body !== undefined &&
+        response.status >= 200 &&
+        response.status < 300 &&
+        JSON_MEDIA.test(responseHeaders["content-type"] ?? "");
+      const { body: bytes, coded } = clientBody(chosen, response, responseHeaders, accepted, mapsBody);
+      const textual = !coded && TEXT_MEDIA.test(responseHeaders["content-type"] ?? "");
       return {
         statusCode: response.status,
         headers: responseHeaders,
-        body: textual ? response.body.toString("utf8") : response.body.toString("base64"),
+        body: textual ? bytes.toString("utf8") : bytes.toString("base64"),
         isBase64Encoded: !textual,
       };
     },
@@ -297,6 +320,51 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
       ],
     },
   );
+}
+
+const JSON_MEDIA = /^application\/([\w.+-]+\+)?json\b/i;
+
+/**
+ * The body the client gets, and whether it is still content-coded. An upstream's coding passes
+ * through when the client accepts it (the compressed bytes are smaller in Lambda's answer, base64
+ * included); it is decoded when the client does not, or when the route maps the body. A coding the
+ * gateway cannot decode and the client does not accept is the upstream's fault: 502.
+ */
+function clientBody(
+  target: { upstream: string; maxResponseBytes: number },
+  response: UpstreamResponse,
+  headers: Record<string, string>,
+  accepted: AcceptedCodings,
+  mapsBody: boolean,
+): { body: Buffer; coded: boolean } {
+  const codings = contentCodings(headers["content-encoding"]);
+  if (codings.length === 0) {
+    delete headers["content-encoding"]; // "identity", if anything
+    return { body: response.body, coded: false };
+  }
+  addVary(headers, "accept-encoding");
+  if (!mapsBody && codings.every((coding) => accepts(accepted, coding)))
+    return { body: response.body, coded: true };
+  if (!canDecode(codings)) {
+    throw new BadGatewayError(
+      `The ${target.upstream} service sent a body in an encoding the client does not accept`,
+      {
+        cause: new Error(`content-encoding ${codings.join(", ")}`),
+      },
+    );
+  }
+  try {
+    const body = decodeBody(response.body, codings, target.maxResponseBytes);
+    recodedHeaders(headers, undefined);
+    return { body, coded: false };
+  } catch (error) {
+    throw new BadGatewayError(
+      error instanceof BodyDecodeError && error.tooLarge
+        ? `The ${target.upstream} service sent a response that is too large`
+        : `The ${target.upstream} service sent a body that does not match its content-encoding`,
+      { cause: error },
+    );
+  }
 }
 
 /** The upstream call, timed for the request's metrics (by upstream and answering target). */

@@ -1,3 +1,5 @@
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import {
   BrokenCircuitError,
   type CircuitBreakerPolicy,
@@ -39,7 +41,7 @@ export interface UpstreamOptions {
   followRedirects?: boolean;
   /** Random in [0, 1); injectable for tests. */
   random?: () => number;
-  /** How one attempt reaches a target; HTTP `fetch` unless given (the Lambda kind brings its own). */
+  /** How one attempt reaches a target; HTTP unless given (the Lambda kind brings its own). */
   transport?: Transport;
 }
 
@@ -202,47 +204,127 @@ function countsAgainstTarget(error: Error): boolean {
   );
 }
 
-/** The HTTP transport: `fetch` to the target's base URL plus the rewritten path, size-capped. */
+/**
+ * Keep-alive connections per container, reused across invocations (one agent per scheme). An idle
+ * connection is closed after 4 s, under the 5 s most servers keep one (Node's default), so the gateway
+ * seldom reuses one the upstream is closing; a shorter `Keep-Alive: timeout` from the upstream wins.
+ */
+const KEEP_ALIVE = { keepAlive: true, timeout: 4_000 };
+const agents = { "http:": new HttpAgent(KEEP_ALIVE), "https:": new HttpsAgent(KEEP_ALIVE) };
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 20;
+
+/**
+ * The HTTP transport: node:http(s) to the target's base URL plus the rewritten path, size-capped. Not
+ * `fetch`: it decodes compressed answers and cannot be told not to, so the bytes a `content-encoding`
+ * describes would be lost; here the body comes back exactly as the upstream sent it.
+ */
 function httpTransport(options: { maxResponseBytes: number; followRedirects: boolean }): Transport {
   return async (target, request, signal) => {
-    const url = `${target.url.replace(/\/$/, "")}${request.path}${request.query ? `?${request.query}` : ""}`;
-    const response = await fetch(url, {
-      method: request.method,
-      headers: request.headers,
-      body: request.body && request.method !== "GET" && request.method !== "HEAD" ? request.body : undefined,
-      redirect: options.followRedirects ? "follow" : "manual",
-      signal,
-    });
-    const body = await readCapped(response, options.maxResponseBytes, signal);
-    const headers: Record<string, string> = {};
-    response.headers.forEach((value, name) => {
-      headers[name] = value;
-    });
-    return { status: response.status, headers, body };
+    let url = new URL(
+      `${target.url.replace(/\/$/, "")}${request.path}${request.query ? `?${request.query}` : ""}`,
+    );
+    let { method, headers, body } = request;
+    for (let redirects = 0; ; redirects++) {
+      const response = await exchange(url, method, headers, body, options.maxResponseBytes, signal);
+      const location = response.headers.location;
+      if (!options.followRedirects || !REDIRECTS.has(response.status) || !location) return response;
+      if (redirects === MAX_REDIRECTS) throw new Error(`more than ${MAX_REDIRECTS} redirects`);
+      // As fetch does: 303 (and 301/302 after a POST) become a GET without a body; credentials stay
+      // with the origin they were meant for.
+      const next = new URL(location, url);
+      if (next.protocol !== "http:" && next.protocol !== "https:") return response;
+      if (response.status === 303 ? method !== "HEAD" : response.status <= 302 && method === "POST") {
+        method = "GET";
+        body = undefined;
+        headers = Object.fromEntries(
+          Object.entries(headers).filter(
+            ([name]) => !/^content-(type|encoding|language|location)$/.test(name),
+          ),
+        );
+      }
+      if (next.origin !== url.origin) {
+        headers = Object.fromEntries(
+          Object.entries(headers).filter(
+            ([name]) => !/^(authorization|cookie|proxy-authorization)$/.test(name),
+          ),
+        );
+      }
+      url = next;
+    }
   };
 }
 
-async function readCapped(response: Response, maxBytes: number, signal: AbortSignal): Promise<Buffer> {
-  const declared = Number(response.headers.get("content-length") ?? Number.NaN);
-  if (declared > maxBytes) {
-    await response.body?.cancel();
+/** One request and its whole answer, read up to `maxBytes` (the bytes as sent: nothing is decoded). */
+async function exchange(
+  url: URL,
+  method: string,
+  headers: Record<string, string>,
+  body: Buffer | undefined,
+  maxBytes: number,
+  signal: AbortSignal,
+): Promise<Awaited<ReturnType<Transport>>> {
+  const send = body && method !== "GET" && method !== "HEAD" ? body : undefined;
+  for (let attempt = 0; ; attempt++) {
+    let reused = false;
+    try {
+      return await new Promise((resolve, reject) => {
+        const outgoing = (url.protocol === "https:" ? httpsRequest : httpRequest)(url, {
+          method,
+          headers,
+          agent: agents[url.protocol as "http:" | "https:"],
+          signal,
+        });
+        outgoing.once("socket", () => {
+          reused = outgoing.reusedSocket;
+        });
+        outgoing.once("error", reject);
+        outgoing.once("response", (incoming) => {
+          reused = false; // an answer came: whatever fails now is the upstream's
+          readCapped(incoming, method, maxBytes).then((bytes) => {
+            const answer: Record<string, string> = {};
+            for (const [name, value] of Object.entries(incoming.headers)) {
+              if (value !== undefined) answer[name] = Array.isArray(value) ? value.join(", ") : value;
+            }
+            resolve({ status: incoming.statusCode ?? 502, headers: answer, body: bytes });
+          }, reject);
+        });
+        outgoing.end(send);
+      });
+    } catch (error) {
+      // A kept-alive connection the upstream closed while idle, before any answer: sent once more on a
+      // new connection (Node's documented use of `reusedSocket`), for idempotent methods only, since
+      // nothing proves the upstream never acted on it (RFC 9112 §9.3.1).
+      if (attempt === 0 && reused && isReset(error) && IDEMPOTENT.has(method.toUpperCase())) continue;
+      throw error;
+    }
+  }
+}
+
+function isReset(error: unknown): boolean {
+  const code = (error as { code?: string }).code;
+  return code === "ECONNRESET" || code === "EPIPE";
+}
+
+async function readCapped(incoming: IncomingMessage, method: string, maxBytes: number): Promise<Buffer> {
+  const declared = Number(incoming.headers["content-length"] ?? Number.NaN);
+  if (method !== "HEAD" && declared > maxBytes) {
+    incoming.destroy();
     throw new ResponseTooLargeError(
       `upstream response of ${declared} bytes is over the ${maxBytes}-byte cap`,
     );
   }
   const chunks: Buffer[] = [];
   let size = 0;
-  if (!response.body) return Buffer.alloc(0);
-  for await (const chunk of response.body) {
-    if (signal.aborted) throw signal.reason;
+  for await (const chunk of incoming as AsyncIterable<Buffer>) {
     size += chunk.byteLength;
     if (size > maxBytes) {
-      await response.body.cancel().catch(() => undefined);
+      incoming.destroy();
       throw new ResponseTooLargeError(`upstream response is over the ${maxBytes}-byte cap`);
     }
-    chunks.push(Buffer.from(chunk));
+    chunks.push(chunk);
   }
-  return Buffer.concat(chunks);
+  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
 }
 
 function toGatewayError(error: unknown, upstream: string, retryAfterSeconds: number): HttpError {

@@ -1,0 +1,203 @@
+import assert from "node:assert/strict";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, it, mock } from "node:test";
+import { brotliCompressSync, brotliDecompressSync, deflateSync, gunzipSync, gzipSync } from "node:zlib";
+import { defineGateway, type GatewayConfigInput, loadGateway } from "#shared/config/gateway.ts";
+import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
+import type { HttpEvent, HttpResult } from "#shared/http.ts";
+import { logger } from "#shared/observability/logger.ts";
+import { captureEmf } from "../support/emf.ts";
+import { httpEvent } from "../support/events.ts";
+import { lambdaContext } from "../support/lambda-context.ts";
+
+/**
+ * The proxy as an HTTP intermediary, through the real gateway handler (the whole Middy chain) against a
+ * real upstream on a loopback port, with API Gateway payload 2.0 events: bodies and content codings.
+ */
+
+/** A JSON document of at least `bytes` bytes, the same for the same size. */
+function documentOf(bytes: number): Buffer {
+  const items: { id: number; name: string; note: string }[] = [];
+  let size = 20;
+  for (let id = 0; size < bytes; id++) {
+    const item = { id, name: `item ${id}`, note: "an ordinary line of an ordinary JSON answer" };
+    items.push(item);
+    size += JSON.stringify(item).length + 1;
+  }
+  return Buffer.from(JSON.stringify({ items }));
+}
+
+const ENCODERS: Record<string, (body: Buffer) => Buffer> = {
+  gzip: (body) => gzipSync(body),
+  br: (body) => brotliCompressSync(body),
+  deflate: (body) => deflateSync(body),
+};
+
+/**
+ * The test upstream:
+ *   /doc?bytes=N&encode=auto|none|gzip|br|deflate|zstd   a JSON document; `auto` compresses with what the
+ *                                                       request accepts (br, then gzip), others force it
+ *   /echo                                               the headers it received, as JSON
+ */
+function startUpstream(): Promise<Server> {
+  const server = createServer((request, response) => {
+    const url = new URL(request.url ?? "/", "http://upstream");
+    request.resume();
+    request.on("end", () => {
+      if (url.pathname === "/echo") {
+        response.writeHead(200, { "content-type": "application/json" });
+        return void response.end(JSON.stringify({ headers: request.headers }));
+      }
+      if (url.pathname === "/doc") {
+        const body = documentOf(Number(url.searchParams.get("bytes") ?? 100));
+        const accepted = String(request.headers["accept-encoding"] ?? "");
+        let encode = url.searchParams.get("encode") ?? "auto";
+        if (encode === "auto")
+          encode = /\bbr\b/.test(accepted) ? "br" : /gzip/.test(accepted) ? "gzip" : "none";
+        const headers: Record<string, string> = {
+          "content-type": "application/json",
+          etag: '"doc-v1"',
+          vary: "accept-encoding",
+        };
+        if (encode === "none") return void response.writeHead(200, headers).end(body);
+        const encoder = ENCODERS[encode];
+        // zstd stands for a coding the gateway cannot decode: the bytes are left as they are.
+        return void response
+          .writeHead(200, { ...headers, "content-encoding": encode })
+          .end(encoder ? encoder(body) : body);
+      }
+      response.writeHead(404).end();
+    });
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
+}
+
+/** The body's bytes as the client gets them (base64 undone). */
+function wireBytes(result: HttpResult): Buffer {
+  return Buffer.from(String(result.body ?? ""), result.isBase64Encoded ? "base64" : "utf8");
+}
+
+/** The body as the client reads it: decoded by its `content-encoding`, which must describe the bytes. */
+function readBody(result: HttpResult): Buffer {
+  const coding = String(result.headers["content-encoding"] ?? "identity");
+  const bytes = wireBytes(result);
+  if (coding === "identity") return bytes;
+  const decode = { gzip: gunzipSync, br: brotliDecompressSync }[coding];
+  assert.ok(decode, `unexpected content-encoding ${coding}`);
+  return decode(bytes); // throws when the header does not describe the bytes
+}
+
+describe("proxy fidelity: bodies and content codings", () => {
+  let upstream: Server;
+  let handler: (event: HttpEvent) => Promise<HttpResult>;
+
+  before(async () => {
+    upstream = await startUpstream();
+    const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    const config: GatewayConfigInput = {
+      auth: {},
+      upstreams: { svc: { targets: [{ url }], retries: 0, maxResponseBytes: 1_000_000 } },
+      routes: {
+        "GET /doc": { auth: "public", proxy: { upstream: "svc", path: "/doc" } },
+        "GET /echo": { auth: "public", proxy: { upstream: "svc", path: "/echo" } },
+        "GET /mapped": {
+          auth: "public",
+          proxy: { upstream: "svc", path: "/doc", response: { body: "{ count: length(items) }" } },
+        },
+        "GET /summary": {
+          auth: "public",
+          aggregate: { calls: { doc: { upstream: "svc", path: "/doc", query: { encode: "gzip" } } } },
+        },
+      },
+    };
+    captureEmf();
+    mock.method(logger, "error", () => undefined);
+    const gatewayHandler = createGatewayHandler(
+      loadGateway(
+        defineGateway(() => config),
+        "test",
+      ),
+    );
+    handler = (event) => gatewayHandler(event, lambdaContext());
+  });
+  after(async () => {
+    mock.restoreAll();
+    await new Promise<void>((resolve) => upstream.close(() => resolve()));
+  });
+
+  const get = (routeKey: string, path: string, query: string, headers: Record<string, string> = {}) =>
+    handler(httpEvent({ method: "GET", routeKey, path, query, headers }));
+
+  it("passes an upstream's gzip through as gzip to a client that accepts it", async () => {
+    const result = await get("GET /doc", "/doc", "bytes=20000", { "accept-encoding": "gzip" });
+    assert.equal(result.statusCode, 200);
+    assert.equal(result.headers["content-encoding"], "gzip");
+    assert.equal(result.isBase64Encoded, true);
+    assert.deepEqual(readBody(result), documentOf(20_000));
+    assert.ok(wireBytes(result).byteLength < 20_000 / 4, "the compressed bytes, not the document");
+  });
+
+  it("passes br through to a client that accepts br", async () => {
+    const result = await get("GET /doc", "/doc", "bytes=20000", { "accept-encoding": "gzip, br" });
+    assert.equal(result.headers["content-encoding"], "br");
+    assert.deepEqual(readBody(result), documentOf(20_000));
+  });
+
+  it("decodes for a client that accepts no coding, even from an upstream that compresses unasked", async () => {
+    for (const encode of ["gzip", "br", "deflate"]) {
+      const result = await get("GET /doc", "/doc", `bytes=3000&encode=${encode}`);
+      assert.equal(result.statusCode, 200, encode);
+      assert.equal(result.headers["content-encoding"], undefined, encode);
+      assert.equal(result.isBase64Encoded, false, `${encode}: JSON goes back as text`);
+      assert.deepEqual(wireBytes(result), documentOf(3_000), encode);
+      assert.equal(result.headers.etag, 'W/"doc-v1"', `${encode}: a changed coding weakens the ETag`);
+      assert.match(String(result.headers.vary), /accept-encoding/i, encode);
+    }
+  });
+
+  it("decodes a coding the client did not list (deflate for a gzip-only client)", async () => {
+    const result = await get("GET /doc", "/doc", "bytes=3000&encode=deflate", { "accept-encoding": "gzip" });
+    assert.notEqual(result.headers["content-encoding"], "deflate");
+    assert.deepEqual(readBody(result), documentOf(3_000));
+  });
+
+  it("asks the upstream only for codings the client accepts and the gateway can decode", async () => {
+    const sent = async (headers: Record<string, string>) => {
+      const result = await get("GET /echo", "/echo", "", headers);
+      const echoed = JSON.parse(readBody(result).toString()) as { headers: Record<string, string> };
+      return echoed.headers["accept-encoding"];
+    };
+    assert.equal(await sent({}), "identity", "no Accept-Encoding: identity only");
+    assert.equal(await sent({ "accept-encoding": "gzip, zstd, br;q=0.5" }), "gzip, br;q=0.5");
+    assert.equal(await sent({ "accept-encoding": "zstd" }), "identity");
+  });
+
+  it("answers 502 for a coding the client does not accept and the gateway cannot decode", async () => {
+    const result = await get("GET /doc", "/doc", "bytes=3000&encode=zstd");
+    assert.equal(result.statusCode, 502);
+    assert.equal(result.headers["content-type"], "application/problem+json");
+    assert.equal(result.headers["content-encoding"], undefined);
+  });
+
+  it("maps a compressed JSON answer, and the mapped body carries no stale content-encoding", async () => {
+    const result = await get("GET /mapped", "/mapped", "bytes=3000&encode=gzip", {
+      "accept-encoding": "gzip",
+    });
+    assert.equal(result.statusCode, 200);
+    const count = (JSON.parse(String(documentOf(3_000))) as { items: unknown[] }).items.length;
+    assert.deepEqual(JSON.parse(readBody(result).toString()), { count });
+  });
+
+  it("merges a compressed answer in an aggregate route", async () => {
+    const result = await get("GET /summary", "/summary", "");
+    assert.equal(result.statusCode, 200);
+    const merged = JSON.parse(readBody(result).toString()) as { doc: { items: unknown[] } };
+    assert.ok(merged.doc.items.length > 0);
+  });
+
+  it("refuses a compressed answer that decodes past maxResponseBytes (502)", async () => {
+    const result = await get("GET /doc", "/doc", "bytes=2000000&encode=gzip");
+    assert.equal(result.statusCode, 502);
+  });
+});
