@@ -14,7 +14,12 @@ import { fileURLToPath } from "node:url";
 import { authorizer, authorizerColumns } from "./cases/authorizer.ts";
 import { coldStart, coldStartColumns } from "./cases/cold-start.ts";
 import { fanout, fanoutColumns } from "./cases/fanout.ts";
-import { gatewayChain, gatewayChainColumns } from "./cases/gateway-chain.ts";
+import {
+  gatewayBodies,
+  gatewayBodiesColumns,
+  gatewayChain,
+  gatewayChainColumns,
+} from "./cases/gateway-chain.ts";
 import { limiter, limiterColumns } from "./cases/limiter.ts";
 import { localStack, localStackColumns } from "./cases/local-stack.ts";
 import { type BenchContext, type Column, formatTable } from "./lib.ts";
@@ -70,6 +75,12 @@ const cases: Case[] = [
     "Gateway chain: CPU per request in-process (chain, bare handler, same work without Middy), latency through the local stack",
     gatewayChain,
     gatewayChainColumns,
+  ),
+  defineCase(
+    "gatewayBodies",
+    "Gateway bodies: CPU per request and Lambda answer size by content coding (pass, decode, compress), beside identity; zlib alone by level",
+    gatewayBodies,
+    gatewayBodiesColumns,
   ),
   defineCase(
     "limiter",

@@ -31,12 +31,8 @@ import { apiKeyStore } from "#shared/auth/api-keys.ts";
 import { createDocumentClient } from "#shared/clients/dynamodb.ts";
 import { freePorts, type LocalStack, startLocalStack } from "../../tests/support/local-stack.ts";
 import { type BenchContext, type Column, median, percentile, round } from "../lib.ts";
-import type {
-  Measurement,
-  VariantKey,
-  WorkerMessage,
-  WorkerOptions,
-} from "../support/gateway-chain-worker.ts";
+import type { BodiesWorkerOptions, BodyMeasurement } from "../support/gateway-bodies-worker.ts";
+import type { Measurement, VariantKey, WorkerOptions } from "../support/gateway-chain-worker.ts";
 
 export interface GatewayChainRow {
   measure: string;
@@ -126,16 +122,12 @@ async function cpuRows(ctx: BenchContext): Promise<GatewayChainRow[]> {
     rounds: Math.min(ctx.runs, MAX_ROUNDS),
     concurrencies: [1, CONCURRENCY],
   };
-  const upstream = spawn(process.execPath, [join(ctx.root, "bench", "support", "loopback-upstream.mjs")], {
-    stdio: ["pipe", "pipe", "inherit"],
-  });
-  let measurements: Measurement[];
-  try {
-    const port = await firstLine(upstream, 10_000);
-    measurements = await runWorker(ctx.root, { upstreamUrl: `http://127.0.0.1:${port}`, ...options });
-  } finally {
-    if (upstream.exitCode === null && upstream.pid !== undefined) process.kill(upstream.pid);
-  }
+  const measurements = await withLoopbackUpstream(ctx.root, (upstreamUrl) =>
+    runWorker<Measurement>(ctx.root, "gateway-chain-worker.ts", {
+      upstreamUrl,
+      ...options,
+    } satisfies WorkerOptions),
+  );
 
   const rows: GatewayChainRow[] = [];
   for (const concurrency of options.concurrencies) {
@@ -171,6 +163,22 @@ async function cpuRows(ctx: BenchContext): Promise<GatewayChainRow[]> {
   return rows;
 }
 
+/** Runs `measure` against the loopback upstream, started in a process of its own and stopped after. */
+async function withLoopbackUpstream<T>(
+  root: string,
+  measure: (upstreamUrl: string) => Promise<T>,
+): Promise<T> {
+  const upstream = spawn(process.execPath, [join(root, "bench", "support", "loopback-upstream.mjs")], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  try {
+    const port = await firstLine(upstream, 10_000);
+    return await measure(`http://127.0.0.1:${port}`);
+  } finally {
+    if (upstream.exitCode === null && upstream.pid !== undefined) process.kill(upstream.pid);
+  }
+}
+
 /** The first line a child prints on stdout (the upstream's port). */
 async function firstLine(child: ChildProcess, timeoutMs: number): Promise<string> {
   const stdout = child.stdout;
@@ -189,9 +197,9 @@ async function firstLine(child: ChildProcess, timeoutMs: number): Promise<string
   throw new Error(`the loopback upstream exited (${String(child.exitCode)}) without printing its port`);
 }
 
-/** Forks the worker with stdout discarded and a fixed environment; resolves with its measurements. */
-async function runWorker(root: string, options: WorkerOptions): Promise<Measurement[]> {
-  const worker = fork(join(root, "bench", "support", "gateway-chain-worker.ts"), [JSON.stringify(options)], {
+/** Forks a worker with stdout discarded and a fixed environment; resolves with its measurements. */
+async function runWorker<M>(root: string, file: string, options: object): Promise<M[]> {
+  const worker = fork(join(root, "bench", "support", file), [JSON.stringify(options)], {
     cwd: root,
     execArgv: ["--import", "tsx", "--expose-gc"],
     stdio: ["ignore", "ignore", "pipe", "ipc"],
@@ -211,15 +219,15 @@ async function runWorker(root: string, options: WorkerOptions): Promise<Measurem
   worker.stderr?.on("data", (chunk: Buffer) => {
     stderr += chunk.toString();
   });
-  let message: WorkerMessage | undefined;
+  let message: { ok: true; measurements: M[] } | { ok: false; error: string } | undefined;
   worker.on("message", (received) => {
-    message = received as WorkerMessage;
+    message = received as typeof message;
   });
   // "close", not "exit": it comes once the IPC channel is drained too, so the result is never missed.
   const [code, signal] = (await once(worker, "close")) as [number | null, NodeJS.Signals | null];
   if (message?.ok) return message.measurements;
   const why = message ? message.error : `it exited (${signal ?? `code ${String(code)}`}) without a result`;
-  throw new Error(`gateway chain: the in-process measurement failed: ${why}${stderr ? `\n${stderr}` : ""}`);
+  throw new Error(`${file}: the in-process measurement failed: ${why}${stderr ? `\n${stderr}` : ""}`);
 }
 
 /**
@@ -320,4 +328,76 @@ async function latencyRows(): Promise<GatewayChainRow[]> {
   } finally {
     await stack.stop();
   }
+}
+
+/**
+ * Bodies through the gateway (case `gatewayBodies`): for JSON documents of several sizes, the chain's
+ * CPU per request and the size of Lambda's answer (the serialised result, base64 included) for each
+ * way a body travels (pass an upstream's coding through, decode it, compress in the gateway), beside
+ * the identity request in the same run; then zlib alone at several levels on the same document, its
+ * CPU per call as a share of that identity request. Decides the gateway's compression policy
+ * (docs/proxying.md).
+ */
+export interface GatewayBodyRow {
+  measure: string;
+  /** The JSON document's size, bytes. */
+  bodyBytes: number;
+  /** CPU µs per request (chain) or per call (codec): the median of the rounds. */
+  cpuUs: number;
+  /** Over the identity request's CPU at this size, median of the per-round ratios. */
+  cpuRatio: number;
+  /** Lambda's answer, bytes (codec rows: as it would be with this output, base64). */
+  envelopeBytes: number;
+  /** Over the identity request's answer. */
+  envelopeRatio: number;
+  /** CPU µs per round, in run order. */
+  samples: number[];
+}
+
+export const gatewayBodiesColumns: Column<GatewayBodyRow>[] = [
+  { header: "measure", value: (r) => r.measure },
+  { header: "document B", value: (r) => r.bodyBytes },
+  { header: "CPU µs", value: (r) => r.cpuUs, decimals: 1 },
+  { header: "× identity CPU", value: (r) => r.cpuRatio, decimals: 2 },
+  { header: "answer B", value: (r) => r.envelopeBytes },
+  { header: "× identity answer", value: (r) => r.envelopeRatio, decimals: 2 },
+];
+
+/** Document sizes: under and around a compression threshold, a typical page, a large listing. */
+const BODY_SIZES = [512, 1_024, 2_048, 16_384, 262_144];
+
+export async function gatewayBodies(ctx: BenchContext): Promise<GatewayBodyRow[]> {
+  const options = { sizes: BODY_SIZES, rounds: Math.min(ctx.runs, MAX_ROUNDS) };
+  const measurements = await withLoopbackUpstream(ctx.root, (upstreamUrl) =>
+    runWorker<BodyMeasurement>(ctx.root, "gateway-bodies-worker.ts", {
+      upstreamUrl,
+      ...options,
+    } satisfies BodiesWorkerOptions),
+  );
+  const rows: GatewayBodyRow[] = [];
+  for (const size of options.sizes) {
+    const atSize = measurements.filter((m) => m.size === size);
+    const baseline = atSize.filter((m) => m.kind === "chain" && m.key === "identity");
+    const keys = [...new Set(atSize.map((m) => `${m.kind}:${m.key}`))];
+    for (const key of keys) {
+      const own = atSize.filter((m) => `${m.kind}:${m.key}` === key).sort((a, b) => a.round - b.round);
+      const first = own[0];
+      if (!first) continue;
+      const ratios = own.flatMap((m) => {
+        const base = baseline.find((b) => b.round === m.round);
+        return base ? [m.cpuUs / base.cpuUs] : [];
+      });
+      const baseEnvelope = baseline[0]?.envelopeBytes ?? Number.NaN;
+      rows.push({
+        measure: `${first.kind === "chain" ? "request" : "zlib only"}: ${first.label}`,
+        bodyBytes: size,
+        cpuUs: round(median(own.map((m) => m.cpuUs))),
+        cpuRatio: round(median(ratios), 2),
+        envelopeBytes: first.envelopeBytes,
+        envelopeRatio: round(first.envelopeBytes / baseEnvelope, 2),
+        samples: own.map((m) => round(m.cpuUs)),
+      });
+    }
+  }
+  return rows;
 }

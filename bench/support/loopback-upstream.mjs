@@ -1,13 +1,31 @@
 // @ts-check
 // The loopback upstream of the gateway-chain bench, run as its own process so that its CPU is never
 // counted in the measuring process's: `POST /orders` answers 201 with the order it was sent and an
-// id (a small JSON body), anything else 404. Keep-alive stays on (Node's server default) with a long
+// id (a small JSON body); `GET /doc?bytes=N&encode=auto|none|gzip|br` answers a JSON document of about
+// N bytes (bench/support/json-document.mjs), compressed once and kept: `auto` with what the request's
+// Accept-Encoding names (br, then gzip), `none`, `gzip` or `br` whatever it says. Anything else 404. Keep-alive stays on (Node's server default) with a long
 // idle timeout, so a measured run reuses its connections. It listens on 127.0.0.1, a free port, and
 // prints the port as its first line; it exits when its stdin closes (its parent is gone).
 
 import { createServer } from "node:http";
+import { brotliCompressSync, gzipSync } from "node:zlib";
+import { jsonDocument } from "./json-document.mjs";
 
 let next = 0;
+
+/** @type {Map<string, Buffer>} */
+const documents = new Map();
+/** @param {number} bytes @param {string} coding */
+function documentIn(bytes, coding) {
+  const key = `${bytes}:${coding}`;
+  let body = documents.get(key);
+  if (!body) {
+    const plain = jsonDocument(bytes);
+    body = coding === "gzip" ? gzipSync(plain) : coding === "br" ? brotliCompressSync(plain) : plain;
+    documents.set(key, body);
+  }
+  return body;
+}
 
 const server = createServer((request, response) => {
   /** @type {Buffer[]} */
@@ -21,6 +39,22 @@ const server = createServer((request, response) => {
         .writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) })
         .end(body);
     };
+    const url = new URL(request.url ?? "/", "http://upstream");
+    if (request.method === "GET" && url.pathname === "/doc") {
+      const accepted = String(request.headers["accept-encoding"] ?? "");
+      let coding = url.searchParams.get("encode") ?? "auto";
+      if (coding === "auto")
+        coding = /\bbr\b/.test(accepted) ? "br" : /\bgzip\b/.test(accepted) ? "gzip" : "none";
+      const body = documentIn(Number(url.searchParams.get("bytes") ?? 1024), coding);
+      return response
+        .writeHead(200, {
+          "content-type": "application/json",
+          "content-length": body.byteLength,
+          vary: "accept-encoding",
+          ...(coding === "none" ? {} : { "content-encoding": coding }),
+        })
+        .end(body);
+    }
     if (request.method !== "POST" || request.url !== "/orders") return json(404, { error: "not found" });
     try {
       const order = JSON.parse(Buffer.concat(chunks).toString("utf8"));

@@ -1,0 +1,242 @@
+/**
+ * The in-process half of the gateway-bodies bench (bench/cases/gateway-chain.ts, case `gatewayBodies`),
+ * forked like the gateway-chain worker with stdout discarded (the chain writes an EMF record per
+ * request there) and an IPC channel for the result:
+ * `node --import tsx --expose-gc bench/support/gateway-bodies-worker.ts '<BodiesWorkerOptions JSON>'`.
+ *
+ * For each document size, the real gateway handler proxies `GET /doc` to the loopback upstream (another
+ * process, so compressing there is never counted) under each way a body can travel (VARIANTS): what
+ * the client accepts and what the upstream sends decide whether the gateway passes the bytes, decodes
+ * them, or compresses them itself. Each request's answer is decoded by its own `content-encoding` and
+ * compared with the document, before anything is timed. Beside them, the codec alone (zlib, in this
+ * process) at several levels, on the same document.
+ */
+import { brotliCompressSync, brotliDecompressSync, constants, gunzipSync, gzipSync } from "node:zlib";
+import { defineGateway, loadGateway } from "#shared/config/gateway.ts";
+import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
+import type { HttpEvent, HttpResult } from "#shared/http.ts";
+import { lambdaContext } from "../../tests/support/lambda-context.ts";
+import { jsonDocument } from "./json-document.mjs";
+
+export interface BodiesWorkerOptions {
+  upstreamUrl: string;
+  /** Document sizes, bytes. */
+  sizes: number[];
+  /** Measurements per variant and size, in rotated order. */
+  rounds: number;
+}
+
+/** How a body travels: the client's Accept-Encoding, what the upstream is told to send, what must come out. */
+export interface Variant {
+  key: string;
+  label: string;
+  acceptEncoding?: string;
+  encode: "auto" | "none" | "gzip" | "br";
+  /** The content-encoding the client must get (undefined: none). */
+  expect?: "gzip" | "br";
+}
+
+export const VARIANTS: Variant[] = [
+  { key: "identity", label: "identity both ways (baseline)", encode: "none" },
+  {
+    key: "passGzip",
+    label: "upstream gzip, client gzip: passed",
+    acceptEncoding: "gzip",
+    encode: "auto",
+    expect: "gzip",
+  },
+  {
+    key: "passBr",
+    label: "upstream br, client br: passed",
+    acceptEncoding: "br",
+    encode: "auto",
+    expect: "br",
+  },
+  { key: "decodeGzip", label: "upstream gzip, client identity: decoded", encode: "gzip" },
+  { key: "decodeBr", label: "upstream br, client identity: decoded", encode: "br" },
+];
+
+/** One codec call on the document, in this process. */
+const CODECS: { label: string; run: (body: Buffer) => Buffer }[] = [
+  ...[1, 6, 9].map((level) => ({
+    label: `gzip level ${level}`,
+    run: (body: Buffer) => gzipSync(body, { level }),
+  })),
+  ...[1, 4, 5, 6, 11].map((quality) => ({
+    label: `br quality ${quality}`,
+    run: (body: Buffer) =>
+      brotliCompressSync(body, {
+        params: {
+          [constants.BROTLI_PARAM_QUALITY]: quality,
+          [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
+          [constants.BROTLI_PARAM_SIZE_HINT]: body.byteLength,
+        },
+      }),
+  })),
+];
+
+export interface BodyMeasurement {
+  kind: "chain" | "codec";
+  key: string;
+  label: string;
+  size: number;
+  round: number;
+  /** Process CPU per request, the runtime's JSON.stringify of the answer included (chain), or per codec call, µs. */
+  cpuUs: number;
+  /** The Lambda answer as the runtime serialises it (chain), or the identity answer with this output as its base64 body (codec). */
+  envelopeBytes: number;
+  /** The body bytes on the wire to the client (decoded base64). */
+  wireBytes: number;
+}
+
+export type BodiesWorkerMessage =
+  | { ok: true; measurements: BodyMeasurement[] }
+  | { ok: false; error: string };
+
+/** Requests per measurement: fewer for larger documents, so each size takes about as long. */
+const requestsFor = (size: number) => Math.max(60, Math.min(1_500, Math.round(6_000_000 / size)));
+
+function docEvent(size: number, variant: Variant, i: number): HttpEvent {
+  return {
+    version: "2.0",
+    routeKey: "GET /doc",
+    rawPath: "/doc",
+    rawQueryString: `bytes=${size}&encode=${variant.encode}`,
+    headers: {
+      accept: "application/json",
+      host: "x8k2m4p1qz.execute-api.us-east-1.amazonaws.com",
+      "user-agent": "gatehouse-bench",
+      "x-forwarded-for": "203.0.113.10",
+      "x-forwarded-proto": "https",
+      ...(variant.acceptEncoding ? { "accept-encoding": variant.acceptEncoding } : {}),
+    },
+    requestContext: {
+      accountId: "123456789012",
+      apiId: "x8k2m4p1qz",
+      domainName: "x8k2m4p1qz.execute-api.us-east-1.amazonaws.com",
+      domainPrefix: "x8k2m4p1qz",
+      http: {
+        method: "GET",
+        path: "/doc",
+        protocol: "HTTP/1.1",
+        sourceIp: "203.0.113.10",
+        userAgent: "gatehouse-bench",
+      },
+      requestId: `bench-body-${variant.key}-${i}`,
+      routeKey: "GET /doc",
+      stage: "$default",
+      time: "21/Nov/2026:05:00:00 +0000",
+      timeEpoch: 1795237200000,
+    },
+    isBase64Encoded: false,
+  };
+}
+
+type Handler = (event: HttpEvent) => Promise<HttpResult>;
+
+const wire = (result: HttpResult) =>
+  Buffer.from(String(result.body ?? ""), result.isBase64Encoded ? "base64" : "utf8");
+
+/** The request's answer, checked: 200, the promised coding, and bytes that decode to the document. */
+function check(result: HttpResult, variant: Variant, document: Buffer): void {
+  const coding = result.headers["content-encoding"] as string | undefined;
+  if (result.statusCode !== 200 || coding !== variant.expect) {
+    throw new Error(
+      `${variant.key}: ${result.statusCode}, content-encoding ${coding}: ${String(result.body).slice(0, 200)}`,
+    );
+  }
+  const bytes = wire(result);
+  const decoded =
+    coding === "gzip" ? gunzipSync(bytes) : coding === "br" ? brotliDecompressSync(bytes) : bytes;
+  if (!decoded.equals(document)) throw new Error(`${variant.key}: the body is not the document`);
+}
+
+const LAMBDA_MAX_TIMEOUT_MS = 900_000;
+
+async function measureChain(handler: Handler, size: number, variant: Variant, n: number) {
+  const events = Array.from({ length: n }, (_, i) => docEvent(size, variant, i));
+  let last: HttpResult | undefined;
+  (globalThis as { gc?: () => void }).gc?.();
+  const cpu0 = process.cpuUsage();
+  for (const event of events) {
+    last = await handler(event);
+    // What the Node runtime does with the answer; its cost grows with what the body became.
+    JSON.stringify(last);
+    if (last.statusCode !== 200) throw new Error(`${variant.key}: ${last.statusCode} ${String(last.body)}`);
+  }
+  const cpu = process.cpuUsage(cpu0);
+  if (!last) throw new Error("no requests");
+  return {
+    cpuUs: (cpu.user + cpu.system) / n,
+    envelopeBytes: Buffer.byteLength(JSON.stringify(last)),
+    wireBytes: wire(last).byteLength,
+  };
+}
+
+function measureCodec(run: (body: Buffer) => Buffer, document: Buffer, n: number, identity: HttpResult) {
+  let out: Buffer = Buffer.alloc(0);
+  (globalThis as { gc?: () => void }).gc?.();
+  const cpu0 = process.cpuUsage();
+  for (let i = 0; i < n; i++) out = run(document);
+  const cpu = process.cpuUsage(cpu0);
+  const envelope = {
+    ...identity,
+    headers: { ...identity.headers, "content-encoding": "gzip" },
+    body: out.toString("base64"),
+    isBase64Encoded: true,
+  };
+  return {
+    cpuUs: (cpu.user + cpu.system) / n,
+    envelopeBytes: Buffer.byteLength(JSON.stringify(envelope)),
+    wireBytes: out.byteLength,
+  };
+}
+
+async function main(options: BodiesWorkerOptions): Promise<BodyMeasurement[]> {
+  const gatewayHandler = createGatewayHandler(
+    loadGateway(
+      defineGateway(() => ({
+        auth: { issuers: [] },
+        upstreams: { docs: { targets: [{ url: options.upstreamUrl }], timeoutMs: 5_000, retries: 0 } },
+        routes: { "GET /doc": { auth: "public", proxy: { upstream: "docs", path: "/doc" } } },
+      })),
+      "bench",
+    ),
+  );
+  const handler: Handler = (event) =>
+    gatewayHandler(event, lambdaContext("gatehouse-bench", LAMBDA_MAX_TIMEOUT_MS));
+  const measurements: BodyMeasurement[] = [];
+  for (const size of options.sizes) {
+    const document = jsonDocument(size);
+    for (const variant of VARIANTS) check(await handler(docEvent(size, variant, -1)), variant, document);
+    const identity = await handler(docEvent(size, VARIANTS[0] as Variant, -1));
+    const n = requestsFor(size);
+    for (const variant of VARIANTS) await measureChain(handler, size, variant, Math.ceil(n / 4)); // warm-up
+    for (let round = 0; round < options.rounds; round++) {
+      for (let j = 0; j < VARIANTS.length; j++) {
+        const variant = VARIANTS[(round + j) % VARIANTS.length] as Variant;
+        const result = await measureChain(handler, size, variant, n);
+        measurements.push({ kind: "chain", key: variant.key, label: variant.label, size, round, ...result });
+      }
+      for (const codec of CODECS) {
+        const result = measureCodec(codec.run, document, Math.max(5, Math.round(n / 2)), identity);
+        measurements.push({ kind: "codec", key: codec.label, label: codec.label, size, round, ...result });
+      }
+    }
+  }
+  return measurements;
+}
+
+const send = (message: BodiesWorkerMessage) =>
+  new Promise<void>((resolve) => {
+    if (!process.send) throw new Error("gateway-bodies-worker runs forked by the bench, with an IPC channel");
+    process.send(message, () => resolve());
+  });
+
+try {
+  const measurements = await main(JSON.parse(process.argv[2] ?? "{}") as BodiesWorkerOptions);
+  await send({ ok: true, measurements });
+} catch (error) {
+  await send({ ok: false, error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+}
+process.exit(0);
