@@ -78,7 +78,7 @@ const cases: Case[] = [
   ),
   defineCase(
     "gatewayBodies",
-    "Gateway bodies: CPU per request and Lambda answer size by content coding (pass, decode, compress), beside identity; zlib alone by level",
+    "Gateway bodies: CPU per request and Lambda answer size by how a body travels (pass an upstream's coding, decode it, compress at two levels), beside identity",
     gatewayBodies,
     gatewayBodiesColumns,
   ),

@@ -198,12 +198,17 @@ async function firstLine(child: ChildProcess, timeoutMs: number): Promise<string
 }
 
 /** Forks a worker with stdout discarded and a fixed environment; resolves with its measurements. */
-async function runWorker<M>(root: string, file: string, options: object): Promise<M[]> {
+async function runWorker<M>(
+  root: string,
+  file: string,
+  options: object,
+  timeoutMs = WORKER_TIMEOUT_MS,
+): Promise<M[]> {
   const worker = fork(join(root, "bench", "support", file), [JSON.stringify(options)], {
     cwd: root,
     execArgv: ["--import", "tsx", "--expose-gc"],
     stdio: ["ignore", "ignore", "pipe", "ipc"],
-    timeout: WORKER_TIMEOUT_MS,
+    timeout: timeoutMs,
     // Nothing inherited (no NODE_OPTIONS, no AWS profile): what serverless.yml sets for the functions.
     // WARN keeps the logger quiet; at prod's INFO a successful request logs nothing either.
     env: {
@@ -332,21 +337,21 @@ async function latencyRows(): Promise<GatewayChainRow[]> {
 
 /**
  * Bodies through the gateway (case `gatewayBodies`): for JSON documents of several sizes, the chain's
- * CPU per request and the size of Lambda's answer (the serialised result, base64 included) for each
- * way a body travels (pass an upstream's coding through, decode it, compress in the gateway), beside
- * the identity request in the same run; then zlib alone at several levels on the same document, its
- * CPU per call as a share of that identity request. Decides the gateway's compression policy
- * (docs/proxying.md).
+ * CPU per request (the runtime's serialisation of the answer included) and the size of Lambda's
+ * answer (the serialised result, base64 included) for each way a body travels: the upstream's coding
+ * passed through, decoded, or the gateway compressing at two gzip levels and two brotli qualities.
+ * Each is beside the identity request at the same size in the same run. Decides the gateway's
+ * compression policy (docs/proxying.md).
  */
 export interface GatewayBodyRow {
   measure: string;
   /** The JSON document's size, bytes. */
   bodyBytes: number;
-  /** CPU µs per request (chain) or per call (codec): the median of the rounds. */
+  /** CPU µs per request: the median of the rounds. */
   cpuUs: number;
   /** Over the identity request's CPU at this size, median of the per-round ratios. */
   cpuRatio: number;
-  /** Lambda's answer, bytes (codec rows: as it would be with this output, base64). */
+  /** Lambda's answer, bytes. */
   envelopeBytes: number;
   /** Over the identity request's answer. */
   envelopeRatio: number;
@@ -363,24 +368,28 @@ export const gatewayBodiesColumns: Column<GatewayBodyRow>[] = [
   { header: "× identity answer", value: (r) => r.envelopeRatio, decimals: 2 },
 ];
 
+/** The bodies worker's own limit: about a minute on an idle machine, several on a loaded one. */
+const BODIES_WORKER_TIMEOUT_MS = 600_000;
+
 /** Document sizes: under and around a compression threshold, a typical page, a large listing. */
 const BODY_SIZES = [512, 1_024, 2_048, 16_384, 262_144];
 
 export async function gatewayBodies(ctx: BenchContext): Promise<GatewayBodyRow[]> {
   const options = { sizes: BODY_SIZES, rounds: Math.min(ctx.runs, MAX_ROUNDS) };
   const measurements = await withLoopbackUpstream(ctx.root, (upstreamUrl) =>
-    runWorker<BodyMeasurement>(ctx.root, "gateway-bodies-worker.ts", {
-      upstreamUrl,
-      ...options,
-    } satisfies BodiesWorkerOptions),
+    runWorker<BodyMeasurement>(
+      ctx.root,
+      "gateway-bodies-worker.ts",
+      { upstreamUrl, ...options } satisfies BodiesWorkerOptions,
+      BODIES_WORKER_TIMEOUT_MS,
+    ),
   );
   const rows: GatewayBodyRow[] = [];
   for (const size of options.sizes) {
     const atSize = measurements.filter((m) => m.size === size);
-    const baseline = atSize.filter((m) => m.kind === "chain" && m.key === "identity");
-    const keys = [...new Set(atSize.map((m) => `${m.kind}:${m.key}`))];
-    for (const key of keys) {
-      const own = atSize.filter((m) => `${m.kind}:${m.key}` === key).sort((a, b) => a.round - b.round);
+    const baseline = atSize.filter((m) => m.key === "identity");
+    for (const key of [...new Set(atSize.map((m) => m.key))]) {
+      const own = atSize.filter((m) => m.key === key).sort((a, b) => a.round - b.round);
       const first = own[0];
       if (!first) continue;
       const ratios = own.flatMap((m) => {
@@ -389,7 +398,7 @@ export async function gatewayBodies(ctx: BenchContext): Promise<GatewayBodyRow[]
       });
       const baseEnvelope = baseline[0]?.envelopeBytes ?? Number.NaN;
       rows.push({
-        measure: `${first.kind === "chain" ? "request" : "zlib only"}: ${first.label}`,
+        measure: first.label,
         bodyBytes: size,
         cpuUs: round(median(own.map((m) => m.cpuUs))),
         cpuRatio: round(median(ratios), 2),

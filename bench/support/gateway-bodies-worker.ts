@@ -7,12 +7,12 @@
  * For each document size, the real gateway handler proxies `GET /doc` to the loopback upstream (another
  * process, so compressing there is never counted) under each way a body can travel (VARIANTS): what
  * the client accepts and what the upstream sends decide whether the gateway passes the bytes, decodes
- * them, or compresses them itself. Each request's answer is decoded by its own `content-encoding` and
- * compared with the document, before anything is timed. Beside them, the codec alone (zlib, in this
- * process) at several levels, on the same document.
+ * them, or compresses them itself, at the levels a variant names and at every size (`minBytes` 0, so
+ * the rows show where compressing stops paying). Each variant's answer is decoded by its own
+ * `content-encoding` and compared with the document before anything is timed.
  */
-import { brotliCompressSync, brotliDecompressSync, constants, gunzipSync, gzipSync } from "node:zlib";
-import { defineGateway, loadGateway } from "#shared/config/gateway.ts";
+import { brotliDecompressSync, gunzipSync } from "node:zlib";
+import { defineGateway, type GatewayConfigInput, loadGateway } from "#shared/config/gateway.ts";
 import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
 import type { HttpEvent, HttpResult } from "#shared/http.ts";
 import { lambdaContext } from "../../tests/support/lambda-context.ts";
@@ -26,6 +26,8 @@ export interface BodiesWorkerOptions {
   rounds: number;
 }
 
+type Levels = { gzipLevel?: number; brotliQuality?: number };
+
 /** How a body travels: the client's Accept-Encoding, what the upstream is told to send, what must come out. */
 export interface Variant {
   key: string;
@@ -34,7 +36,18 @@ export interface Variant {
   encode: "auto" | "none" | "gzip" | "br";
   /** The content-encoding the client must get (undefined: none). */
   expect?: "gzip" | "br";
+  /** The gateway's compression levels, when it compresses (else the config's defaults). */
+  levels?: Levels;
 }
+
+const gateway = (coding: "gzip" | "br", level: number): Variant => ({
+  key: `gateway-${coding}-${level}`,
+  label: `upstream identity, client ${coding}: gateway ${coding === "gzip" ? "gzip level" : "br quality"} ${level}`,
+  acceptEncoding: coding,
+  encode: "none",
+  expect: coding,
+  levels: coding === "gzip" ? { gzipLevel: level } : { brotliQuality: level },
+});
 
 export const VARIANTS: Variant[] = [
   { key: "identity", label: "identity both ways (baseline)", encode: "none" },
@@ -54,39 +67,21 @@ export const VARIANTS: Variant[] = [
   },
   { key: "decodeGzip", label: "upstream gzip, client identity: decoded", encode: "gzip" },
   { key: "decodeBr", label: "upstream br, client identity: decoded", encode: "br" },
-];
-
-/** One codec call on the document, in this process. */
-const CODECS: { label: string; run: (body: Buffer) => Buffer }[] = [
-  ...[1, 6, 9].map((level) => ({
-    label: `gzip level ${level}`,
-    run: (body: Buffer) => gzipSync(body, { level }),
-  })),
-  ...[1, 4, 5, 6, 11].map((quality) => ({
-    label: `br quality ${quality}`,
-    run: (body: Buffer) =>
-      brotliCompressSync(body, {
-        params: {
-          [constants.BROTLI_PARAM_QUALITY]: quality,
-          [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
-          [constants.BROTLI_PARAM_SIZE_HINT]: body.byteLength,
-        },
-      }),
-  })),
+  gateway("gzip", 1),
+  gateway("gzip", 6),
+  gateway("br", 1),
+  gateway("br", 4),
 ];
 
 export interface BodyMeasurement {
-  kind: "chain" | "codec";
   key: string;
   label: string;
   size: number;
   round: number;
-  /** Process CPU per request, the runtime's JSON.stringify of the answer included (chain), or per codec call, µs. */
+  /** Process CPU per request, the runtime's JSON.stringify of the answer included, µs. */
   cpuUs: number;
-  /** The Lambda answer as the runtime serialises it (chain), or the identity answer with this output as its base64 body (codec). */
+  /** The Lambda answer as the runtime serialises it, bytes. */
   envelopeBytes: number;
-  /** The body bytes on the wire to the client (decoded base64). */
-  wireBytes: number;
 }
 
 export type BodiesWorkerMessage =
@@ -94,7 +89,9 @@ export type BodiesWorkerMessage =
   | { ok: false; error: string };
 
 /** Requests per measurement: fewer for larger documents, so each size takes about as long. */
-const requestsFor = (size: number) => Math.max(60, Math.min(1_500, Math.round(6_000_000 / size)));
+const requestsFor = (size: number) => Math.max(40, Math.min(400, Math.round(2_000_000 / size)));
+
+const LAMBDA_MAX_TIMEOUT_MS = 900_000;
 
 function docEvent(size: number, variant: Variant, i: number): HttpEvent {
   return {
@@ -134,8 +131,22 @@ function docEvent(size: number, variant: Variant, i: number): HttpEvent {
 
 type Handler = (event: HttpEvent) => Promise<HttpResult>;
 
-const wire = (result: HttpResult) =>
-  Buffer.from(String(result.body ?? ""), result.isBase64Encoded ? "base64" : "utf8");
+/** The real gateway handler with one route to the loopback upstream and these compression levels. */
+function gatewayHandler(upstreamUrl: string, levels: Levels = {}): Handler {
+  const config: GatewayConfigInput = {
+    auth: { issuers: [] },
+    upstreams: { docs: { targets: [{ url: upstreamUrl }], timeoutMs: 5_000, retries: 0 } },
+    compression: { minBytes: 0, ...levels },
+    routes: { "GET /doc": { auth: "public", proxy: { upstream: "docs", path: "/doc" } } },
+  };
+  const handler = createGatewayHandler(
+    loadGateway(
+      defineGateway(() => config),
+      "bench",
+    ),
+  );
+  return (event) => handler(event, lambdaContext("gatehouse-bench", LAMBDA_MAX_TIMEOUT_MS));
+}
 
 /** The request's answer, checked: 200, the promised coding, and bytes that decode to the document. */
 function check(result: HttpResult, variant: Variant, document: Buffer): void {
@@ -145,15 +156,13 @@ function check(result: HttpResult, variant: Variant, document: Buffer): void {
       `${variant.key}: ${result.statusCode}, content-encoding ${coding}: ${String(result.body).slice(0, 200)}`,
     );
   }
-  const bytes = wire(result);
+  const bytes = Buffer.from(String(result.body ?? ""), result.isBase64Encoded ? "base64" : "utf8");
   const decoded =
     coding === "gzip" ? gunzipSync(bytes) : coding === "br" ? brotliDecompressSync(bytes) : bytes;
   if (!decoded.equals(document)) throw new Error(`${variant.key}: the body is not the document`);
 }
 
-const LAMBDA_MAX_TIMEOUT_MS = 900_000;
-
-async function measureChain(handler: Handler, size: number, variant: Variant, n: number) {
+async function measure(handler: Handler, size: number, variant: Variant, n: number) {
   const events = Array.from({ length: n }, (_, i) => docEvent(size, variant, i));
   let last: HttpResult | undefined;
   (globalThis as { gc?: () => void }).gc?.();
@@ -166,61 +175,26 @@ async function measureChain(handler: Handler, size: number, variant: Variant, n:
   }
   const cpu = process.cpuUsage(cpu0);
   if (!last) throw new Error("no requests");
-  return {
-    cpuUs: (cpu.user + cpu.system) / n,
-    envelopeBytes: Buffer.byteLength(JSON.stringify(last)),
-    wireBytes: wire(last).byteLength,
-  };
-}
-
-function measureCodec(run: (body: Buffer) => Buffer, document: Buffer, n: number, identity: HttpResult) {
-  let out: Buffer = Buffer.alloc(0);
-  (globalThis as { gc?: () => void }).gc?.();
-  const cpu0 = process.cpuUsage();
-  for (let i = 0; i < n; i++) out = run(document);
-  const cpu = process.cpuUsage(cpu0);
-  const envelope = {
-    ...identity,
-    headers: { ...identity.headers, "content-encoding": "gzip" },
-    body: out.toString("base64"),
-    isBase64Encoded: true,
-  };
-  return {
-    cpuUs: (cpu.user + cpu.system) / n,
-    envelopeBytes: Buffer.byteLength(JSON.stringify(envelope)),
-    wireBytes: out.byteLength,
-  };
+  return { cpuUs: (cpu.user + cpu.system) / n, envelopeBytes: Buffer.byteLength(JSON.stringify(last)) };
 }
 
 async function main(options: BodiesWorkerOptions): Promise<BodyMeasurement[]> {
-  const gatewayHandler = createGatewayHandler(
-    loadGateway(
-      defineGateway(() => ({
-        auth: { issuers: [] },
-        upstreams: { docs: { targets: [{ url: options.upstreamUrl }], timeoutMs: 5_000, retries: 0 } },
-        routes: { "GET /doc": { auth: "public", proxy: { upstream: "docs", path: "/doc" } } },
-      })),
-      "bench",
-    ),
+  const handlers = new Map(
+    VARIANTS.map((variant) => [variant, gatewayHandler(options.upstreamUrl, variant.levels)]),
   );
-  const handler: Handler = (event) =>
-    gatewayHandler(event, lambdaContext("gatehouse-bench", LAMBDA_MAX_TIMEOUT_MS));
+  const handlerOf = (variant: Variant) => handlers.get(variant) as Handler;
   const measurements: BodyMeasurement[] = [];
   for (const size of options.sizes) {
     const document = jsonDocument(size);
-    for (const variant of VARIANTS) check(await handler(docEvent(size, variant, -1)), variant, document);
-    const identity = await handler(docEvent(size, VARIANTS[0] as Variant, -1));
+    for (const variant of VARIANTS)
+      check(await handlerOf(variant)(docEvent(size, variant, -1)), variant, document);
     const n = requestsFor(size);
-    for (const variant of VARIANTS) await measureChain(handler, size, variant, Math.ceil(n / 4)); // warm-up
+    for (const variant of VARIANTS) await measure(handlerOf(variant), size, variant, Math.ceil(n / 4)); // warm-up
     for (let round = 0; round < options.rounds; round++) {
       for (let j = 0; j < VARIANTS.length; j++) {
         const variant = VARIANTS[(round + j) % VARIANTS.length] as Variant;
-        const result = await measureChain(handler, size, variant, n);
-        measurements.push({ kind: "chain", key: variant.key, label: variant.label, size, round, ...result });
-      }
-      for (const codec of CODECS) {
-        const result = measureCodec(codec.run, document, Math.max(5, Math.round(n / 2)), identity);
-        measurements.push({ kind: "codec", key: codec.label, label: codec.label, size, round, ...result });
+        const result = await measure(handlerOf(variant), size, variant, n);
+        measurements.push({ key: variant.key, label: variant.label, size, round, ...result });
       }
     }
   }

@@ -199,16 +199,17 @@ const headerName = v.pipe(
 );
 /**
  * Headers a mapping may not touch: the gateway's own identity and forwarding headers, the caller's
- * credentials for the gateway (`forwardAuthorization` is the one way to pass `Authorization` on), and
- * hop-by-hop ones.
+ * credentials for the gateway (`forwardAuthorization` is the one way to pass `Authorization` on), the
+ * content coding (the gateway negotiates it, so that `Content-Encoding` always describes the bytes),
+ * and hop-by-hop ones.
  */
 const RESERVED_HEADER =
-  /^(x-gatehouse-.*|x-forwarded-.*|x-request-id|authorization|x-api-key|host|content-length|connection|keep-alive|te|trailer|transfer-encoding|upgrade|proxy-.*)$/;
+  /^(x-gatehouse-.*|x-forwarded-.*|x-request-id|authorization|x-api-key|host|content-length|content-encoding|accept-encoding|connection|keep-alive|te|trailer|transfer-encoding|upgrade|proxy-.*)$/;
 const mappableHeader = v.pipe(
   headerName,
   v.check(
     (name) => !RESERVED_HEADER.test(name),
-    "this header is the gateway's own (identity, credentials, forwarding, request id or hop-by-hop) and cannot be mapped",
+    "this header is the gateway's own (identity, credentials, forwarding, request id, content coding or hop-by-hop) and cannot be mapped",
   ),
 );
 const queryName = v.pipe(v.string(), v.minLength(1), v.maxLength(128));
@@ -349,6 +350,26 @@ const CorsSchema = v.pipe(
     'origins "*" with credentials would let any site call with the user\'s cookies; list the origins',
   ),
 );
+
+/** Defaults chosen with `npm run bench -- gatewayBodies` (docs/proxying.md). */
+const COMPRESSION_DEFAULTS = { minBytes: 1_024, gzipLevel: 1, brotliQuality: 1 };
+const CompressionSchema = v.strictObject({
+  /** The smallest body compressed, in bytes. */
+  minBytes: v.optional(
+    v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1_048_576)),
+    COMPRESSION_DEFAULTS.minBytes,
+  ),
+  /** zlib's gzip level, 1 (fastest) to 9 (smallest). */
+  gzipLevel: v.optional(
+    v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(9)),
+    COMPRESSION_DEFAULTS.gzipLevel,
+  ),
+  /** Brotli's quality, 0 (fastest) to 11 (smallest; far too slow for answers made per request). */
+  brotliQuality: v.optional(
+    v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(11)),
+    COMPRESSION_DEFAULTS.brotliQuality,
+  ),
+});
 
 const BodySchema = v.object({
   /** Largest request body in bytes (Lambda takes at most 6 MB). */
@@ -543,6 +564,17 @@ export const GatewayConfigSchema = v.object({
   ),
   /** Default CORS for every proxied route (a route's own `cors` replaces it). */
   cors: v.optional(CorsSchema),
+  /**
+   * Answers of the gateway function that are not compressed yet are compressed (br, else gzip, as the
+   * client accepts) when they are text-like; `false` never compresses. See docs/proxying.md.
+   */
+  compression: v.optional(
+    v.union(
+      [CompressionSchema, v.literal(false)],
+      "compression is { minBytes, gzipLevel, brotliQuality } or false",
+    ),
+    COMPRESSION_DEFAULTS,
+  ),
   upstreams: v.optional(
     v.record(
       v.pipe(

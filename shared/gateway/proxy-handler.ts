@@ -9,6 +9,7 @@ import { deprecation } from "../middleware/deprecation.ts";
 import { httpHandler } from "../middleware/http-handler.ts";
 import { type BodyRules, compileBodySchema, parsedBody, requestBody } from "../middleware/request-body.ts";
 import { recordUpstream, requestMetrics } from "../middleware/request-metrics.ts";
+import { compressForClient, responseCompression } from "../middleware/response-compression.ts";
 import { responseTransform, useResponseMap } from "../middleware/response-transform.ts";
 import { usageLimits } from "../middleware/usage-limits.ts";
 import { createLimitPolicy } from "../quota/limit-policy.ts";
@@ -300,7 +301,18 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
         response.status >= 200 &&
         response.status < 300 &&
         JSON_MEDIA.test(responseHeaders["content-type"] ?? "");
-      const { body: bytes, coded } = clientBody(chosen, response, responseHeaders, accepted, mapsBody);
+      let { body: bytes, coded } = clientBody(chosen, response, responseHeaders, accepted, mapsBody);
+      // Compressed here, from the bytes, unless a mapping will change the body (the compression step
+      // does it then): turning a large body into a string only to turn it back costs more than zlib.
+      const compressed =
+        !coded && !mapsBody && gateway.compression
+          ? compressForClient(
+              bytes,
+              { status: response.status, method, headers: responseHeaders, accepted },
+              gateway.compression,
+            )
+          : undefined;
+      if (compressed) [bytes, coded] = [compressed, true];
       const textual = !coded && TEXT_MEDIA.test(responseHeaders["content-type"] ?? "");
       return {
         statusCode: response.status,
@@ -316,6 +328,8 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
         ...(usage ? [usage.meter] : []),
         corsStep,
         deprecationStep,
+        // Middy runs these in reverse: the mapping, then compression of the final body, then the rest.
+        ...(gateway.compression ? [responseCompression(gateway.compression)] : []),
         responseTransform(),
       ],
     },

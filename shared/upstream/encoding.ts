@@ -145,16 +145,18 @@ export function decodeBody(body: Buffer, codings: readonly string[], maxBytes: n
   return bytes;
 }
 
-/** Gzip level and brotli quality for answers compressed on the fly (see docs/proxying.md). */
-export const GZIP_LEVEL = 6;
-export const BROTLI_QUALITY = 4;
+/** How hard the gateway compresses: zlib's gzip level (1-9) and brotli's quality (0-11). */
+export interface CompressionLevels {
+  gzipLevel: number;
+  brotliQuality: number;
+}
 
-/** Compresses a body for a client; brotli in text mode at a quality meant for dynamic answers. */
-export function compressBody(body: Buffer, coding: GatewayCoding): Buffer {
-  if (coding === "gzip") return gzipSync(body, { level: GZIP_LEVEL });
+/** Compresses a body for a client; brotli in text mode, told the input's size. */
+export function compressBody(body: Buffer, coding: GatewayCoding, levels: CompressionLevels): Buffer {
+  if (coding === "gzip") return gzipSync(body, { level: levels.gzipLevel });
   return brotliCompressSync(body, {
     params: {
-      [constants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY,
+      [constants.BROTLI_PARAM_QUALITY]: levels.brotliQuality,
       [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
       [constants.BROTLI_PARAM_SIZE_HINT]: body.byteLength,
     },
@@ -165,11 +167,14 @@ export function compressBody(body: Buffer, coding: GatewayCoding): Buffer {
  * Headers of an answer whose content coding the gateway changed: the ETag is weakened (a strong one
  * names exact bytes, RFC 9110 §8.8.1) and digests of the old bytes are dropped.
  */
-export function recodedHeaders(headers: Record<string, string>, coding: string | undefined): void {
+export function recodedHeaders(
+  headers: Record<string, string | number | boolean>,
+  coding: string | undefined,
+): void {
   if (coding) headers["content-encoding"] = coding;
   else delete headers["content-encoding"];
   const etag = headers.etag;
-  if (etag && !etag.startsWith("W/")) headers.etag = `W/${etag}`;
+  if (typeof etag === "string" && !etag.startsWith("W/")) headers.etag = `W/${etag}`;
   delete headers["content-md5"];
   delete headers["content-digest"];
   delete headers["repr-digest"];

@@ -53,13 +53,11 @@ function startUpstream(): Promise<Server> {
         const body = documentOf(Number(url.searchParams.get("bytes") ?? 100));
         const accepted = String(request.headers["accept-encoding"] ?? "");
         let encode = url.searchParams.get("encode") ?? "auto";
-        if (encode === "auto")
+        const headers: Record<string, string> = { "content-type": "application/json", etag: '"doc-v1"' };
+        if (encode === "auto") {
           encode = /\bbr\b/.test(accepted) ? "br" : /gzip/.test(accepted) ? "gzip" : "none";
-        const headers: Record<string, string> = {
-          "content-type": "application/json",
-          etag: '"doc-v1"',
-          vary: "accept-encoding",
-        };
+          headers.vary = "accept-encoding"; // only this upstream's answer depends on it
+        }
         if (encode === "none") return void response.writeHead(200, headers).end(body);
         const encoder = ENCODERS[encode];
         // zstd stands for a coding the gateway cannot decode: the bytes are left as they are.
@@ -104,6 +102,10 @@ describe("proxy fidelity: bodies and content codings", () => {
         "GET /mapped": {
           auth: "public",
           proxy: { upstream: "svc", path: "/doc", response: { body: "{ count: length(items) }" } },
+        },
+        "GET /mapped-large": {
+          auth: "public",
+          proxy: { upstream: "svc", path: "/doc", response: { body: "{ names: items[].name }" } },
         },
         "GET /summary": {
           auth: "public",
@@ -194,6 +196,40 @@ describe("proxy fidelity: bodies and content codings", () => {
     assert.equal(result.statusCode, 200);
     const merged = JSON.parse(readBody(result).toString()) as { doc: { items: unknown[] } };
     assert.ok(merged.doc.items.length > 0);
+  });
+
+  it("compresses a large text answer the upstream sent plain, for a client that accepts br or gzip", async () => {
+    for (const [accept, coding] of [
+      ["gzip, deflate, br", "br"],
+      ["gzip", "gzip"],
+      ["br;q=0.5, gzip", "gzip"],
+    ] as const) {
+      const result = await get("GET /doc", "/doc", "bytes=20000&encode=none", { "accept-encoding": accept });
+      assert.equal(result.headers["content-encoding"], coding, accept);
+      assert.equal(result.isBase64Encoded, true, accept);
+      assert.deepEqual(readBody(result), documentOf(20_000), accept);
+      assert.ok(wireBytes(result).byteLength < 20_000 / 4, accept);
+      assert.match(String(result.headers.vary), /accept-encoding/i, accept);
+      assert.equal(result.headers.etag, 'W/"doc-v1"', accept);
+    }
+  });
+
+  it("leaves small answers and identity clients uncompressed; a compressible answer still varies on Accept-Encoding", async () => {
+    const small = await get("GET /doc", "/doc", "bytes=200&encode=none", { "accept-encoding": "gzip" });
+    assert.equal(small.headers["content-encoding"], undefined);
+    const plain = await get("GET /doc", "/doc", "bytes=20000&encode=none");
+    assert.equal(plain.headers["content-encoding"], undefined);
+    assert.deepEqual(wireBytes(plain), documentOf(20_000));
+    assert.match(String(plain.headers.vary), /accept-encoding/i, "a client that accepts gzip would get gzip");
+  });
+
+  it("compresses the mapped body, not the upstream's", async () => {
+    const result = await get("GET /mapped-large", "/mapped-large", "bytes=20000&encode=gzip", {
+      "accept-encoding": "gzip",
+    });
+    assert.equal(result.headers["content-encoding"], "gzip");
+    const mapped = JSON.parse(readBody(result).toString()) as { names: string[] };
+    assert.equal(mapped.names[0], "item 0");
   });
 
   it("refuses a compressed answer that decodes past maxResponseBytes (502)", async () => {

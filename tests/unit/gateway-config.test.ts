@@ -238,6 +238,36 @@ describe("gateway config validation", () => {
     );
   });
 
+  it("refuses compression levels out of range and a mapped content coding, naming the fields", () => {
+    const config = base();
+    config.compression = { minBytes: -1, gzipLevel: 0, brotliQuality: 12 };
+    config.upstreams = { svc: { targets: [{ url: "https://svc.internal" }] } };
+    config.routes["GET /a"] = {
+      auth: "public",
+      proxy: { upstream: "svc", path: "/a", response: { headers: { set: { "content-encoding": "gzip" } } } },
+    };
+    const problems = problemsOf(config);
+    for (const field of ["compression.minBytes", "compression.gzipLevel", "compression.brotliQuality"]) {
+      assert.ok(
+        problems.some((p) => p.startsWith(`${field}: `)),
+        `${field}\n${problems.join("\n")}`,
+      );
+    }
+    assert.ok(
+      problems.some((p) =>
+        /^routes\.GET \/a\.proxy\.response\.headers\.set\.content-encoding: this header is the gateway's own/.test(
+          p,
+        ),
+      ),
+      problems.join("\n"),
+    );
+    const defaults = loadGateway(
+      defineGateway(() => base()),
+      "test",
+    );
+    assert.deepEqual(defaults.compression, { minBytes: 1_024, gzipLevel: 1, brotliQuality: 1 });
+  });
+
   it("checks usage plans and route limits against each other", () => {
     const config = base();
     config.upstreams = { svc: { targets: [{ url: "https://svc.internal" }] } };
