@@ -20,3 +20,22 @@ export function json(statusCode: number, body: unknown, headers: Record<string, 
     body: JSON.stringify(body),
   };
 }
+
+/**
+ * Lambda's limit on a synchronous invocation's payload, the event and the result alike: 6 MB, where
+ * Lambda's MB is 1,048,576 bytes (AWS Lambda quotas). Both travel as JSON, so a binary body counts in
+ * base64 and a text body with its JSON escapes.
+ */
+export const LAMBDA_PAYLOAD_LIMIT_BYTES = 6 * 1_048_576;
+
+/**
+ * Room kept for what surrounds a body: request line and headers (API Gateway takes at most 10 KB of
+ * them), the request context, an upstream's response headers (Node reads at most 16 KB) and the JSON.
+ */
+export const ENVELOPE_ALLOWANCE_BYTES = 32 * 1_024;
+
+/** The largest body that always fits an event or a result beside the allowance: 4 bytes per 3 in base64. */
+export function largestBody(base64: boolean): number {
+  const room = LAMBDA_PAYLOAD_LIMIT_BYTES - ENVELOPE_ALLOWANCE_BYTES;
+  return base64 ? Math.floor(room / 4) * 3 : room;
+}

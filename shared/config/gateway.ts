@@ -1,6 +1,7 @@
 import ipaddr from "ipaddr.js";
 import * as v from "valibot";
 import { SCOPE_TOKEN } from "../auth/scopes.ts";
+import { largestBody } from "../http.ts";
 import { jmespathProblem } from "../upstream/transform.ts";
 import { CHAT_ACTIONS, type ChatAction } from "../ws/protocol.ts";
 
@@ -139,10 +140,21 @@ const resilience = {
     }),
     {},
   ),
-  /** Lambda answers at most 6 MB. */
+  /**
+   * The largest answer read from the upstream (and the most a compressed one may decode to). It must
+   * fit Lambda's 6 MB answer in base64, headers beside it: at most 4,694,016.
+   */
   maxResponseBytes: v.optional(
-    v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(6_000_000)),
-    5_000_000,
+    v.pipe(
+      v.number(),
+      v.integer(),
+      v.minValue(1),
+      v.maxValue(
+        largestBody(true),
+        `at most ${largestBody(true)}: a binary answer travels in base64 (4 bytes per 3) inside Lambda's 6 MB (6,291,456-byte) answer`,
+      ),
+    ),
+    4_500_000,
   ),
 };
 
@@ -371,9 +383,27 @@ const CompressionSchema = v.strictObject({
   ),
 });
 
+/** Media types API Gateway passes as text; any other request body may arrive base64. */
+const TEXT_BODY = /^(text\/[\w.+*-]+|application\/([\w.+-]+\+)?json)$/i;
+
 const BodySchema = v.object({
-  /** Largest request body in bytes (Lambda takes at most 6 MB). */
-  maxBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(6_000_000)), 1_048_576),
+  /**
+   * Largest request body in bytes. The body reaches the function inside API Gateway's event, which
+   * Lambda takes up to 6 MB: at most 4,694,016 when a binary (base64) body is accepted, 6,258,688 when
+   * only JSON or text is.
+   */
+  maxBytes: v.optional(
+    v.pipe(
+      v.number(),
+      v.integer(),
+      v.minValue(1),
+      v.maxValue(
+        largestBody(false),
+        `at most ${largestBody(false)}: the event that carries the body must fit Lambda's 6 MB`,
+      ),
+    ),
+    1_048_576,
+  ),
   /** Accepted media types; `*\/*` accepts any. */
   contentTypes: v.optional(
     v.pipe(
@@ -744,6 +774,16 @@ export function loadGateway(definition: GatewayDefinition, stage: string): Gatew
       if (!routeParams.has(param)) problems.push(`${where}: {${param}} is not a parameter of the route`);
     }
   };
+  for (const [key, route] of Object.entries(config.routes)) {
+    if (
+      !route.body.contentTypes.every((type) => TEXT_BODY.test(type)) &&
+      route.body.maxBytes > largestBody(true)
+    ) {
+      problems.push(
+        `routes.${key}.body.maxBytes: at most ${largestBody(true)} when the route accepts ${route.body.contentTypes.join(", ")}: a binary body arrives base64 (4 bytes per 3) in an event Lambda takes up to 6 MB`,
+      );
+    }
+  }
   for (const [key, route] of Object.entries(config.routes)) {
     const routeParams = new Set(paramsOf(key));
     if (route.proxy && route.aggregate) {

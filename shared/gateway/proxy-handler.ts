@@ -10,6 +10,7 @@ import { httpHandler } from "../middleware/http-handler.ts";
 import { type BodyRules, compileBodySchema, parsedBody, requestBody } from "../middleware/request-body.ts";
 import { recordUpstream, requestMetrics } from "../middleware/request-metrics.ts";
 import { compressForClient, responseCompression } from "../middleware/response-compression.ts";
+import { responseSize } from "../middleware/response-size.ts";
 import { responseTransform, useResponseMap } from "../middleware/response-transform.ts";
 import { usageLimits } from "../middleware/usage-limits.ts";
 import { createLimitPolicy } from "../quota/limit-policy.ts";
@@ -326,9 +327,11 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
       response: [
         metricsStep.publish,
         ...(usage ? [usage.meter] : []),
+        responseSize(),
         corsStep,
         deprecationStep,
-        // Middy runs these in reverse: the mapping, then compression of the final body, then the rest.
+        // Middy runs these in reverse: the mapping, compression of the final body, deprecation and
+        // CORS headers, the size of the whole answer, then metering and metrics (which see a 502).
         ...(gateway.compression ? [responseCompression(gateway.compression)] : []),
         responseTransform(),
       ],

@@ -237,3 +237,89 @@ describe("proxy fidelity: bodies and content codings", () => {
     assert.equal(result.statusCode, 502);
   });
 });
+
+/** Lambda's documented limit for a synchronous invocation's response: 6 MB, where MB means 1,048,576. */
+const LAMBDA_RESPONSE_LIMIT = 6 * 1_048_576;
+
+describe("proxy fidelity: sizes, on the envelope Lambda returns", () => {
+  let upstream: Server;
+  let handler: (event: HttpEvent) => Promise<HttpResult>;
+  let emf: Record<string, unknown>[] = [];
+
+  before(async () => {
+    // /binary?bytes=N: octet-stream; /quotes?bytes=N: text/plain of `"`, which JSON escapes to two bytes.
+    upstream = createServer((request, response) => {
+      const url = new URL(request.url ?? "/", "http://upstream");
+      const bytes = Number(url.searchParams.get("bytes"));
+      request.resume();
+      if (url.pathname === "/binary") {
+        return void response
+          .writeHead(200, { "content-type": "application/octet-stream" })
+          .end(Buffer.alloc(bytes, 7));
+      }
+      response.writeHead(200, { "content-type": "text/plain" }).end('"'.repeat(bytes));
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    mock.method(logger, "error", () => undefined);
+    emf = captureEmf();
+    const gatewayHandler = createGatewayHandler(
+      loadGateway(
+        defineGateway(() => ({
+          auth: {},
+          upstreams: { big: { targets: [{ url }], retries: 0 } }, // maxResponseBytes: the default
+          routes: {
+            "GET /binary": { auth: "public", proxy: { upstream: "big", path: "/binary" } },
+            "GET /quotes": { auth: "public", proxy: { upstream: "big", path: "/quotes" } },
+          },
+        })),
+        "test",
+      ),
+    );
+    handler = (event) => gatewayHandler(event, lambdaContext());
+  });
+  after(async () => {
+    mock.restoreAll();
+    await new Promise<void>((resolve) => upstream.close(() => resolve()));
+  });
+
+  const get = (path: string, bytes: number, headers: Record<string, string> = {}) =>
+    handler(httpEvent({ method: "GET", routeKey: `GET ${path}`, path, query: `bytes=${bytes}`, headers }));
+  const envelope = (result: HttpResult) => Buffer.byteLength(JSON.stringify(result));
+
+  it("answers 502 to a binary body of 5,000,000 bytes, the old default cap (6.67 MB once in base64)", async () => {
+    const result = await get("/binary", 5_000_000);
+    assert.equal(result.statusCode, 502);
+    assert.equal(result.headers["content-type"], "application/problem+json");
+  });
+
+  it("fits a binary body at the default cap in Lambda's answer, base64 included", async () => {
+    const result = await get("/binary", 4_500_000);
+    assert.equal(result.statusCode, 200);
+    assert.ok(envelope(result) <= LAMBDA_RESPONSE_LIMIT, `${envelope(result)} bytes`);
+  });
+
+  it("turns an answer whose envelope would pass 6 MB into a 502 problem+json from the gateway", async () => {
+    emf.length = 0;
+    const result = await get("/quotes", 4_000_000); // 4 MB of text, 8 MB once JSON escapes it
+    assert.equal(result.statusCode, 502);
+    const records = emf.filter((record) => record.route === "GET /quotes" && "Requests" in record);
+    assert.deepEqual(
+      records.map((record) => record.Status5XX),
+      [1],
+      "metrics record the request once, as the 502",
+    );
+    assert.equal(result.headers["content-type"], "application/problem+json");
+    const problem = JSON.parse(String(result.body)) as { detail: string; requestId: string };
+    assert.doesNotMatch(problem.detail, /bytes|escape|Lambda/, "a 5XX says nothing of the cause");
+    assert.ok(result.headers["x-request-id"]);
+    assert.equal(result.headers["x-content-type-options"], "nosniff");
+  });
+
+  it("delivers the same answer compressed to a client that accepts gzip, since it then fits", async () => {
+    const result = await get("/quotes", 4_000_000, { "accept-encoding": "gzip" });
+    assert.equal(result.statusCode, 200);
+    assert.equal(result.headers["content-encoding"], "gzip");
+    assert.equal(gunzipSync(wireBytes(result)).byteLength, 4_000_000);
+  });
+});

@@ -268,6 +268,47 @@ describe("gateway config validation", () => {
     assert.deepEqual(defaults.compression, { minBytes: 1_024, gzipLevel: 1, brotliQuality: 1 });
   });
 
+  it("refuses body and answer limits that cannot fit Lambda's 6 MB, base64 included, naming the fields", () => {
+    const config = base();
+    config.upstreams = {
+      old: { targets: [{ url: "https://old.internal" }], maxResponseBytes: 5_000_000 },
+      edge: { targets: [{ url: "https://edge.internal" }], maxResponseBytes: 4_694_016 },
+    };
+    config.routes["POST /files"] = {
+      auth: "public",
+      proxy: { upstream: "edge", path: "/files" },
+      body: { maxBytes: 6_000_000, contentTypes: ["*/*"] },
+    };
+    config.routes["POST /forms"] = {
+      auth: "public",
+      proxy: { upstream: "edge", path: "/forms" },
+      body: { maxBytes: 4_694_017, contentTypes: ["application/json", "application/x-www-form-urlencoded"] },
+    };
+    config.routes["POST /json"] = {
+      auth: "public",
+      proxy: { upstream: "edge", path: "/json" },
+      body: { maxBytes: 6_000_000 },
+    };
+    config.routes["POST /huge"] = {
+      auth: "public",
+      proxy: { upstream: "edge", path: "/huge" },
+      body: { maxBytes: 6_291_456 },
+    };
+    const problems = problemsOf(config);
+    const refused = (field: string) => problems.some((p) => p.startsWith(`${field}: at most `));
+    assert.ok(refused("upstreams.old.maxResponseBytes"), problems.join("\n"));
+    assert.ok(!refused("upstreams.edge.maxResponseBytes"), "4,694,016 bytes fit in base64");
+    assert.ok(refused("routes.POST /huge.body.maxBytes"), problems.join("\n"));
+    delete config.upstreams.old;
+    delete config.routes["POST /huge"];
+    const crossField = problemsOf(config);
+    assert.deepEqual(
+      crossField.map((p) => p.split(":")[0]),
+      ["routes.POST /files.body.maxBytes", "routes.POST /forms.body.maxBytes"],
+      "a JSON-only body of 6,000,000 bytes fits; binary ones are counted in base64",
+    );
+  });
+
   it("checks usage plans and route limits against each other", () => {
     const config = base();
     config.upstreams = { svc: { targets: [{ url: "https://svc.internal" }] } };
