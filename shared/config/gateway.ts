@@ -587,6 +587,23 @@ export const GatewayConfigSchema = v.object({
     adminScope: v.optional(scope, "gatehouse:admin"),
   }),
   ipRules: v.optional(IpRulesSchema, { allow: [], deny: [] }),
+  /**
+   * Proxies in front of API Gateway (a CDN, a corporate proxy), as CIDR blocks: a request that comes
+   * from one keeps its X-Forwarded-For chain and Forwarded elements, extended by the gateway. Empty
+   * (the default): the gateway is the first hop, and a client's own forwarding headers are dropped.
+   */
+  trustedProxies: v.optional(
+    v.array(
+      v.pipe(
+        cidr,
+        v.check(
+          (block) => !block.endsWith("/0"),
+          "a /0 block trusts every address, so any client could forge its X-Forwarded-For; list your proxies' ranges",
+        ),
+      ),
+    ),
+    [],
+  ),
   /** The request header that picks a route's `proxy.versions` entry. */
   versionHeader: v.optional(
     v.pipe(v.string(), v.regex(/^[a-z0-9-]+$/, "a lower-case header name")),

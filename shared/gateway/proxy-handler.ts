@@ -1,4 +1,5 @@
 import { type Identity, optionalIdentity } from "../auth/identity.ts";
+import { compileIpRules } from "../auth/ip-rules.ts";
 import { limiterDocumentClient } from "../clients/dynamodb.ts";
 import { env } from "../config/env.ts";
 import { type GatewayConfig, type RouteConfig, routeWorstCaseMs } from "../config/gateway.ts";
@@ -201,6 +202,11 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
         },
       })
     : undefined;
+  // API Gateway is HTTPS only; serverless-offline (the local stack) serves plain HTTP.
+  const proto: "http" | "https" = env.isOffline ? "http" : "https";
+  const trustedRanges = compileIpRules({ allow: gateway.trustedProxies, deny: [] });
+  const trustedProxy = (ip: string | undefined) =>
+    gateway.trustedProxies.length > 0 && trustedRanges(ip).allowed;
   const bodyStep = requestBody((event) => {
     const route = routeOf(event);
     return route && { rules: route.body, ...(route.validate ? { validate: route.validate } : {}) };
@@ -255,6 +261,8 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
         identity,
         requestId: context.requestId,
         sourceIp: event.requestContext.http.sourceIp,
+        proto,
+        trusted: trustedProxy,
       };
       const timed = (call: { upstream: string; client: UpstreamClient }, request: UpstreamRequest) =>
         timedUpstreamCall(context, call, request);

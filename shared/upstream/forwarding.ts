@@ -1,3 +1,4 @@
+import ipaddr from "ipaddr.js";
 import type { Identity } from "../auth/identity.ts";
 import { formatScopes } from "../auth/scopes.ts";
 
@@ -23,15 +24,24 @@ export interface ForwardingContext {
   headers: Record<string, string | undefined>;
   identity: Identity | undefined;
   requestId: string;
+  /** The address that connected to API Gateway (`requestContext.http.sourceIp`). */
   sourceIp: string | undefined;
   /** Pass `Authorization` on to the upstream (off by default: it was meant for the gateway). */
   forwardAuthorization?: boolean;
+  /** The scheme the client reached the gateway by: `https` on API Gateway (the default), `http` locally. */
+  proto?: "https" | "http";
+  /** Whether `sourceIp` is a proxy the config trusts (`trustedProxies`), whose forwarding headers are kept. */
+  trusted?: (ip: string | undefined) => boolean;
 }
+
+/** Client headers that claim to say where the request came from: rebuilt from the gateway's view. */
+const FORWARDING = new Set(["forwarded", "x-real-ip"]);
 
 /**
  * The headers an upstream receives: the client's end-to-end headers, without the gateway's own
- * credentials and without anything claiming to be a gateway identity header; then the caller's
- * identity as trusted `x-gatehouse-*` headers, `X-Forwarded-*`, and the request id.
+ * credentials and without anything claiming to be a gateway identity header or a forwarding header;
+ * then the caller's identity as trusted `x-gatehouse-*` headers, the forwarding headers as the gateway
+ * saw the request (`X-Forwarded-For`, `-Proto`, `-Host`, RFC 7239 `Forwarded`), and the request id.
  */
 export function upstreamRequestHeaders(context: ForwardingContext): Record<string, string> {
   const out: Record<string, string> = {};
@@ -39,7 +49,7 @@ export function upstreamRequestHeaders(context: ForwardingContext): Record<strin
     const name = rawName.toLowerCase();
     if (value === undefined || HOP_BY_HOP.has(name) || name.startsWith(IDENTITY_HEADER_PREFIX)) continue;
     if (name === "x-api-key" || (name === "authorization" && !context.forwardAuthorization)) continue;
-    if (name.startsWith("x-forwarded-")) continue; // rebuilt below
+    if (name.startsWith("x-forwarded-") || FORWARDING.has(name)) continue; // rebuilt below
     out[name] = value;
   }
   const identity = context.identity;
@@ -51,13 +61,63 @@ export function upstreamRequestHeaders(context: ForwardingContext): Record<strin
     if (identity.tenant) out[`${IDENTITY_HEADER_PREFIX}tenant`] = identity.tenant;
     if (identity.keyId) out[`${IDENTITY_HEADER_PREFIX}key-id`] = identity.keyId;
   }
-  const forwardedFor = context.headers["x-forwarded-for"] ?? context.sourceIp;
-  if (forwardedFor) out["x-forwarded-for"] = forwardedFor;
-  out["x-forwarded-proto"] = context.headers["x-forwarded-proto"] ?? "https";
-  const host = context.headers.host;
-  if (host) out["x-forwarded-host"] = host;
+  Object.assign(out, forwardingHeaders(context));
   out["x-request-id"] = context.requestId;
   return out;
+}
+
+/**
+ * `X-Forwarded-For`: the source IP, or, behind a trusted proxy, the chain it sent ending with its own
+ * address (API Gateway has already appended it; serverless-offline has not). `X-Forwarded-Proto` and
+ * `-Host`: the scheme and `Host` the gateway was reached by. `Forwarded` (RFC 7239): an element for
+ * this hop, after a trusted proxy's own elements (or ones made from its X-Forwarded-For). Addresses
+ * are not obfuscated; IPv6 ones are quoted, and a value that is no address becomes `unknown`.
+ */
+function forwardingHeaders(context: ForwardingContext): Record<string, string> {
+  const { sourceIp, proto = "https" } = context;
+  const host = context.headers.host;
+  const trusted = sourceIp !== undefined && context.trusted?.(sourceIp) === true;
+  const chain = trusted ? listOf(context.headers["x-forwarded-for"]) : [];
+  if (sourceIp && chain.at(-1) !== sourceIp) chain.push(sourceIp);
+  const earlier = trusted
+    ? (context.headers.forwarded ??
+      chain
+        .slice(0, -1)
+        .map((address) => `for=${node(address)}`)
+        .join(", "))
+    : "";
+  const own = [
+    `for=${sourceIp ? node(sourceIp) : "unknown"}`,
+    ...(host ? [`host=${tokenOrQuoted(host)}`] : []),
+    `proto=${proto}`,
+  ].join(";");
+  return {
+    ...(chain.length > 0 ? { "x-forwarded-for": chain.join(", ") } : {}),
+    "x-forwarded-proto": proto,
+    ...(host ? { "x-forwarded-host": host } : {}),
+    forwarded: earlier ? `${earlier}, ${own}` : own,
+  };
+}
+
+function listOf(header: string | undefined): string[] {
+  return (header ?? "")
+    .split(",")
+    .map((item) => item.trim())
+    .filter(Boolean);
+}
+
+/** An RFC 7239 node for an address: IPv4 as it is, IPv6 bracketed and quoted, anything else `unknown`. */
+function node(address: string): string {
+  if (!ipaddr.isValid(address)) return "unknown";
+  return ipaddr.parse(address).kind() === "ipv6" ? `"[${address}]"` : address;
+}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** A parameter value: a token as it is, anything else a quoted-string (RFC 7230 §3.2.6). */
+function tokenOrQuoted(value: string): string {
+  if (TOKEN.test(value)) return value;
+  // qdtext: tab, space, visible ASCII and obs-text; `"` and `\` escaped, anything else dropped.
+  return `"${value.replace(/[^\t -~\u0080-\u00ff]/g, "").replace(/(["\\])/g, "\\$1")}"`;
 }
 
 /** The upstream's response headers as the client receives them (hop-by-hop ones dropped). */

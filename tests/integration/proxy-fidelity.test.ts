@@ -323,3 +323,101 @@ describe("proxy fidelity: sizes, on the envelope Lambda returns", () => {
     assert.equal(gunzipSync(wireBytes(result)).byteLength, 4_000_000);
   });
 });
+
+describe("proxy fidelity: what the upstream is told about the request (forwarding)", () => {
+  let upstream: Server;
+  let handler: (event: HttpEvent) => Promise<HttpResult>;
+
+  before(async () => {
+    upstream = await startUpstream();
+    const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    captureEmf();
+    const gatewayHandler = createGatewayHandler(
+      loadGateway(
+        defineGateway(() => ({
+          auth: {},
+          // A CDN in front of API Gateway, whose X-Forwarded-For the gateway keeps.
+          trustedProxies: ["198.51.100.0/24", "2001:db8:cd::/48"],
+          upstreams: { svc: { targets: [{ url }], retries: 0 } },
+          routes: { "GET /echo": { auth: "public", proxy: { upstream: "svc", path: "/echo" } } },
+        })),
+        "test",
+      ),
+    );
+    handler = (event) => gatewayHandler(event, lambdaContext());
+  });
+  after(async () => {
+    mock.restoreAll();
+    await new Promise<void>((resolve) => upstream.close(() => resolve()));
+  });
+
+  /** The headers the upstream received for a request from `sourceIp` with these headers. */
+  const received = async (sourceIp: string, headers: Record<string, string> = {}) => {
+    const event = httpEvent({ method: "GET", routeKey: "GET /echo", path: "/echo", headers, sourceIp });
+    const result = await handler(event);
+    assert.equal(result.statusCode, 200);
+    return (JSON.parse(readBody(result).toString()) as { headers: Record<string, string> }).headers;
+  };
+
+  it("sends the source IP as X-Forwarded-For, whatever chain or X-Real-IP the client sent", async () => {
+    const headers = await received("203.0.113.10", {
+      "x-forwarded-for": "10.0.0.1, 192.0.2.99",
+      "x-real-ip": "10.0.0.1",
+    });
+    assert.equal(headers["x-forwarded-for"], "203.0.113.10");
+    assert.equal(headers["x-real-ip"], undefined, "another header that claims the client's address");
+  });
+
+  it("drops the chain API Gateway appended the source to, when the source is no trusted proxy", async () => {
+    // On AWS the event's X-Forwarded-For is the client's own value with the source IP appended.
+    const headers = await received("203.0.113.10", { "x-forwarded-for": "10.0.0.1, 203.0.113.10" });
+    assert.equal(headers["x-forwarded-for"], "203.0.113.10");
+  });
+
+  it("keeps the chain from a trusted proxy and ends it with that proxy's address", async () => {
+    const appended = await received("198.51.100.7", { "x-forwarded-for": "192.0.2.1, 198.51.100.7" });
+    assert.equal(appended["x-forwarded-for"], "192.0.2.1, 198.51.100.7", "as API Gateway delivers it");
+    const bare = await received("198.51.100.7", { "x-forwarded-for": "192.0.2.1" });
+    assert.equal(bare["x-forwarded-for"], "192.0.2.1, 198.51.100.7", "as serverless-offline delivers it");
+  });
+
+  it("sends X-Forwarded-Proto and -Host as the gateway saw the request, not as the client claimed", async () => {
+    const headers = await received("203.0.113.10", {
+      "x-forwarded-proto": "http",
+      "x-forwarded-host": "evil.example",
+      "x-forwarded-port": "80",
+    });
+    assert.equal(headers["x-forwarded-proto"], "https");
+    assert.equal(headers["x-forwarded-host"], "api.example.com");
+    assert.equal(headers["x-forwarded-port"], undefined);
+  });
+
+  it("adds an RFC 7239 Forwarded element for this hop, IPv6 quoted, and drops the client's own", async () => {
+    const v4 = await received("203.0.113.10", { forwarded: "for=10.0.0.1;by=evil" });
+    assert.equal(v4.forwarded, "for=203.0.113.10;host=api.example.com;proto=https");
+    const v6 = await received("2001:db8::7", {});
+    assert.equal(v6.forwarded, 'for="[2001:db8::7]";host=api.example.com;proto=https');
+    assert.equal(v6["x-forwarded-for"], "2001:db8::7");
+  });
+
+  it("extends a trusted proxy's Forwarded, or builds it from its X-Forwarded-For, and never lets a value break the syntax", async () => {
+    const kept = await received("2001:db8:cd::9", { forwarded: 'for="[2001:db8::1]";proto=https' });
+    assert.equal(
+      kept.forwarded,
+      'for="[2001:db8::1]";proto=https, for="[2001:db8:cd::9]";host=api.example.com;proto=https',
+    );
+    const built = await received("198.51.100.7", {
+      "x-forwarded-for": '192.0.2.1, 2001:db8::2, bad;value="x", 198.51.100.7',
+    });
+    assert.equal(
+      built.forwarded,
+      'for=192.0.2.1, for="[2001:db8::2]", for=unknown, for=198.51.100.7;host=api.example.com;proto=https',
+    );
+  });
+
+  it("quotes a host with a port in Forwarded", async () => {
+    const headers = await received("203.0.113.10", { host: "127.0.0.1:3000" });
+    assert.equal(headers.forwarded, 'for=203.0.113.10;host="127.0.0.1:3000";proto=https');
+    assert.equal(headers["x-forwarded-host"], "127.0.0.1:3000");
+  });
+});

@@ -309,6 +309,20 @@ describe("gateway config validation", () => {
     );
   });
 
+  it("refuses trusted proxies that are no CIDR block, or that trust every address, naming each", () => {
+    const config = base();
+    config.trustedProxies = ["198.51.100.0/24", "cdn.example.com", "0.0.0.0/0", "::/0"];
+    const problems = problemsOf(config);
+    assert.match(problems.find((p) => p.startsWith("trustedProxies.1: ")) ?? "", /must be a CIDR block/);
+    for (const index of [2, 3]) {
+      assert.match(
+        problems.find((p) => p.startsWith(`trustedProxies.${index}: `)) ?? "",
+        /trusts every address, so any client could forge its X-Forwarded-For/,
+      );
+    }
+    assert.equal(problems.length, 3, problems.join("\n"));
+  });
+
   it("checks usage plans and route limits against each other", () => {
     const config = base();
     config.upstreams = { svc: { targets: [{ url: "https://svc.internal" }] } };

@@ -115,6 +115,7 @@ describe("header forwarding", () => {
       "x-forwarded-for": "203.0.113.9",
       "x-forwarded-proto": "https",
       "x-forwarded-host": "api.example.com",
+      forwarded: "for=203.0.113.9;host=api.example.com;proto=https",
       "x-request-id": "req-1",
     });
   });
