@@ -2,6 +2,7 @@ import ipaddr from "ipaddr.js";
 import * as v from "valibot";
 import { SCOPE_TOKEN } from "../auth/scopes.ts";
 import { largestBody } from "../http.ts";
+import { SECURITY_HEADER_NAMES } from "../middleware/security-headers.ts";
 import { jmespathProblem } from "../upstream/transform.ts";
 import { CHAT_ACTIONS, type ChatAction } from "../ws/protocol.ts";
 
@@ -213,15 +214,15 @@ const headerName = v.pipe(
  * Headers a mapping may not touch: the gateway's own identity and forwarding headers, the caller's
  * credentials for the gateway (`forwardAuthorization` is the one way to pass `Authorization` on), the
  * content coding (the gateway negotiates it, so that `Content-Encoding` always describes the bytes),
- * and hop-by-hop ones.
+ * CORS (the route's `cors` rules answer it), and hop-by-hop ones.
  */
 const RESERVED_HEADER =
-  /^(x-gatehouse-.*|x-forwarded-.*|x-request-id|authorization|x-api-key|host|content-length|content-encoding|accept-encoding|connection|keep-alive|te|trailer|transfer-encoding|upgrade|proxy-.*)$/;
+  /^(x-gatehouse-.*|x-forwarded-.*|forwarded|x-request-id|authorization|x-api-key|host|content-length|content-encoding|accept-encoding|access-control-.*|connection|keep-alive|te|trailer|transfer-encoding|upgrade|proxy-.*)$/;
 const mappableHeader = v.pipe(
   headerName,
   v.check(
     (name) => !RESERVED_HEADER.test(name),
-    "this header is the gateway's own (identity, credentials, forwarding, request id, content coding or hop-by-hop) and cannot be mapped",
+    "this header is the gateway's own (identity, credentials, forwarding, request id, content coding, CORS or hop-by-hop) and cannot be mapped",
   ),
 );
 const queryName = v.pipe(v.string(), v.minLength(1), v.maxLength(128));
@@ -236,6 +237,19 @@ const QueryMapSchema = v.strictObject({
   remove: v.optional(v.array(queryName), []),
   set: v.optional(v.record(queryName, v.string()), {}),
 });
+
+/** A header `response.passHeaders` may list: one of the gateway's security headers, never CORS. */
+const passableHeader = v.pipe(
+  headerName,
+  v.check(
+    (name) => !name.startsWith("access-control-"),
+    "CORS headers are always the gateway's, from the route's cors rules; an upstream's never pass",
+  ),
+  v.check(
+    (name) => name.startsWith("access-control-") || SECURITY_HEADER_NAMES.includes(name),
+    `only the gateway's own headers need listing (${SECURITY_HEADER_NAMES.join(", ")}); an upstream's other headers pass anyway`,
+  ),
+);
 
 const RequestMapSchema = v.strictObject({
   headers: v.optional(HeaderMapSchema),
@@ -253,6 +267,11 @@ const ResponseMapSchema = v.strictObject({
   headers: v.optional(HeaderMapSchema),
   /** JMESPath over the upstream's JSON body, applied to 2XX answers only (errors keep their shape). */
   body: v.optional(jmespath("response.body")),
+  /**
+   * The gateway's security headers this route takes from the upstream instead (say `cache-control`
+   * for a cacheable answer); the upstream's other headers pass anyway, its CORS headers never.
+   */
+  passHeaders: v.optional(v.array(passableHeader), []),
 });
 
 const ProxyTargetSchema = v.strictObject({

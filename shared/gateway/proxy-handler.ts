@@ -80,6 +80,7 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
       forwardAuthorization,
       client: clientOf(key, upstream),
       maxResponseBytes: gateway.upstreams[upstream]?.maxResponseBytes ?? 0,
+      passHeaders: response?.passHeaders ?? [],
       rewrite: compilePathRewrite(path),
       requestHeaders: request?.headers,
       requestQuery: request?.query,
@@ -298,7 +299,7 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
         params: params as Record<string, string>,
         ...(upstreamBody ? { body: upstreamBody } : {}),
       });
-      const responseHeaders = clientResponseHeaders(response.headers);
+      const responseHeaders = clientResponseHeaders(response.headers, chosen.passHeaders);
       // The answer depends on these request headers: caches must key on them.
       const varies = [
         ...(proxy.versions.size > 0 ? [gateway.versionHeader] : []),

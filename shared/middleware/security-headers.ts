@@ -10,7 +10,13 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   "referrer-policy": "no-referrer",
 };
 
-/** Adds the security headers to every response, success or error; a handler's own values win. */
+/** The names of the gateway's security headers (an upstream's copies are dropped unless a route passes them). */
+export const SECURITY_HEADER_NAMES: readonly string[] = Object.keys(SECURITY_HEADERS);
+
+/**
+ * Adds the security headers to every response, success or error; a handler's own values win (the
+ * proxy handler keeps an upstream's only where the route's `response.passHeaders` says so).
+ */
 export function securityHeaders<TEvent, TResult>(): middy.MiddlewareObj<TEvent, TResult> {
   const securityHeadersAfter: middy.MiddlewareFn<TEvent, TResult> = (request) => {
     const response = request.response as { headers?: Record<string, unknown> } | undefined;

@@ -1,6 +1,7 @@
 import ipaddr from "ipaddr.js";
 import type { Identity } from "../auth/identity.ts";
 import { formatScopes } from "../auth/scopes.ts";
+import { SECURITY_HEADER_NAMES } from "../middleware/security-headers.ts";
 
 /** Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus ones fetch sets itself. */
 const HOP_BY_HOP = new Set([
@@ -120,11 +121,21 @@ function tokenOrQuoted(value: string): string {
   return `"${value.replace(/[^\t -~\u0080-\u00ff]/g, "").replace(/(["\\])/g, "\\$1")}"`;
 }
 
-/** The upstream's response headers as the client receives them (hop-by-hop ones dropped). */
-export function clientResponseHeaders(headers: Record<string, string>): Record<string, string> {
+/**
+ * The upstream's response headers as the client receives them: hop-by-hop ones dropped, CORS ones
+ * always (CORS is the gateway's answer, by the route's rules), and the gateway's security headers
+ * unless the route passes the upstream's (`passHeaders`), so that the gateway's win.
+ */
+export function clientResponseHeaders(
+  headers: Record<string, string>,
+  passHeaders: readonly string[] = [],
+): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (!HOP_BY_HOP.has(name.toLowerCase())) out[name.toLowerCase()] = value;
+  for (const [rawName, value] of Object.entries(headers)) {
+    const name = rawName.toLowerCase();
+    if (HOP_BY_HOP.has(name) || name.startsWith("access-control-")) continue;
+    if (SECURITY_HEADER_NAMES.includes(name) && !passHeaders.includes(name)) continue;
+    out[name] = value;
   }
   return out;
 }

@@ -421,3 +421,100 @@ describe("proxy fidelity: what the upstream is told about the request (forwardin
     assert.equal(headers["x-forwarded-host"], "127.0.0.1:3000");
   });
 });
+
+describe("proxy fidelity: the gateway's CORS and security headers win over an upstream's", () => {
+  let upstream: Server;
+  let handler: (event: HttpEvent) => Promise<HttpResult>;
+  /** What a careless upstream sets on every answer. */
+  const UPSTREAM_HEADERS = {
+    "content-type": "application/json",
+    "access-control-allow-origin": "*",
+    "access-control-allow-credentials": "true",
+    "access-control-expose-headers": "x-internal-token",
+    "x-frame-options": "SAMEORIGIN",
+    "content-security-policy": "default-src *",
+    "strict-transport-security": "max-age=0",
+    "referrer-policy": "unsafe-url",
+    "cache-control": "public, max-age=60",
+    "x-upstream": "kept",
+  };
+
+  before(async () => {
+    upstream = createServer((request, response) => {
+      request.resume();
+      response.writeHead(200, UPSTREAM_HEADERS).end("{}");
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    captureEmf();
+    const gatewayHandler = createGatewayHandler(
+      loadGateway(
+        defineGateway(() => ({
+          auth: {},
+          cors: { origins: ["https://app.example.com"] },
+          upstreams: { svc: { targets: [{ url }], retries: 0 } },
+          routes: {
+            "GET /cors": { auth: "public", proxy: { upstream: "svc", path: "/" } },
+            "GET /no-cors": { auth: "public", proxy: { upstream: "svc", path: "/" }, cors: false },
+            "GET /passing": {
+              auth: "public",
+              proxy: { upstream: "svc", path: "/", response: { passHeaders: ["cache-control"] } },
+            },
+          },
+        })),
+        "test",
+      ),
+    );
+    handler = (event) => gatewayHandler(event, lambdaContext());
+  });
+  after(async () => {
+    mock.restoreAll();
+    await new Promise<void>((resolve) => upstream.close(() => resolve()));
+  });
+
+  const get = (path: string, headers: Record<string, string> = {}) =>
+    handler(httpEvent({ method: "GET", routeKey: `GET ${path}`, path, headers }));
+  /** Every value the answer carries for a header, whatever the case of its name. */
+  const values = (result: HttpResult, name: string) =>
+    Object.entries(result.headers)
+      .filter(([key]) => key.toLowerCase() === name)
+      .map(([, value]) => String(value));
+  const corsHeaders = (result: HttpResult) =>
+    Object.keys(result.headers).filter((key) => /^access-control-/i.test(key));
+
+  it("lets no upstream Access-Control-* header through on a route with cors: false", async () => {
+    const result = await get("/no-cors", { origin: "https://evil.example" });
+    assert.equal(result.statusCode, 200);
+    assert.deepEqual(corsHeaders(result), []);
+  });
+
+  it("answers CORS from the route's rules only: one Allow-Origin, no credentials, its own exposed headers", async () => {
+    const allowed = await get("/cors", { origin: "https://app.example.com" });
+    assert.deepEqual(values(allowed, "access-control-allow-origin"), ["https://app.example.com"]);
+    assert.deepEqual(values(allowed, "access-control-allow-credentials"), []);
+    assert.deepEqual(values(allowed, "access-control-expose-headers"), ["x-request-id,retry-after"]);
+    const refused = await get("/cors", { origin: "https://evil.example" });
+    assert.deepEqual(values(refused, "access-control-allow-origin"), []);
+  });
+
+  it("keeps the gateway's security headers over the upstream's, and passes the upstream's other headers", async () => {
+    const result = await get("/cors");
+    for (const [name, value] of Object.entries({
+      "x-frame-options": "DENY",
+      "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+      "strict-transport-security": "max-age=63072000; includeSubDomains",
+      "referrer-policy": "no-referrer",
+      "cache-control": "no-store",
+      "x-content-type-options": "nosniff",
+    })) {
+      assert.deepEqual(values(result, name), [value], name);
+    }
+    assert.deepEqual(values(result, "x-upstream"), ["kept"]);
+  });
+
+  it("passes the upstream's value of a header the route lists in response.passHeaders, and only that one", async () => {
+    const result = await get("/passing");
+    assert.deepEqual(values(result, "cache-control"), ["public, max-age=60"]);
+    assert.deepEqual(values(result, "x-frame-options"), ["DENY"]);
+  });
+});

@@ -323,6 +323,43 @@ describe("gateway config validation", () => {
     assert.equal(problems.length, 3, problems.join("\n"));
   });
 
+  it("lets a route pass only the gateway's own security headers from its upstream, never CORS ones", () => {
+    const config = base();
+    config.upstreams = { svc: { targets: [{ url: "https://svc.internal" }] } };
+    config.routes["GET /a"] = {
+      auth: "public",
+      proxy: {
+        upstream: "svc",
+        path: "/a",
+        response: { passHeaders: ["cache-control", "access-control-allow-origin", "x-custom"] },
+      },
+    };
+    config.routes["GET /b"] = {
+      auth: "public",
+      proxy: {
+        upstream: "svc",
+        path: "/b",
+        response: { headers: { set: { "access-control-allow-origin": "*" } } },
+      },
+    };
+    const problems = problemsOf(config);
+    const about = (field: string) => problems.filter((p) => p.startsWith(`${field}: `));
+    assert.deepEqual(about("routes.GET /a.proxy.response.passHeaders.0"), []);
+    assert.match(
+      about("routes.GET /a.proxy.response.passHeaders.1")[0] ?? "",
+      /CORS headers are always the gateway's/,
+    );
+    assert.match(
+      about("routes.GET /a.proxy.response.passHeaders.2")[0] ?? "",
+      /only the gateway's own headers need listing/,
+    );
+    assert.match(
+      about("routes.GET /b.proxy.response.headers.set.access-control-allow-origin")[0] ?? "",
+      /this header is the gateway's own/,
+    );
+    assert.equal(problems.length, 3, problems.join("\n"));
+  });
+
   it("checks usage plans and route limits against each other", () => {
     const config = base();
     config.upstreams = { svc: { targets: [{ url: "https://svc.internal" }] } };
