@@ -70,6 +70,8 @@ export default defineGateway(({ stage }) => ({
     },
     // A service that is a Lambda function (handlers/services/catalog.ts), invoked directly: no HTTP hop.
     catalog: { kind: "lambda", function: "catalog", timeoutMs: 3_000, retries: 1 },
+    // The proxy fidelity demo: a service that compresses, and one that echoes the headers it received.
+    fidelity: { targets: [{ url: serviceUrl(stage, "fidelity") }], timeoutMs: 2_000, retries: 1 },
   },
   // Usage plans: exact rate limits and quotas per API key, counted in the usage table.
   limits: {
@@ -195,6 +197,25 @@ export default defineGateway(({ stage }) => ({
     },
     "GET /v1/slow": { auth: { apiKey: {} }, limit: {}, proxy: { upstream: "slow", path: "/slow" } },
     "GET /v1/flaky": { auth: { apiKey: {} }, limit: {}, proxy: { upstream: "flaky", path: "/flaky" } },
+    // Proxy fidelity demo routes (bodies, headers)
+    // A JSON document, gzip from the upstream when asked (`?compress=always|never` to see the gateway
+    // decode or compress it itself); what reaches the client always matches its content-encoding.
+    "GET /v1/fidelity/document": {
+      auth: { apiKey: {} },
+      limit: {},
+      proxy: { upstream: "fidelity", path: "/fidelity/document" },
+    },
+    // The headers the upstream received (X-Forwarded-*, Forwarded as the gateway saw the request); its
+    // CORS and security headers are replaced by the gateway's, except the Cache-Control passed here.
+    "GET /v1/fidelity/headers": {
+      auth: { apiKey: {} },
+      limit: {},
+      proxy: {
+        upstream: "fidelity",
+        path: "/fidelity/headers",
+        response: { passHeaders: ["cache-control"] },
+      },
+    },
     // The calling key's own usage and remaining quota; the billing export for admins.
     "GET /usage": { auth: { apiKey: {} } },
     "GET /admin/usage": { auth: { jwt: { scopes: ["gatehouse:admin"] } } },

@@ -8,8 +8,10 @@
 //   ANY  /echo/...                    what the upstream received: method, path, query, headers, body
 //   GET  /slow?ms=3000                answers after a delay (default 3 s)
 //   GET  /flaky                       503 while switched down: POST /flaky/down, POST /flaky/up
+//   GET  /fidelity/...                the proxy fidelity demo (bodies, headers): see its block below
 
 import { createServer } from "node:http";
+import { gzipSync } from "node:zlib";
 import { listenOnLoopback } from "./loopback.mjs";
 
 const USERS = [
@@ -44,6 +46,7 @@ export function startDemoServices(port) {
         response.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
       };
       const [, resource, id, extra] = url.pathname.split("/");
+      if (resource === "fidelity") return proxyFidelity(request, response, url);
       if (resource === "echo") {
         return json(200, {
           method: request.method,
@@ -103,4 +106,70 @@ export function startDemoServices(port) {
     });
   });
   return listenOnLoopback(server, port, "GATEHOUSE_DEMO_PORT");
+}
+
+// --- Proxy fidelity demo (bodies, headers) -------------------------------------------------------
+// Upstreams that behave as ordinary services do, to watch what the gateway makes of them:
+//   GET /fidelity/document?bytes=N&compress=auto|always|never
+//       a JSON document of about N bytes (default 20,000, at most 1,000,000), gzip-compressed when the
+//       request's Accept-Encoding allows gzip (`auto`), whatever it says (`always`: an upstream that
+//       ignores Accept-Encoding), or never
+//   GET /fidelity/headers
+//       the headers it received, as JSON, answered with headers a careless service sets: CORS for any
+//       origin, X-Frame-Options SAMEORIGIN, a permissive CSP, Cache-Control public
+
+/** @param {number} bytes */
+export function fidelityDocument(bytes) {
+  const items = [];
+  let size = 12;
+  for (let id = 1; size < bytes; id++) {
+    const item = { id, name: `item ${id}`, note: `line ${id} of a document the gateway passes on` };
+    items.push(item);
+    size += JSON.stringify(item).length + 1;
+  }
+  return Buffer.from(JSON.stringify({ items }));
+}
+
+/** Whether an Accept-Encoding allows gzip (by name, as x-gzip or through *), at a q above 0. */
+function acceptsGzip(/** @type {string | undefined} */ header) {
+  return (header ?? "").split(",").some((part) => {
+    const [coding = "", ...parameters] = part.split(";").map((item) => item.trim().toLowerCase());
+    const q = parameters.find((parameter) => parameter.startsWith("q="));
+    return ["gzip", "x-gzip", "*"].includes(coding) && (q === undefined || Number(q.slice(2)) > 0);
+  });
+}
+
+/**
+ * @param {import('node:http').IncomingMessage} request
+ * @param {import('node:http').ServerResponse} response
+ * @param {URL} url
+ */
+function proxyFidelity(request, response, url) {
+  const [, , what] = url.pathname.split("/");
+  if (what === "document") {
+    const bytes = Math.min(Math.max(Number(url.searchParams.get("bytes") ?? 20_000) || 0, 0), 1_000_000);
+    const body = fidelityDocument(bytes);
+    const compress = url.searchParams.get("compress") ?? "auto";
+    const gzip =
+      compress === "always" || (compress === "auto" && acceptsGzip(request.headers["accept-encoding"]));
+    const headers = {
+      "content-type": "application/json",
+      ...(compress === "auto" ? { vary: "accept-encoding" } : {}),
+      ...(gzip ? { "content-encoding": "gzip" } : {}),
+    };
+    return void response.writeHead(200, headers).end(gzip ? gzipSync(body) : body);
+  }
+  if (what === "headers") {
+    return void response
+      .writeHead(200, {
+        "content-type": "application/json",
+        "access-control-allow-origin": "*",
+        "access-control-allow-credentials": "true",
+        "x-frame-options": "SAMEORIGIN",
+        "content-security-policy": "default-src *",
+        "cache-control": "public, max-age=60",
+      })
+      .end(JSON.stringify({ method: request.method, headers: request.headers }));
+  }
+  response.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: "not found" }));
 }
