@@ -12,7 +12,7 @@ import { type BodyRules, compileBodySchema, parsedBody, requestBody } from "../m
 import { recordUpstream, requestMetrics } from "../middleware/request-metrics.ts";
 import { compressForClient, responseCompression } from "../middleware/response-compression.ts";
 import { responseSize } from "../middleware/response-size.ts";
-import { responseTransform, useResponseMap } from "../middleware/response-transform.ts";
+import { mapsResponseBody, responseTransform, useResponseMap } from "../middleware/response-transform.ts";
 import { usageLimits } from "../middleware/usage-limits.ts";
 import { createLimitPolicy } from "../quota/limit-policy.ts";
 import { createLimiter, type Limiter } from "../quota/limiter.ts";
@@ -306,11 +306,7 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
         ...(proxy.canary?.header ? [proxy.canary.header] : []),
       ];
       for (const name of varies) addVary(responseHeaders, name);
-      const mapsBody =
-        chosen.response?.body !== undefined &&
-        response.status >= 200 &&
-        response.status < 300 &&
-        JSON_MEDIA.test(responseHeaders["content-type"] ?? "");
+      const mapsBody = mapsResponseBody(chosen.response, response.status, responseHeaders["content-type"]);
       let { body: bytes, coded } = clientBody(chosen, response, responseHeaders, accepted, mapsBody);
       // Compressed here, from the bytes, unless a mapping will change the body (the compression step
       // does it then): turning a large body into a string only to turn it back costs more than zlib.
@@ -333,22 +329,20 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
     },
     {
       request: [metricsStep.start, ...(usage ? [usage.check] : []), bodyStep],
+      // Middy runs these in reverse: the mapping, compression of the final body, deprecation and CORS
+      // headers, the size of the whole answer, then metering and metrics (so they see its 502).
       response: [
         metricsStep.publish,
         ...(usage ? [usage.meter] : []),
         responseSize(),
         corsStep,
         deprecationStep,
-        // Middy runs these in reverse: the mapping, compression of the final body, deprecation and
-        // CORS headers, the size of the whole answer, then metering and metrics (which see a 502).
         ...(gateway.compression ? [responseCompression(gateway.compression)] : []),
         responseTransform(),
       ],
     },
   );
 }
-
-const JSON_MEDIA = /^application\/([\w.+-]+\+)?json\b/i;
 
 /**
  * The body the client gets, and whether it is still content-coded. An upstream's coding passes
@@ -369,8 +363,13 @@ function clientBody(
     return { body: response.body, coded: false };
   }
   addVary(headers, "accept-encoding");
-  if (!mapsBody && codings.every((coding) => accepts(accepted, coding)))
-    return { body: response.body, coded: true };
+  const acceptable = codings.every((coding) => accepts(accepted, coding));
+  if (response.body.byteLength === 0) {
+    // A HEAD, 204 or 304: nothing to decode; the headers say what a GET would get.
+    if (!acceptable) recodedHeaders(headers, undefined);
+    return { body: response.body, coded: false };
+  }
+  if (!mapsBody && acceptable) return { body: response.body, coded: true };
   if (!canDecode(codings)) {
     throw new BadGatewayError(
       `The ${target.upstream} service sent a body in an encoding the client does not accept`,

@@ -20,6 +20,11 @@ export function useResponseMap(context: GatehouseContext, map: ResponseMap | und
 
 const JSON_BODY = /^application\/([\w.+-]+\+)?json\b/i;
 
+/** Whether a map's body mapping applies to an answer: 2XX JSON only (errors keep their shape). */
+export function mapsResponseBody(map: ResponseMap | undefined, status: number, contentType = ""): boolean {
+  return map?.body !== undefined && status >= 200 && status < 300 && JSON_BODY.test(contentType);
+}
+
 /**
  * The response transform step: runs right after the handler, on the upstream's answer (never on the
  * gateway's own errors, which keep their problem+json). In order: the body mapping (2XX JSON answers
@@ -34,7 +39,7 @@ export function responseTransform(): middy.MiddlewareObj<HttpEvent, HttpResult, 
     if (!map || !response) return;
     const status = response.statusCode ?? 200;
     const headers = response.headers as Record<string, string>;
-    if (map.body && status >= 200 && status < 300 && JSON_BODY.test(headers["content-type"] ?? "")) {
+    if (map.body && mapsResponseBody(map, status, headers["content-type"])) {
       response.body = mapResponseBody(map.body, response.body ?? "", map.upstream);
       response.isBase64Encoded = false;
     }

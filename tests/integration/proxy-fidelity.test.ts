@@ -99,6 +99,7 @@ describe("proxy fidelity: bodies and content codings", () => {
       routes: {
         "GET /doc": { auth: "public", proxy: { upstream: "svc", path: "/doc" } },
         "GET /echo": { auth: "public", proxy: { upstream: "svc", path: "/echo" } },
+        "HEAD /doc": { auth: "public", proxy: { upstream: "svc", path: "/doc" } },
         "GET /mapped": {
           auth: "public",
           proxy: { upstream: "svc", path: "/doc", response: { body: "{ count: length(items) }" } },
@@ -173,6 +174,20 @@ describe("proxy fidelity: bodies and content codings", () => {
     assert.equal(await sent({}), "identity", "no Accept-Encoding: identity only");
     assert.equal(await sent({ "accept-encoding": "gzip, zstd, br;q=0.5" }), "gzip, br;q=0.5");
     assert.equal(await sent({ "accept-encoding": "zstd" }), "identity");
+  });
+
+  it("answers a HEAD as its GET would be headed: no body to decode, the coding only if the client accepts it", async () => {
+    const head = (headers: Record<string, string>) =>
+      handler(
+        httpEvent({ method: "HEAD", routeKey: "HEAD /doc", path: "/doc", query: "encode=gzip", headers }),
+      );
+    const identity = await head({});
+    assert.equal(identity.statusCode, 200);
+    assert.equal(identity.headers["content-encoding"], undefined);
+    assert.equal(wireBytes(identity).byteLength, 0);
+    const gzip = await head({ "accept-encoding": "gzip" });
+    assert.equal(gzip.statusCode, 200);
+    assert.equal(gzip.headers["content-encoding"], "gzip");
   });
 
   it("answers 502 for a coding the client does not accept and the gateway cannot decode", async () => {
