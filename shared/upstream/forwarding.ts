@@ -3,7 +3,7 @@ import type { Identity } from "../auth/identity.ts";
 import { formatScopes } from "../auth/scopes.ts";
 import { SECURITY_HEADER_NAMES } from "../middleware/security-headers.ts";
 
-/** Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus ones fetch sets itself. */
+/** Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus ones the HTTP client sets itself. */
 const HOP_BY_HOP = new Set([
   "connection",
   "keep-alive",

@@ -113,7 +113,7 @@ export function createUpstreamClient(options: UpstreamOptions) {
     return state;
   });
   // The body is read inside the attempt, so nothing is left to cancel once it returns: no abort then
-  // (aborting a finished fetch costs an error object and undici's abort handling on every request).
+  // (aborting a finished request costs an error object and the abort handling on every request).
   const attemptTimeout = timeout(options.timeoutMs, {
     strategy: TimeoutStrategy.Aggressive,
     abortOnReturn: false,
