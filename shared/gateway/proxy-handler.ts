@@ -123,7 +123,12 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
   const routeKeyOf = (event: HttpEvent): string | undefined => {
     let key = routeKeys.get(event);
     if (key === undefined) {
-      key = routeKeyCandidates(event.routeKey).find((candidate) => routes.has(candidate)) ?? null;
+      // The route API Gateway matched, as declared (exact first, then ANY): a declared route that is
+      // not the gateway's (the preflight OPTIONS route beside an ANY route) is not the ANY route.
+      const declared = routeKeyCandidates(event.routeKey).find((candidate) =>
+        Object.hasOwn(gateway.routes, candidate),
+      );
+      key = declared !== undefined && routes.has(declared) ? declared : null;
       routeKeys.set(event, key);
     }
     return key ?? undefined;
