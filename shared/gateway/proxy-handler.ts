@@ -282,6 +282,8 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
       return {
         statusCode: response.status,
         headers: responseHeaders,
+        // Payload 2.0: API Gateway sends each entry as a Set-Cookie header of its own.
+        ...(response.cookies.length > 0 ? { cookies: [...response.cookies] } : {}),
         body: textual ? response.body.toString("utf8") : response.body.toString("base64"),
         isBase64Encoded: !textual,
       };

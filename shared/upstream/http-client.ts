@@ -48,7 +48,20 @@ export type Transport = (
   target: UpstreamTarget,
   request: UpstreamRequest,
   signal: AbortSignal,
-) => Promise<{ status: number; headers: Record<string, string>; body: Buffer }>;
+) => Promise<TransportAnswer>;
+
+/** What one attempt brought back. */
+export interface TransportAnswer {
+  status: number;
+  /** Lower-case names; never `set-cookie` (see `cookies`). */
+  headers: Record<string, string>;
+  /**
+   * Each `Set-Cookie` of the answer, in order. They are kept apart because they cannot be folded into
+   * one header (an `Expires` date holds a comma), and payload 2.0 returns them as the `cookies` array.
+   */
+  cookies: string[];
+  body: Buffer;
+}
 
 export interface UpstreamRequest {
   method: string;
@@ -64,10 +77,7 @@ export interface UpstreamRequest {
   signal?: AbortSignal;
 }
 
-export interface UpstreamResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: Buffer;
+export interface UpstreamResponse extends TransportAnswer {
   /** The target that answered. */
   target: string;
   attempts: number;
@@ -216,9 +226,9 @@ function httpTransport(options: { maxResponseBytes: number; followRedirects: boo
     const body = await readCapped(response, options.maxResponseBytes, signal);
     const headers: Record<string, string> = {};
     response.headers.forEach((value, name) => {
-      headers[name] = value;
+      if (name !== "set-cookie") headers[name] = value; // forEach gives each Set-Cookie on its own
     });
-    return { status: response.status, headers, body };
+    return { status: response.status, headers, cookies: response.headers.getSetCookie(), body };
   };
 }
 

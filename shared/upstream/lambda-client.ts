@@ -4,6 +4,7 @@ import {
   createUpstreamClient,
   ResponseTooLargeError,
   type Transport,
+  type TransportAnswer,
   type UpstreamOptions,
 } from "./http-client.ts";
 
@@ -95,16 +96,19 @@ function lambdaTransport(name: string, options: LambdaUpstreamOptions): Transpor
   };
 }
 
-type Answer = Awaited<ReturnType<Transport>>;
-
 const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
 
-function jsonResult(result: unknown): Answer {
-  return { status: 200, headers: { ...JSON_HEADERS }, body: Buffer.from(JSON.stringify(result)) };
+function jsonResult(result: unknown): TransportAnswer {
+  return {
+    status: 200,
+    headers: { ...JSON_HEADERS },
+    cookies: [],
+    body: Buffer.from(JSON.stringify(result)),
+  };
 }
 
 /** API Gateway's reading of a payload 2.0 response: with `statusCode` it is an HTTP result, else a JSON body. */
-function httpResult(name: string, result: unknown): Answer {
+function httpResult(name: string, result: unknown): TransportAnswer {
   if (typeof result !== "object" || result === null || !("statusCode" in result)) return jsonResult(result);
   const { statusCode, headers, body, isBase64Encoded, cookies } = result as {
     statusCode: unknown;
@@ -124,13 +128,17 @@ function httpResult(name: string, result: unknown): Answer {
   if (body !== undefined && typeof body !== "string")
     throw new FunctionError(`${name} returned a non-string body`);
   const out: Record<string, string> = {};
+  // Each cookie stays a cookie of its own, as API Gateway makes each one a Set-Cookie header.
+  const setCookies = Array.isArray(cookies) ? cookies.map(String) : [];
   for (const [header, value] of Object.entries(headers ?? {})) {
-    if (value !== undefined && value !== null) out[header.toLowerCase()] = String(value);
+    if (value === undefined || value === null) continue;
+    if (header.toLowerCase() === "set-cookie") setCookies.push(String(value));
+    else out[header.toLowerCase()] = String(value);
   }
-  if (Array.isArray(cookies) && cookies.length > 0) out["set-cookie"] = cookies.map(String).join(", ");
   return {
     status: statusCode,
     headers: out,
+    cookies: setCookies,
     body: Buffer.from(body ?? "", isBase64Encoded === true ? "base64" : "utf8"),
   };
 }

@@ -205,6 +205,18 @@ describe("upstream HTTP client against real loopback servers", () => {
     assert.equal((await failure(request({ method: "GET", path: "/", headers: {} }))).statusCode, 502);
   });
 
+  it("returns each Set-Cookie of the answer on its own, none folded into the headers", async () => {
+    const cookies = ["a=1; Path=/", "b=2; Expires=Wed, 21 Oct 2026 07:28:00 GMT"];
+    service.set((_request, response) => void response.writeHead(200, { "set-cookie": cookies }).end());
+    const response = await createUpstreamClient(options(service.url))({
+      method: "GET",
+      path: "/",
+      headers: {},
+    });
+    assert.deepEqual(response.cookies, cookies);
+    assert.equal(response.headers["set-cookie"], undefined);
+  });
+
   it("does not follow redirects unless the route allows it", async () => {
     service.set((request, response, body) => {
       if (request.url === "/moved") return void response.writeHead(302, { location: "/elsewhere" }).end();

@@ -151,6 +151,17 @@ describe("lambda upstream", () => {
     assert.equal(failing.sent.length, 2);
   });
 
+  it("returns each of the function's cookies as its own Set-Cookie, a set-cookie header among them", async () => {
+    const cookies = ["theme=dark; Path=/", "visited=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT; Path=/"];
+    const { client } = fakeClient([
+      payload({ statusCode: 200, headers: { "Set-Cookie": "legacy=1; Path=/" }, cookies, body: "" }),
+    ]);
+    const call = createLambdaUpstreamClient({ ...options, payload: "http", client });
+    const response = await call(get);
+    assert.deepEqual(response.cookies, [...cookies, "legacy=1; Path=/"]);
+    assert.equal(response.headers["set-cookie"], undefined);
+  });
+
   it("names functions by their serverless.yml key, or by ARN as given", () => {
     const arn = "arn:aws:lambda:eu-west-1:123456789012:function:other-service-prod-thing:live";
     assert.equal(functionName(arn), arn);
