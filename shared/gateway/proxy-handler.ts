@@ -16,7 +16,7 @@ import { createLimiter, type Limiter } from "../quota/limiter.ts";
 import { createLocalLimiter } from "../quota/local-limiter.ts";
 import { createMetering, type Metering } from "../quota/metering.ts";
 import { compileRouter, METHODS, type Method, routeKeyCandidates } from "../routing/router.ts";
-import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/forwarding.ts";
+import { clientHeaders, clientResponseHeaders, upstreamRequestHeaders } from "../upstream/forwarding.ts";
 import {
   createUpstreamClient,
   type UpstreamClient,
@@ -233,8 +233,9 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
       }
       const identity = optionalIdentity(event);
       const params = event.pathParameters ?? {};
+      const headersIn = clientHeaders(event);
       const forwarding = {
-        headers: event.headers,
+        headers: headersIn,
         identity,
         requestId: context.requestId,
         sourceIp: event.requestContext.http.sourceIp,
@@ -253,7 +254,7 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
       let upstreamBody = body?.raw; // the raw bytes the body checks passed, not a re-serialisation
       const headers = upstreamRequestHeaders({
         ...forwarding,
-        headers: mapHeaders(event.headers as Record<string, string>, chosen.requestHeaders),
+        headers: mapHeaders(headersIn, chosen.requestHeaders),
         forwardAuthorization: chosen.forwardAuthorization,
       });
       if (chosen.requestBody && body && body.json !== undefined) {

@@ -29,6 +29,21 @@ export interface ForwardingContext {
 }
 
 /**
+ * The client's headers, with its cookies as one `cookie` header. Payload 2.0 moves them out of the
+ * headers into `event.cookies` (one `name=value` each), so they are joined again with "; " (RFC 6265
+ * §5.4). An event with both (serverless-offline keeps the header) sends them once: the array wins.
+ */
+export function clientHeaders(event: {
+  headers: Record<string, string | undefined>;
+  cookies?: readonly string[] | undefined;
+}): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(event.headers)) if (value !== undefined) out[name] = value;
+  if (event.cookies && event.cookies.length > 0) out.cookie = event.cookies.join("; ");
+  return out;
+}
+
+/**
  * The headers an upstream receives: the client's end-to-end headers, without the gateway's own
  * credentials and without anything claiming to be a gateway identity header; then the caller's
  * identity as trusted `x-gatehouse-*` headers, `X-Forwarded-*`, and the request id.

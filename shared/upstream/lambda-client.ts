@@ -151,12 +151,19 @@ function httpEvent(request: Parameters<Transport>[1]) {
   const body = request.body && request.body.byteLength > 0 ? request.body : undefined;
   const textual = TEXT_BODY.test(request.headers["content-type"] ?? "");
   const requestId = request.headers["x-request-id"] ?? crypto.randomUUID();
+  // As API Gateway does: the cookies leave the headers for `cookies`, one `name=value` each.
+  const { cookie, ...headers } = request.headers;
+  const cookies = (cookie ?? "")
+    .split(";")
+    .map((pair) => pair.trim())
+    .filter((pair) => pair !== "");
   return {
     version: "2.0",
     routeKey: "$default",
     rawPath: request.path,
     rawQueryString: request.query ?? "",
-    headers: request.headers,
+    ...(cookies.length > 0 ? { cookies } : {}),
+    headers,
     queryStringParameters: request.query ? Object.fromEntries(new URLSearchParams(request.query)) : undefined,
     pathParameters: request.params,
     requestContext: {

@@ -6,7 +6,7 @@ import { defineGateway, loadGateway } from "#shared/config/gateway.ts";
 import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
 import type { HttpEvent, HttpResult } from "#shared/http.ts";
 import { captureEmf } from "../support/emf.ts";
-import { httpEvent } from "../support/events.ts";
+import { httpEvent, loadEvent } from "../support/events.ts";
 import { lambdaContext } from "../support/lambda-context.ts";
 
 /** Three cookies, one with an `Expires` date (which holds a comma, so joining them with ", " breaks it). */
@@ -83,6 +83,31 @@ describe("gateway handler: cookies both ways (payload 2.0)", () => {
     if (cookies) event.cookies = cookies;
     return handler(event);
   };
+  const cookieLines = (result: HttpResult) =>
+    (JSON.parse(String(result.body)) as { cookieLines: string[] }).cookieLines;
+
+  it("builds the upstream's cookie header from event.cookies, joined with '; '", async () => {
+    const result = await get("/echo", ["theme=dark", "session=s3cr3t", "empty="]);
+    assert.equal(result.statusCode, 200);
+    assert.deepEqual(cookieLines(result), ["theme=dark; session=s3cr3t; empty="]);
+  });
+
+  it("sends the cookies once when the event has both event.cookies and a cookie header (serverless-offline's shape)", async () => {
+    const result = await get("/echo", ["theme=dark", "session=s3cr3t"], {
+      cookie: "theme=dark; session=s3cr3t",
+    });
+    assert.deepEqual(cookieLines(result), ["theme=dark; session=s3cr3t"]);
+  });
+
+  it("forwards a cookie header as it came when the event has no cookies field", async () => {
+    const result = await get("/echo", undefined, { cookie: "theme=dark" });
+    assert.deepEqual(cookieLines(result), ["theme=dark"]);
+  });
+
+  it("sends no cookie header on a route whose request mapping removes it, in either shape", async () => {
+    assert.deepEqual(cookieLines(await get("/no-cookies", ["theme=dark"])), []);
+    assert.deepEqual(cookieLines(await get("/no-cookies", ["theme=dark"], { cookie: "theme=dark" })), []);
+  });
 
   it("returns every Set-Cookie of the upstream in the result's cookies, each intact, and none in headers", async () => {
     const result = await get("/set", undefined);
@@ -96,5 +121,18 @@ describe("gateway handler: cookies both ways (payload 2.0)", () => {
     assert.equal(result.statusCode, 200);
     assert.equal(result.cookies, undefined);
     assert.equal(result.headers["set-cookie"], undefined);
+  });
+
+  it("forwards the cookies of the AWS sample event (events/gateway.json with a cookies field)", async () => {
+    const event = loadEvent<HttpEvent>("gateway.json");
+    event.routeKey = "GET /echo";
+    event.rawPath = "/echo";
+    event.requestContext.routeKey = "GET /echo";
+    event.requestContext.http.path = "/echo";
+    event.pathParameters = {};
+    event.cookies = ["theme=dark", "session=s3cr3t"];
+    assert.equal(event.headers.cookie, undefined, "API Gateway's payload 2.0 has no cookie header");
+    const result = await handler(event);
+    assert.deepEqual(cookieLines(result), ["theme=dark; session=s3cr3t"]);
   });
 });

@@ -151,6 +151,15 @@ describe("lambda upstream", () => {
     assert.equal(failing.sent.length, 2);
   });
 
+  it("sends the cookie header as the event's cookies array, as API Gateway does, with no cookie header", async () => {
+    const { client, sent } = fakeClient([payload({ statusCode: 204 })]);
+    const call = createLambdaUpstreamClient({ ...options, payload: "http", client });
+    await call({ ...get, headers: { ...get.headers, cookie: "theme=dark; session=s3cr3t" } });
+    const event = JSON.parse(Buffer.from(sent[0]?.input.Payload as Uint8Array).toString());
+    assert.deepEqual(event.cookies, ["theme=dark", "session=s3cr3t"]);
+    assert.equal(event.headers.cookie, undefined);
+  });
+
   it("returns each of the function's cookies as its own Set-Cookie, a set-cookie header among them", async () => {
     const cookies = ["theme=dark; Path=/", "visited=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT; Path=/"];
     const { client } = fakeClient([
