@@ -2,7 +2,7 @@ import { type Identity, optionalIdentity } from "../auth/identity.ts";
 import { limiterDocumentClient } from "../clients/dynamodb.ts";
 import { env } from "../config/env.ts";
 import { type GatewayConfig, type RouteConfig, routeWorstCaseMs } from "../config/gateway.ts";
-import { BadRequestError, MethodNotAllowedError } from "../errors.ts";
+import { BadRequestError, HttpError, MethodNotAllowedError } from "../errors.ts";
 import type { GatehouseContext, HttpEvent, HttpResult } from "../http.ts";
 import { type CorsRules, corsByRoute } from "../middleware/cors.ts";
 import { deprecation } from "../middleware/deprecation.ts";
@@ -310,15 +310,22 @@ async function timedUpstreamCall(
 ): Promise<UpstreamResponse> {
   const began = performance.now();
   let response: UpstreamResponse | undefined;
+  let sent = true;
   try {
     response = await chosen.client(request);
     return response;
+  } catch (error) {
+    // The client throws a 4XX only for a request it refused before sending: no upstream call to count.
+    if (error instanceof HttpError && error.statusCode < 500) sent = false;
+    throw error;
   } finally {
-    recordUpstream(context, {
-      upstream: chosen.upstream,
-      target: response?.target ?? "none",
-      ms: performance.now() - began,
-      failed: response === undefined,
-    });
+    if (sent) {
+      recordUpstream(context, {
+        upstream: chosen.upstream,
+        target: response?.target ?? "none",
+        ms: performance.now() - began,
+        failed: response === undefined,
+      });
+    }
   }
 }

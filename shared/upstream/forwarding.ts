@@ -1,9 +1,14 @@
 import type { Identity } from "../auth/identity.ts";
 import { formatScopes } from "../auth/scopes.ts";
 
-/** Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus ones fetch sets itself. */
+/**
+ * Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus ones fetch sets itself, and
+ * `Expect`: API Gateway has already taken the whole body, so a client's `100-continue` means nothing
+ * upstream (and fetch refuses to send it).
+ */
 const HOP_BY_HOP = new Set([
   "connection",
+  "expect",
   "keep-alive",
   "proxy-authenticate",
   "proxy-authorization",

@@ -1,11 +1,13 @@
-import type { InvokeCommandOutput, LambdaClient } from "@aws-sdk/client-lambda";
+import type { InvokeCommand, InvokeCommandOutput, LambdaClient } from "@aws-sdk/client-lambda";
 import { env } from "../config/env.ts";
+import { PayloadTooLargeError } from "../errors.ts";
 import {
   createUpstreamClient,
   ResponseTooLargeError,
   type Transport,
   type TransportAnswer,
   type UpstreamOptions,
+  type UpstreamRequest,
 } from "./http-client.ts";
 
 /**
@@ -64,19 +66,37 @@ export function createLambdaUpstreamClient(options: LambdaUpstreamOptions) {
   });
 }
 
+/**
+ * Lambda's limit on a synchronous invocation's request payload (6 MB). A bigger event is refused by
+ * Lambda, so the gateway refuses it first: the caller's 413, not the function's failure.
+ */
+export const MAX_INVOKE_PAYLOAD_BYTES = 6 * 1024 * 1024;
+
 function lambdaTransport(name: string, options: LambdaUpstreamOptions): Transport {
-  return async (_target, request, signal) => {
+  return async (request) => {
+    // Loaded here, so a cold SDK import never eats into the first attempt's timeout.
     const { client: defaultClient, InvokeCommand } = await lambdaSdk();
     const client = options.client ?? defaultClient;
     const event = options.payload === "http" ? httpEvent(request) : jsonEvent(request);
-    const output: InvokeCommandOutput = await client.send(
-      new InvokeCommand({
-        FunctionName: name,
-        InvocationType: "RequestResponse",
-        Payload: Buffer.from(JSON.stringify(event)),
-      }),
-      { abortSignal: signal },
-    );
+    const payload = Buffer.from(JSON.stringify(event));
+    if (payload.byteLength > MAX_INVOKE_PAYLOAD_BYTES) {
+      throw new PayloadTooLargeError(
+        `The request is too large for the ${options.name} service: its event would be ${payload.byteLength} bytes, over Lambda's ${MAX_INVOKE_PAYLOAD_BYTES}`,
+      );
+    }
+    // A command per attempt: the SDK adds its middleware to a command each time it is sent.
+    const command = () =>
+      new InvokeCommand({ FunctionName: name, InvocationType: "RequestResponse", Payload: payload });
+    return (_target, signal) => invoke(client, command(), signal);
+  };
+
+  /** One attempt: the function's answer read as API Gateway reads it (`http`) or as the body (`json`). */
+  async function invoke(
+    client: LambdaClient,
+    command: InvokeCommand,
+    signal: AbortSignal,
+  ): Promise<TransportAnswer> {
+    const output: InvokeCommandOutput = await client.send(command, { abortSignal: signal });
     const payload = Buffer.from(output.Payload ?? new Uint8Array());
     if (payload.byteLength > options.maxResponseBytes) {
       throw new ResponseTooLargeError(`function response of ${payload.byteLength} bytes is over the cap`);
@@ -93,7 +113,7 @@ function lambdaTransport(name: string, options: LambdaUpstreamOptions): Transpor
       throw new FunctionError(`${name} returned a payload that is not JSON`);
     }
     return options.payload === "http" ? httpResult(name, result) : jsonResult(result);
-  };
+  }
 }
 
 const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
@@ -146,7 +166,7 @@ function httpResult(name: string, result: unknown): TransportAnswer {
 const TEXT_BODY = /^(text\/|application\/([\w.+-]+\+)?(json|xml)|application\/x-www-form-urlencoded)/i;
 
 /** The API Gateway v2 event a Lambda HTTP handler expects, for the rewritten request. */
-function httpEvent(request: Parameters<Transport>[1]) {
+function httpEvent(request: UpstreamRequest) {
   const now = new Date();
   const body = request.body && request.body.byteLength > 0 ? request.body : undefined;
   const textual = TEXT_BODY.test(request.headers["content-type"] ?? "");
@@ -189,7 +209,7 @@ function httpEvent(request: Parameters<Transport>[1]) {
   };
 }
 
-function jsonEvent(request: Parameters<Transport>[1]) {
+function jsonEvent(request: UpstreamRequest) {
   let body: unknown;
   if (request.body && request.body.byteLength > 0) {
     const text = request.body.toString("utf8");

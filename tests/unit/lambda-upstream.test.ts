@@ -171,6 +171,23 @@ describe("lambda upstream", () => {
     assert.equal(response.headers["set-cookie"], undefined);
   });
 
+  it("refuses (413) a request whose event would be over Lambda's 6 MB invoke limit: never invoked or counted", async () => {
+    const { client, sent } = fakeClient([payload({ statusCode: 200 }), payload({ statusCode: 200 })]);
+    const call = createLambdaUpstreamClient({
+      ...options,
+      breaker: { consecutiveFailures: 1, halfOpenAfterMs: 60_000 },
+      payload: "http",
+      client,
+    });
+    // 4.8 MB of binary becomes 6.4 MB of base64 in the event.
+    const big = { ...get, method: "PUT", headers: { "content-type": "application/octet-stream" } };
+    for (let i = 0; i < 2; i++) {
+      assert.equal(await statusOf(call({ ...big, body: Buffer.alloc(4_800_000, 7) })), 413);
+    }
+    assert.equal(sent.length, 0, "nothing was invoked");
+    assert.equal((await call(get)).status, 200, "the circuit is still closed");
+  });
+
   it("names functions by their serverless.yml key, or by ARN as given", () => {
     const arn = "arn:aws:lambda:eu-west-1:123456789012:function:other-service-prod-thing:live";
     assert.equal(functionName(arn), arn);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { HttpError } from "#shared/errors.ts";
-import { clientResponseHeaders, upstreamRequestHeaders } from "#shared/upstream/forwarding.ts";
+import { clientHeaders, clientResponseHeaders, upstreamRequestHeaders } from "#shared/upstream/forwarding.ts";
 import { compilePathRewrite } from "#shared/upstream/rewrite.ts";
 
 function refused(call: () => unknown): number {
@@ -130,6 +130,17 @@ describe("header forwarding", () => {
     assert.equal(forwarded.authorization, "Bearer t");
     assert.equal(forwarded["x-gatehouse-principal"], undefined);
     assert.equal(forwarded["x-forwarded-for"], "198.51.100.1");
+  });
+
+  it("drops a client's Expect, and builds one cookie header from payload 2.0's cookies", () => {
+    const headers = upstreamRequestHeaders({
+      headers: clientHeaders({ headers: { expect: "100-continue", cookie: "a=1" }, cookies: ["a=1", "b=2"] }),
+      identity: undefined,
+      requestId: "r",
+      sourceIp: undefined,
+    });
+    assert.equal(headers.expect, undefined);
+    assert.equal(headers.cookie, "a=1; b=2");
   });
 
   it("drops hop-by-hop headers from the upstream's answer", () => {

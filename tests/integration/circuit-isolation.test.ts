@@ -1,0 +1,209 @@
+import assert from "node:assert/strict";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, it, mock } from "node:test";
+import { defineGateway, loadGateway } from "#shared/config/gateway.ts";
+import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
+import type { HttpEvent, HttpResult } from "#shared/http.ts";
+import { logger } from "#shared/observability/logger.ts";
+import { captureEmf } from "../support/emf.ts";
+import { httpEvent } from "../support/events.ts";
+import { lambdaContext } from "../support/lambda-context.ts";
+
+/** What a healthy upstream saw of one request: its raw header lines (bytes as latin1) and its method. */
+interface Seen {
+  method: string | undefined;
+  path: string;
+  /** Lower-case name → raw value; the bytes on the wire, read as latin1 (what Node gives). */
+  headers: Record<string, string>;
+}
+
+/** A healthy upstream on a loopback port: answers 200 at once to anything, except `/reset`, which it hangs up on. */
+async function healthyUpstream() {
+  const seen: Seen[] = [];
+  const server: Server = createServer((request: IncomingMessage, response) => {
+    const path = new URL(request.url ?? "/", "http://upstream").pathname;
+    if (path.startsWith("/reset")) return void request.socket.destroy();
+    const headers: Record<string, string> = {};
+    for (let i = 0; i < request.rawHeaders.length; i += 2) {
+      headers[String(request.rawHeaders[i]).toLowerCase()] = String(request.rawHeaders[i + 1]);
+    }
+    seen.push({ method: request.method, path, headers });
+    request.resume();
+    request.on("end", () => {
+      response.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+interface Caller {
+  principal: string;
+  authType?: string;
+  plan?: string;
+  scopes?: string;
+  tenant?: string;
+  keyId?: string;
+}
+
+/** The identity as the API-key authorizer hands it to the gateway (API Gateway's `authorizer.lambda`). */
+function withIdentity(event: HttpEvent, caller: Caller): HttpEvent {
+  (event.requestContext as unknown as { authorizer: unknown }).authorizer = {
+    lambda: {
+      authType: "apiKey",
+      plan: "free",
+      scopes: "",
+      tenant: "",
+      keyId: "key_1",
+      issuer: "",
+      ...caller,
+    },
+  };
+  return event;
+}
+
+/** The gateway's config for these tests: the breaker opens after two consecutive failures, as in the issue. */
+function gatewayFor(url: string, breaker = { consecutiveFailures: 2, halfOpenAfterMs: 60_000 }) {
+  return loadGateway(
+    defineGateway(() => ({
+      auth: {},
+      upstreams: {
+        users: { targets: [{ url }], timeoutMs: 2_000, retries: 2, breaker },
+        fragile: { targets: [{ url }], timeoutMs: 2_000, retries: 2, breaker },
+      },
+      routes: {
+        "GET /users/{id}": { auth: { apiKey: {} }, proxy: { upstream: "users", path: "/users/{id}" } },
+        "ANY /echo/{rest+}": {
+          auth: { apiKey: {} },
+          proxy: { upstream: "users", path: "/echo/{rest+}" },
+          body: { contentTypes: ["*/*"] },
+        },
+        "GET /reset": { auth: { apiKey: {} }, proxy: { upstream: "fragile", path: "/reset" } },
+      },
+    })),
+    "test",
+  );
+}
+
+const problemOf = (result: HttpResult) => JSON.parse(String(result.body)) as Record<string, unknown>;
+
+describe("circuit isolation: what a client sends never counts against an upstream", () => {
+  let upstream: Awaited<ReturnType<typeof healthyUpstream>>;
+  let emf: Record<string, unknown>[] = [];
+  before(async () => {
+    upstream = await healthyUpstream();
+    emf = captureEmf();
+    for (const level of ["info", "warn", "error"] as const) mock.method(logger, level, () => undefined);
+  });
+  after(async () => {
+    mock.restoreAll();
+    await upstream.stop();
+  });
+
+  /** A fresh gateway (fresh circuits) and a GET of a user as a given caller. */
+  function gateway() {
+    const handle = createGatewayHandler(gatewayFor(upstream.url));
+    const getUser = (caller: Caller, headers: Record<string, string> = {}) =>
+      handle(
+        withIdentity(
+          httpEvent({
+            method: "GET",
+            routeKey: "GET /users/{id}",
+            path: "/users/1",
+            pathParameters: { id: "1" },
+            headers,
+          }),
+          caller,
+        ),
+        lambdaContext(),
+      );
+    return { handle, getUser };
+  }
+  const otherTenant: Caller = { principal: "key:acme", tenant: "acme" };
+
+  it("drops a client's Expect: 100-continue: the request is answered, and other callers still get through", async () => {
+    const { getUser } = gateway();
+    const before = upstream.seen.length;
+    for (let i = 0; i < 3; i++) {
+      const result = await getUser({ principal: "key:curl-user" }, { expect: "100-continue" });
+      assert.equal(result.statusCode, 200, String(result.body));
+    }
+    const sent = upstream.seen.slice(before);
+    assert.equal(sent.length, 3, "each request was sent once");
+    assert.ok(sent.every((request) => request.headers.expect === undefined));
+    assert.equal((await getUser(otherTenant)).statusCode, 200);
+  });
+
+  it("forwards a client header above U+00FF as its UTF-8 bytes, and the circuit stays closed", async () => {
+    const { getUser } = gateway();
+    for (let i = 0; i < 3; i++) {
+      const result = await getUser({ principal: "key:a" }, { "x-team": "東京チーム" });
+      assert.equal(result.statusCode, 200, String(result.body));
+      const raw = String(upstream.seen.at(-1)?.headers["x-team"]);
+      assert.equal(Buffer.from(raw, "latin1").toString("utf8"), "東京チーム");
+    }
+    assert.equal((await getUser(otherTenant)).statusCode, 200);
+  });
+
+  it("refuses a client header that cannot be sent with 400 problem+json naming it: never sent, retried, counted or metered", async () => {
+    const { getUser } = gateway();
+    const before = upstream.seen.length;
+    emf.length = 0;
+    const unsendable: Record<string, string>[] = [
+      { "x-note": "a\u0001b" },
+      { "x-note": "a\u007fb" },
+      { "x bad name": "1" },
+    ];
+    for (const headers of unsendable) {
+      const result = await getUser({ principal: "key:a" }, headers);
+      assert.equal(result.statusCode, 400, JSON.stringify(headers));
+      assert.equal(result.headers["content-type"], "application/problem+json");
+      assert.match(String(problemOf(result).detail), new RegExp(Object.keys(headers)[0] as string));
+    }
+    assert.equal(upstream.seen.length, before, "nothing was sent");
+    assert.ok(!emf.some((record) => "UpstreamErrors" in record), "and no upstream call is in the metrics");
+    assert.equal((await getUser(otherTenant)).statusCode, 200);
+  });
+
+  it("answers a method fetch cannot send (TRACE, CONNECT, TRACK) with 405, and counts none of them", async () => {
+    const { handle, getUser } = gateway();
+    for (const method of ["TRACE", "CONNECT", "TRACK", "TRACE"]) {
+      const result = await handle(
+        withIdentity(
+          httpEvent({
+            method,
+            routeKey: "ANY /echo/{rest+}",
+            path: "/echo/a",
+            pathParameters: { rest: "a" },
+          }),
+          { principal: "key:a" },
+        ),
+        lambdaContext(),
+      );
+      assert.equal(result.statusCode, 405, method);
+      assert.equal(result.headers["content-type"], "application/problem+json");
+    }
+    assert.equal((await getUser(otherTenant)).statusCode, 200);
+  });
+
+  it("still counts what the upstream does: a reset connection fails (502) and then opens that circuit (503)", async () => {
+    const { handle } = gateway();
+    const reset = () =>
+      handle(
+        withIdentity(httpEvent({ method: "GET", routeKey: "GET /reset", path: "/reset" }), {
+          principal: "key:a",
+        }),
+        lambdaContext(),
+      );
+    const first = await reset();
+    assert.ok(first.statusCode === 502 || first.statusCode === 503, String(first.statusCode));
+    const second = await reset();
+    assert.equal(second.statusCode, 503);
+    assert.ok(second.headers["retry-after"]);
+  });
+});
