@@ -67,6 +67,11 @@ function withIdentity(event: HttpEvent, caller: Caller): HttpEvent {
   return event;
 }
 
+/** Decodes an identity header the way docs/proxying.md tells upstream authors to. */
+function decodeIdentity(value: string): string {
+  return value.startsWith("UTF-8''") ? decodeURIComponent(value.slice("UTF-8''".length)) : value;
+}
+
 /** The gateway's config for these tests: the breaker opens after two consecutive failures, as in the issue. */
 function gatewayFor(url: string, breaker = { consecutiveFailures: 2, halfOpenAfterMs: 60_000 }) {
   return loadGateway(
@@ -137,6 +142,36 @@ describe("circuit isolation: what a client sends never counts against an upstrea
     assert.equal(sent.length, 3, "each request was sent once");
     assert.ok(sent.every((request) => request.headers.expect === undefined));
     assert.equal((await getUser(otherTenant)).statusCode, 200);
+  });
+
+  it("sends an identity above U+00FF RFC 8187-encoded (UTF-8''…), exact once decoded, and the circuit stays closed", async () => {
+    const { getUser } = gateway();
+    const tokyo: Caller = { principal: "key:東京チーム", tenant: "東京", keyId: "鍵_1" };
+    const before = upstream.seen.length;
+    for (let i = 0; i < 3; i++) assert.equal((await getUser(tokyo)).statusCode, 200);
+    const headers = upstream.seen[before]?.headers ?? {};
+    assert.equal(
+      headers["x-gatehouse-principal"],
+      "UTF-8''key%3A%E6%9D%B1%E4%BA%AC%E3%83%81%E3%83%BC%E3%83%A0",
+    );
+    assert.equal(decodeIdentity(String(headers["x-gatehouse-principal"])), "key:東京チーム");
+    assert.equal(decodeIdentity(String(headers["x-gatehouse-tenant"])), "東京");
+    assert.equal(decodeIdentity(String(headers["x-gatehouse-key-id"])), "鍵_1");
+    assert.equal(headers["x-gatehouse-plan"], "free", "plain ASCII values are sent as they are");
+    assert.equal((await getUser(otherTenant)).statusCode, 200);
+  });
+
+  it("encodes an identity with control characters, or one that looks encoded, so no value is ambiguous", async () => {
+    const { getUser } = gateway();
+    const before = upstream.seen.length;
+    for (const principal of ["key:line\r\nx-injected: 1", "UTF-8''key%3Aadmin", "key:café", " key:padded "]) {
+      assert.equal((await getUser({ principal })).statusCode, 200, principal);
+      const sent = upstream.seen.at(-1)?.headers ?? {};
+      assert.match(String(sent["x-gatehouse-principal"]), /^UTF-8''[A-Za-z0-9!#$&+.^_`|~%-]*$/, principal);
+      assert.equal(decodeIdentity(String(sent["x-gatehouse-principal"])), principal);
+      assert.equal(sent["x-injected"], undefined);
+    }
+    assert.equal(upstream.seen.length - before, 4);
   });
 
   it("forwards a client header above U+00FF as its UTF-8 bytes, and the circuit stays closed", async () => {
