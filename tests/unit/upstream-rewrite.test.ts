@@ -42,6 +42,7 @@ describe("path rewrite (SSRF safety)", () => {
       "http://169.254.169.254/",
       "//evil",
       "a\u0000b",
+      "a\ud800b",
       "",
     ]) {
       assert.equal(
