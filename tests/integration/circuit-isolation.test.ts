@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it, mock } from "node:test";
+import fc from "fast-check";
 import { defineGateway, loadGateway } from "#shared/config/gateway.ts";
 import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
 import type { HttpEvent, HttpResult } from "#shared/http.ts";
@@ -89,6 +90,15 @@ function gatewayFor(url: string, breaker = { consecutiveFailures: 2, halfOpenAft
           body: { contentTypes: ["*/*"] },
         },
         "GET /reset": { auth: { apiKey: {} }, proxy: { upstream: "fragile", path: "/reset" } },
+        "GET /summary/{id}": {
+          auth: { apiKey: {} },
+          aggregate: {
+            calls: {
+              user: { upstream: "users", path: "/users/{id}" },
+              orders: { upstream: "users", path: "/orders", query: { user: "{id}" } },
+            },
+          },
+        },
       },
     })),
     "test",
@@ -240,5 +250,119 @@ describe("circuit isolation: what a client sends never counts against an upstrea
     const second = await reset();
     assert.equal(second.statusCode, 503);
     assert.ok(second.headers["retry-after"]);
+  });
+
+  it("property: no sequence of client-controlled inputs gets a 5XX or opens a circuit while the upstream is healthy", async () => {
+    // The most sensitive breaker there is: one counted failure would open it. Each sequence gets a
+    // gateway of its own (fresh circuits), so a failing sequence shrinks to the inputs that caused it.
+    const config = gatewayFor(upstream.url, { consecutiveFailures: 1, halfOpenAfterMs: 300_000 });
+    const control = (send: (event: HttpEvent) => Promise<HttpResult>) =>
+      send(
+        withIdentity(
+          httpEvent({
+            method: "GET",
+            routeKey: "GET /users/{id}",
+            path: "/users/1",
+            pathParameters: { id: "1" },
+          }),
+          otherTenant,
+        ),
+      );
+
+    const anyText = (maxLength: number) =>
+      fc.oneof(
+        fc.string({ maxLength }),
+        fc.string({ unit: "binary", maxLength }),
+        // Any UTF-16 code unit, lone surrogates included.
+        fc.string({
+          unit: fc.integer({ min: 0, max: 0xffff }).map((code) => String.fromCharCode(code)),
+          maxLength,
+        }),
+        fc.constantFrom(
+          "100-continue",
+          "東京チーム",
+          "a\r\nb",
+          "a\u0000b",
+          "UTF-8''x",
+          " padded ",
+          "close",
+          "",
+        ),
+      );
+    const headerName = fc.oneof(
+      fc.constantFrom(
+        "expect",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "host",
+        "content-length",
+        "content-type",
+        "cookie",
+        "authorization",
+        "x-api-key",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-gatehouse-principal",
+        "x-request-id",
+        "proxy-authorization",
+        "accept",
+        "if-none-match",
+      ),
+      fc.stringMatching(/^[a-z][a-z0-9-]{0,20}$/),
+      anyText(20).filter((name) => name.length > 0),
+    );
+    const clientRequest = fc.record({
+      aggregate: fc.boolean(),
+      method: fc.constantFrom("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"),
+      rest: fc.oneof(fc.stringMatching(/^[a-z0-9]{1,10}$/), anyText(30)),
+      headers: fc.dictionary(headerName, anyText(120), { maxKeys: 8 }),
+      cookies: fc.option(fc.array(anyText(40), { maxLength: 4 }), { nil: undefined }),
+      query: anyText(60),
+      body: fc.option(fc.uint8Array({ maxLength: 512 }), { nil: undefined }),
+      caller: fc.record({
+        principal: anyText(40),
+        tenant: anyText(20),
+        scopes: anyText(40),
+        plan: anyText(12),
+        keyId: anyText(20),
+      }),
+    });
+
+    const statuses = new Map<number, number>();
+    await fc.assert(
+      fc.asyncProperty(fc.array(clientRequest, { minLength: 1, maxLength: 6 }), async (requests) => {
+        const handle = createGatewayHandler(config);
+        const send = (event: HttpEvent) => handle(event, lambdaContext());
+        for (const request of requests) {
+          const event = withIdentity(
+            httpEvent({
+              ...(request.aggregate
+                ? { method: "GET", routeKey: "GET /summary/{id}", path: `/summary/${request.rest}` }
+                : { method: request.method, routeKey: "ANY /echo/{rest+}", path: `/echo/${request.rest}` }),
+              pathParameters: request.aggregate ? { id: request.rest } : { rest: request.rest },
+              headers: request.headers,
+              query: request.query,
+              ...(request.body ? { body: Buffer.from(request.body).toString("base64") } : {}),
+            }),
+            request.caller,
+          );
+          if (request.body) event.isBase64Encoded = true;
+          if (request.cookies) event.cookies = request.cookies;
+          const result = await send(event);
+          statuses.set(result.statusCode ?? 0, (statuses.get(result.statusCode ?? 0) ?? 0) + 1);
+          assert.ok((result.statusCode ?? 0) < 500, `${result.statusCode}: ${String(result.body)}`);
+        }
+        const check = await control(send);
+        assert.equal(check.statusCode, 200, `the circuit opened: ${String(check.body)}`);
+      }),
+      { numRuns: 150 },
+    );
+    // The inputs reached both sides: some were sent, some refused.
+    assert.ok(statuses.get(200), JSON.stringify([...statuses]));
+    assert.ok(statuses.get(400), JSON.stringify([...statuses]));
   });
 });
