@@ -2,7 +2,7 @@ import { type Identity, optionalIdentity } from "../auth/identity.ts";
 import { limiterDocumentClient } from "../clients/dynamodb.ts";
 import { env } from "../config/env.ts";
 import { type GatewayConfig, type RouteConfig, routeWorstCaseMs } from "../config/gateway.ts";
-import { BadRequestError, MethodNotAllowedError } from "../errors.ts";
+import { BadRequestError, HttpError, MethodNotAllowedError } from "../errors.ts";
 import type { GatehouseContext, HttpEvent, HttpResult } from "../http.ts";
 import { type CorsRules, corsByRoute } from "../middleware/cors.ts";
 import { deprecation } from "../middleware/deprecation.ts";
@@ -16,7 +16,7 @@ import { createLimiter, type Limiter } from "../quota/limiter.ts";
 import { createLocalLimiter } from "../quota/local-limiter.ts";
 import { createMetering, type Metering } from "../quota/metering.ts";
 import { compileRouter, METHODS, type Method, routeKeyCandidates } from "../routing/router.ts";
-import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/forwarding.ts";
+import { clientHeaders, clientResponseHeaders, upstreamRequestHeaders } from "../upstream/forwarding.ts";
 import {
   createUpstreamClient,
   type UpstreamClient,
@@ -238,8 +238,9 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
       }
       const identity = optionalIdentity(event);
       const params = event.pathParameters ?? {};
+      const headersIn = clientHeaders(event);
       const forwarding = {
-        headers: event.headers,
+        headers: headersIn,
         identity,
         requestId: context.requestId,
         sourceIp: event.requestContext.http.sourceIp,
@@ -258,7 +259,7 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
       let upstreamBody = body?.raw; // the raw bytes the body checks passed, not a re-serialisation
       const headers = upstreamRequestHeaders({
         ...forwarding,
-        headers: mapHeaders(event.headers as Record<string, string>, chosen.requestHeaders),
+        headers: mapHeaders(headersIn, chosen.requestHeaders),
         forwardAuthorization: chosen.forwardAuthorization,
       });
       if (chosen.requestBody && body && body.json !== undefined) {
@@ -287,6 +288,8 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
       return {
         statusCode: response.status,
         headers: responseHeaders,
+        // Payload 2.0: API Gateway sends each entry as a Set-Cookie header of its own.
+        ...(response.cookies.length > 0 ? { cookies: [...response.cookies] } : {}),
         body: textual ? response.body.toString("utf8") : response.body.toString("base64"),
         isBase64Encoded: !textual,
       };
@@ -312,15 +315,22 @@ async function timedUpstreamCall(
 ): Promise<UpstreamResponse> {
   const began = performance.now();
   let response: UpstreamResponse | undefined;
+  let sent = true;
   try {
     response = await chosen.client(request);
     return response;
+  } catch (error) {
+    // The client throws a 4XX only for a request it refused before sending: no upstream call to count.
+    if (error instanceof HttpError && error.statusCode < 500) sent = false;
+    throw error;
   } finally {
-    recordUpstream(context, {
-      upstream: chosen.upstream,
-      target: response?.target ?? "none",
-      ms: performance.now() - began,
-      failed: response === undefined,
-    });
+    if (sent) {
+      recordUpstream(context, {
+        upstream: chosen.upstream,
+        target: response?.target ?? "none",
+        ms: performance.now() - began,
+        failed: response === undefined,
+      });
+    }
   }
 }

@@ -11,7 +11,15 @@ import {
   TimeoutStrategy,
   timeout,
 } from "cockatiel";
-import { BadGatewayError, GatewayTimeoutError, HttpError, ServiceUnavailableError } from "../errors.ts";
+import {
+  BadGatewayError,
+  BadRequestError,
+  GatewayTimeoutError,
+  HttpError,
+  InternalServerError,
+  MethodNotAllowedError,
+  ServiceUnavailableError,
+} from "../errors.ts";
 
 /**
  * The HTTP client behind every proxied route: weighted targets with passive health (a target whose
@@ -19,6 +27,10 @@ import { BadGatewayError, GatewayTimeoutError, HttpError, ServiceUnavailableErro
  * only, a circuit breaker per target (cockatiel), a cap on the response size, and no redirects unless
  * asked. Failures become the gateway's errors: unreachable or bad response 502, timeout 504, every
  * circuit open 503 with `Retry-After`.
+ *
+ * Only what a target does counts against its circuit: a refused or reset connection, a timeout, a
+ * 502/503/504. A request is prepared (checked and converted) once, before any attempt, so what makes
+ * it unsendable is known before a byte leaves: that is the caller's 4XX, never retried or counted.
  */
 
 export interface UpstreamTarget {
@@ -39,16 +51,31 @@ export interface UpstreamOptions {
   followRedirects?: boolean;
   /** Random in [0, 1); injectable for tests. */
   random?: () => number;
-  /** How one attempt reaches a target; HTTP `fetch` unless given (the Lambda kind brings its own). */
+  /** How a request reaches a target; HTTP `fetch` unless given (the Lambda kind brings its own). */
   transport?: Transport;
 }
 
-/** One attempt against one target. It must honour `signal` (the attempt's timeout, or the caller giving up). */
-export type Transport = (
-  target: UpstreamTarget,
-  request: UpstreamRequest,
-  signal: AbortSignal,
-) => Promise<{ status: number; headers: Record<string, string>; body: Buffer }>;
+/**
+ * How requests reach a target, in two steps. The transport prepares a request once, before any
+ * attempt: what it throws (an `HttpError`, 4XX) is the caller's, since nothing was sent, so it is
+ * never retried or counted against a target. It resolves with the attempt: one try against one
+ * target, which must honour `signal` (the attempt's timeout, or the caller giving up).
+ */
+export type Transport = (request: UpstreamRequest) => Promise<Attempt>;
+export type Attempt = (target: UpstreamTarget, signal: AbortSignal) => Promise<TransportAnswer>;
+
+/** What one attempt brought back. */
+export interface TransportAnswer {
+  status: number;
+  /** Lower-case names; never `set-cookie` (see `cookies`). */
+  headers: Record<string, string>;
+  /**
+   * Each `Set-Cookie` of the answer, in order. They are kept apart because they cannot be folded into
+   * one header (an `Expires` date holds a comma), and payload 2.0 returns them as the `cookies` array.
+   */
+  cookies: string[];
+  body: Buffer;
+}
 
 export interface UpstreamRequest {
   method: string;
@@ -64,10 +91,7 @@ export interface UpstreamRequest {
   signal?: AbortSignal;
 }
 
-export interface UpstreamResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: Buffer;
+export interface UpstreamResponse extends TransportAnswer {
   /** The target that answered. */
   target: string;
   attempts: number;
@@ -141,14 +165,18 @@ export function createUpstreamClient(options: UpstreamOptions) {
     options.transport ??
     httpTransport({ maxResponseBytes: options.maxResponseBytes, followRedirects: !!options.followRedirects });
 
-  async function attempt(request: UpstreamRequest, attempts: number): Promise<UpstreamResponse> {
+  async function attempt(
+    request: UpstreamRequest,
+    send: Attempt,
+    attempts: number,
+  ): Promise<UpstreamResponse> {
     const state = choose();
     if (!state) throw new BrokenCircuitError();
     // Inside the breaker, so an unhealthy answer counts against this target like a failure does.
     return state.breaker.execute(async () => {
       try {
         const answer = await attemptTimeout.execute(
-          ({ signal }) => transport(state.target, request, signal),
+          ({ signal }) => send(state.target, signal),
           request.signal,
         );
         const response = { ...answer, target: state.target.url, attempts };
@@ -164,7 +192,12 @@ export function createUpstreamClient(options: UpstreamOptions) {
   const breakerSeconds = Math.max(1, Math.ceil(options.breaker.halfOpenAfterMs / 1000));
 
   const retries = retry(
-    handleWhen((error) => !(error instanceof ResponseTooLargeError) && !(error instanceof CallerCancelled)),
+    handleWhen(
+      (error) =>
+        !(error instanceof ResponseTooLargeError) &&
+        !(error instanceof CallerCancelled) &&
+        !(error instanceof RequestNotSentError),
+    ),
     {
       maxAttempts: options.retries,
       backoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 500 }),
@@ -176,11 +209,13 @@ export function createUpstreamClient(options: UpstreamOptions) {
    * is returned as it came after the last attempt. Throws the gateway's error when there is no answer.
    */
   return async function requestUpstream(request: UpstreamRequest): Promise<UpstreamResponse> {
+    // Outside the retries and the breakers: what it refuses was never sent.
+    const send = await transport(request);
     let attempts = 0;
     try {
       return IDEMPOTENT.has(request.method.toUpperCase())
-        ? await retries.execute(() => attempt(request, ++attempts), request.signal)
-        : await attempt(request, ++attempts);
+        ? await retries.execute(() => attempt(request, send, ++attempts), request.signal)
+        : await attempt(request, send, ++attempts);
     } catch (error) {
       if (error instanceof UnhealthyResponse) return error.response;
       throw toGatewayError(error, options.name, breakerSeconds);
@@ -190,36 +225,128 @@ export function createUpstreamClient(options: UpstreamOptions) {
 
 export type UpstreamClient = ReturnType<typeof createUpstreamClient>;
 
-/** An upstream answer over `maxResponseBytes`: 502, not retried, not the target's health. */
+/**
+ * An upstream answer over `maxResponseBytes`: 502, not retried, not the target's health (the size of
+ * an answer often follows from what the caller asked for).
+ */
 export class ResponseTooLargeError extends Error {}
+
+/**
+ * The transport refused to send a request its preparation let through: nothing reached the target, so
+ * it is not the target's health and retrying cannot help. A 500 (the gateway's gap), logged with the cause.
+ */
+export class RequestNotSentError extends Error {}
 
 /** Whether a failure is the target's fault (and so counts against its circuit). */
 function countsAgainstTarget(error: Error): boolean {
   return (
     !(error instanceof ResponseTooLargeError) &&
     !(error instanceof BrokenCircuitError) &&
-    !(error instanceof CallerCancelled)
+    !(error instanceof CallerCancelled) &&
+    !(error instanceof RequestNotSentError)
   );
+}
+
+/** Methods fetch will not send (it throws before any connection). */
+const UNSENDABLE_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
+const PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+/** RFC 9110 token: a method or a header name. */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/**
+ * Headers undici refuses to send whatever their value (`expect`, `upgrade`, `keep-alive`,
+ * `transfer-encoding`; `connection` unless plain) or sets itself: they describe a hop, so they are dropped.
+ */
+const DROPPED_HEADERS = new Set([
+  "expect",
+  "connection",
+  "keep-alive",
+  "upgrade",
+  "transfer-encoding",
+  "host",
+  "content-length",
+]);
+/** What undici refuses in a header value: control characters other than tab, and DEL. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
+const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+/** A UTF-16 code unit above U+00FF (surrogates included), which fetch cannot send as one byte. */
+const ABOVE_LATIN1 = /[\u0100-\uffff]/;
+/** undici's codes for a request it refused before writing a byte (never its messages). */
+const REFUSED_BEFORE_SENDING = new Set(["UND_ERR_INVALID_ARG", "UND_ERR_NOT_SUPPORTED"]);
+
+/**
+ * The headers as fetch can send them: hop headers it refuses dropped; a value above U+00FF sent as
+ * its UTF-8 bytes (fetch sends each character as one byte, 0x00–0xFF). A name that is not a token, or a
+ * value with a control character, cannot be sent at all: 400, naming the header.
+ */
+function sendableHeaders(headers: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (!TOKEN.test(name)) {
+      throw new BadRequestError(`The header name ${JSON.stringify(name)} is not a valid HTTP field name`);
+    }
+    const lower = name.toLowerCase();
+    if (DROPPED_HEADERS.has(lower)) continue;
+    if (CONTROL.test(value)) {
+      throw new BadRequestError(
+        `The ${JSON.stringify(name)} header holds a control character and cannot be forwarded`,
+      );
+    }
+    out[lower] = ABOVE_LATIN1.test(value) ? Buffer.from(value, "utf8").toString("latin1") : value;
+  }
+  return out;
+}
+
+/** Whether fetch failed because undici refused the request before writing it (by its error code). */
+function refusedBeforeSending(error: unknown): boolean {
+  const cause = error instanceof Error ? (error.cause as { code?: unknown } | undefined) : undefined;
+  return typeof cause?.code === "string" && REFUSED_BEFORE_SENDING.has(cause.code);
 }
 
 /** The HTTP transport: `fetch` to the target's base URL plus the rewritten path, size-capped. */
 function httpTransport(options: { maxResponseBytes: number; followRedirects: boolean }): Transport {
-  return async (target, request, signal) => {
-    const url = `${target.url.replace(/\/$/, "")}${request.path}${request.query ? `?${request.query}` : ""}`;
-    const response = await fetch(url, {
-      method: request.method,
-      headers: request.headers,
-      body: request.body && request.method !== "GET" && request.method !== "HEAD" ? request.body : undefined,
-      redirect: options.followRedirects ? "follow" : "manual",
-      signal,
-    });
-    const body = await readCapped(response, options.maxResponseBytes, signal);
-    const headers: Record<string, string> = {};
-    response.headers.forEach((value, name) => {
-      headers[name] = value;
-    });
-    return { status: response.status, headers, body };
+  return async (request) => {
+    const method = request.method.toUpperCase();
+    if (!TOKEN.test(method) || UNSENDABLE_METHODS.has(method)) {
+      throw new MethodNotAllowedError(
+        `${JSON.stringify(request.method)} requests cannot be proxied`,
+        PROXIED_METHODS,
+      );
+    }
+    const headers = sendableHeaders(request.headers);
+    const body = request.body && method !== "GET" && method !== "HEAD" ? request.body : undefined;
+    const pathAndQuery = `${request.path}${request.query ? `?${request.query}` : ""}`;
+    const redirect = options.followRedirects ? "follow" : "manual";
+    return async (target, signal) => {
+      let response: Response;
+      try {
+        response = await fetch(`${target.url.replace(/\/$/, "")}${pathAndQuery}`, {
+          method,
+          headers,
+          body,
+          redirect,
+          signal,
+        });
+      } catch (error) {
+        if (refusedBeforeSending(error))
+          throw new RequestNotSentError("fetch refused the request", { cause: error });
+        throw error;
+      }
+      return readAnswer(response, options.maxResponseBytes, signal);
+    };
   };
+}
+
+async function readAnswer(
+  response: Response,
+  maxResponseBytes: number,
+  signal: AbortSignal,
+): Promise<TransportAnswer> {
+  const body = await readCapped(response, maxResponseBytes, signal);
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, name) => {
+    if (name !== "set-cookie") headers[name] = value; // forEach gives each Set-Cookie on its own
+  });
+  return { status: response.status, headers, cookies: response.headers.getSetCookie(), body };
 }
 
 async function readCapped(response: Response, maxBytes: number, signal: AbortSignal): Promise<Buffer> {
@@ -258,6 +385,11 @@ function toGatewayError(error: unknown, upstream: string, retryAfterSeconds: num
   }
   if (error instanceof ResponseTooLargeError) {
     return new BadGatewayError(`The ${upstream} service sent a response that is too large`, { cause: error });
+  }
+  if (error instanceof RequestNotSentError) {
+    return new InternalServerError(`The request to the ${upstream} service could not be sent`, {
+      cause: error,
+    });
   }
   return new BadGatewayError(`The ${upstream} service could not be reached`, { cause: error });
 }

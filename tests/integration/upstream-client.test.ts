@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, it, mock } from "node:test";
 import { HttpError } from "#shared/errors.ts";
 import { createUpstreamClient, type UpstreamOptions } from "#shared/upstream/http-client.ts";
 
@@ -203,6 +203,44 @@ describe("upstream HTTP client against real loopback servers", () => {
       response.end("y".repeat(4096));
     });
     assert.equal((await failure(request({ method: "GET", path: "/", headers: {} }))).statusCode, 502);
+  });
+
+  it("does not retry or count a request fetch refused to send (undici's own codes): 500, circuit closed", async () => {
+    service.set(ok);
+    const request = createUpstreamClient(
+      options(service.url, { breaker: { consecutiveFailures: 1, halfOpenAfterMs: 60_000 } }),
+    );
+    const realFetch = globalThis.fetch;
+    const refusing = mock.method(globalThis, "fetch", async () => {
+      const cause = Object.assign(new Error("refused by undici"), { code: "UND_ERR_NOT_SUPPORTED" });
+      throw new TypeError("fetch failed", { cause });
+    });
+    try {
+      for (let i = 0; i < 2; i++) {
+        assert.equal((await failure(request({ method: "GET", path: "/", headers: {} }))).statusCode, 500);
+      }
+      assert.equal(refusing.mock.callCount(), 2, "one try each: nothing to retry");
+    } finally {
+      refusing.mock.restore();
+    }
+    assert.equal(globalThis.fetch, realFetch);
+    assert.equal(
+      (await request({ method: "GET", path: "/", headers: {} })).status,
+      200,
+      "circuit still closed",
+    );
+  });
+
+  it("returns each Set-Cookie of the answer on its own, none folded into the headers", async () => {
+    const cookies = ["a=1; Path=/", "b=2; Expires=Wed, 21 Oct 2026 07:28:00 GMT"];
+    service.set((_request, response) => void response.writeHead(200, { "set-cookie": cookies }).end());
+    const response = await createUpstreamClient(options(service.url))({
+      method: "GET",
+      path: "/",
+      headers: {},
+    });
+    assert.deepEqual(response.cookies, cookies);
+    assert.equal(response.headers["set-cookie"], undefined);
   });
 
   it("does not follow redirects unless the route allows it", async () => {
