@@ -68,6 +68,8 @@ export default defineGateway(({ stage }) => ({
       retries: 0,
       breaker: { consecutiveFailures: 3, halfOpenAfterMs: 5_000 },
     },
+    // The demo's cookie endpoints, to see cookies go both ways through the gateway.
+    cookies: { targets: [{ url: serviceUrl(stage, "cookies") }], timeoutMs: 2_000, retries: 1 },
     // A service that is a Lambda function (handlers/services/catalog.ts), invoked directly: no HTTP hop.
     catalog: { kind: "lambda", function: "catalog", timeoutMs: 3_000, retries: 1 },
     // The proxy fidelity demo: a service that compresses, and one that echoes the headers it received.
@@ -215,6 +217,17 @@ export default defineGateway(({ stage }) => ({
         path: "/fidelity/headers",
         response: { passHeaders: ["cache-control"] },
       },
+    },
+    // Proxy fidelity demo routes (cookies)
+    "GET /v1/cookies/set": {
+      auth: { apiKey: {} },
+      limit: {},
+      proxy: { upstream: "cookies", path: "/cookies/set" },
+    },
+    "GET /v1/cookies/echo": {
+      auth: { apiKey: {} },
+      limit: {},
+      proxy: { upstream: "cookies", path: "/cookies/echo" },
     },
     // The calling key's own usage and remaining quota; the billing export for admins.
     "GET /usage": { auth: { apiKey: {} } },

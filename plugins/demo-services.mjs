@@ -9,6 +9,7 @@
 //   GET  /slow?ms=3000                answers after a delay (default 3 s)
 //   GET  /flaky                       503 while switched down: POST /flaky/down, POST /flaky/up
 //   GET  /fidelity/...                the proxy fidelity demo (bodies, headers): see its block below
+//   GET  /cookies/set, /cookies/echo  proxy fidelity: several Set-Cookie headers; the cookies received
 
 import { createServer } from "node:http";
 import { gzipSync } from "node:zlib";
@@ -47,6 +48,7 @@ export function startDemoServices(port) {
       };
       const [, resource, id, extra] = url.pathname.split("/");
       if (resource === "fidelity") return proxyFidelity(request, response, url);
+      if (resource === "cookies") return cookiesDemo(request, response, id);
       if (resource === "echo") {
         return json(200, {
           method: request.method,
@@ -172,4 +174,43 @@ function proxyFidelity(request, response, url) {
       .end(JSON.stringify({ method: request.method, headers: request.headers }));
   }
   response.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: "not found" }));
+}
+
+// ---- Proxy fidelity demo: cookies (GET /v1/cookies/set and /v1/cookies/echo through the gateway) ----
+
+/**
+ * Set-Cookie headers a browser would get from a real service: several at once, attributes included,
+ * and one with an Expires date, whose comma breaks any proxy that folds them into one header.
+ */
+export const DEMO_SET_COOKIES = [
+  "theme=dark; Path=/",
+  "session=demo-session-1; Path=/; HttpOnly; SameSite=Lax",
+  "visited=1; Expires=Wed, 21 Oct 2037 07:28:00 GMT; Path=/",
+];
+
+/**
+ * `GET /cookies/set` answers with DEMO_SET_COOKIES; `GET /cookies/echo` shows the cookies it received:
+ * each `cookie` header line as it arrived (a cookie sent twice shows as two lines) and the pairs in it.
+ * @param {import('node:http').IncomingMessage} request
+ * @param {import('node:http').ServerResponse} response
+ * @param {string | undefined} action
+ */
+function cookiesDemo(request, response, action) {
+  /** @param {number} status @param {unknown} body @param {Record<string, string | string[]>} [headers] */
+  const json = (status, body, headers = {}) => {
+    response.writeHead(status, { "content-type": "application/json", ...headers }).end(JSON.stringify(body));
+  };
+  if (request.method !== "GET") return json(405, { error: "GET only" });
+  if (action === "set") return json(200, { set: DEMO_SET_COOKIES }, { "set-cookie": DEMO_SET_COOKIES });
+  if (action === "echo") {
+    const lines = request.rawHeaders.filter(
+      (_, index, raw) => index % 2 === 1 && raw[index - 1]?.toLowerCase() === "cookie",
+    );
+    const cookies = lines
+      .flatMap((line) => line.split(";"))
+      .map((pair) => pair.trim())
+      .filter((pair) => pair !== "");
+    return json(200, { cookieHeaders: lines, cookies });
+  }
+  return json(404, { error: "not found" });
 }

@@ -150,6 +150,22 @@ const REFUSALS: Record<number, string> = {
   403: "the token was refused (expired, another issuer or audience, a missing scope...); the stack's log says why",
 };
 
+/**
+ * Handshake answers that trying again later can fix, and what they mean to a person (API Gateway's
+ * own answers are bare; see docs/api-gateway-responses.md).
+ */
+const TRANSIENT: Record<number, string> = {
+  429: "too many connections for this user (close a tab or another client), or API Gateway is throttling",
+  500: "the server could not admit the connection (its authorizer or $connect failed); the stack's log says why",
+};
+
+/** WebSocket close codes API Gateway uses, for a person. */
+export const CLOSE_CODES: Record<number, string> = {
+  1001: "API Gateway ends a connection after 2 hours, or after 10 minutes without a message",
+  1006: "no close frame: the network dropped, or the server went away",
+  1009: "a message over API Gateway's 128 KB (or a frame over 32 KB)",
+};
+
 /** Opens a socket; a 401/403 handshake rejects with RefusedError, anything else with its cause. */
 function openSocket(url: string): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
@@ -159,8 +175,11 @@ function openSocket(url: string): Promise<WebSocket> {
     socket.once("unexpected-response", (_request, response) => {
       const status = `HTTP ${response.statusCode} ${response.statusMessage ?? ""}`.trim();
       const reason = REFUSALS[response.statusCode ?? 0];
+      const transient = TRANSIENT[response.statusCode ?? 0];
       reject(
-        reason ? new RefusedError(`${status}: ${reason}`) : new Error(`the handshake was answered ${status}`),
+        reason
+          ? new RefusedError(`${status}: ${reason}`)
+          : new Error(`the handshake was answered ${status}${transient ? `: ${transient}` : ""}`),
       );
       socket.terminate();
     });
@@ -517,7 +536,8 @@ class ChatSession {
   private onClose(code: number, reason: string): void {
     if (this.stopped || this.reconnecting) return;
     this.online = gate();
-    this.print(`* connection lost (${code}${reason ? ` ${reason}` : ""})`);
+    const meaning = CLOSE_CODES[code];
+    this.print(`* connection lost (${code}${reason ? ` ${reason}` : ""})${meaning ? `: ${meaning}` : ""}`);
     void this.reconnect();
   }
 

@@ -19,7 +19,7 @@ if (groups.includes("e2e")) ensureChromium();
 console.log(`Node ${process.version}: ${files.length} test files (${groups.join(", ")})`);
 const { status, signal } = spawnSync(
   process.execPath,
-  ["--import", "tsx", "--test", "--test-timeout=180000", "--test-concurrency=1", ...files],
+  ["--import", "tsx", "--test", "--test-timeout=300000", "--test-concurrency=1", ...files],
   { stdio: "inherit", env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" } },
 );
 process.exit(status ?? (signal ? 1 : 0));

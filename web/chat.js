@@ -197,8 +197,12 @@ function scheduleReconnect(why) {
 
 /** @param {CloseEvent} event */
 function closeReason(event) {
-  // A refused handshake (401/403) reaches a browser only as 1006: it cannot tell it from a drop.
-  if (event.code === 1006) return "closed abnormally (no close frame; the server may have refused the token)";
+  // A refused handshake (401/403/429/500) reaches a browser only as 1006: it cannot tell it from a drop.
+  if (event.code === 1006)
+    return "closed abnormally (no close frame): the server may have refused the token, or this name has too many open connections";
+  if (event.code === 1001)
+    return "API Gateway ends a connection after 2 hours, or after 10 minutes without a message";
+  if (event.code === 1009) return "a message was over API Gateway's 128 KB";
   return `closed with code ${event.code}${event.reason ? ` (${event.reason})` : ""}`;
 }
 

@@ -11,6 +11,7 @@ import { createLimiter, type Limiter } from "#shared/quota/limiter.ts";
 import { createMetering, type Metering } from "#shared/quota/metering.ts";
 import { type Chat, messageFrame } from "#shared/ws/chat.ts";
 import { chatFromEnv } from "#shared/ws/chat-runtime.ts";
+import { managementEndpoint } from "#shared/ws/endpoint.ts";
 import { broadcastBudget } from "#shared/ws/fanout.ts";
 import { MESSAGE_ID, ROOM_NAME } from "#shared/ws/protocol.ts";
 import definition from "../../gateway.config.ts";
@@ -122,7 +123,7 @@ export function createRoomsHandler({
 const gateway = loadGateway(definition, env.stage);
 export const handler = createRoomsHandler({
   gateway,
-  chat: chatFromEnv(gateway).chat,
+  chat: chatFromEnv(gateway, managementEndpoint({ apiId: env.websocketApiId, stage: env.stage })).chat,
   limiter: createLimiter({ client: limiterDocumentClient(), tableName: env.usageTable }),
   metering: createMetering({ client: limiterDocumentClient(), tableName: env.usageTable }),
 });

@@ -1,3 +1,4 @@
+import type { Context } from "aws-lambda";
 import * as v from "valibot";
 import { limiterDocumentClient } from "#shared/clients/dynamodb.ts";
 import { env } from "#shared/config/env.ts";
@@ -9,13 +10,15 @@ import {
   PayloadTooLargeError,
   RateLimitedError,
 } from "#shared/errors.ts";
-import { type WsResult, wsHandler } from "#shared/middleware/ws-handler.ts";
+import type { GatehouseContext } from "#shared/http.ts";
+import { type WsEvent, type WsResult, wsHandler } from "#shared/middleware/ws-handler.ts";
 import { createLimitPolicy } from "#shared/quota/limit-policy.ts";
 import { createLimiter, type Limiter } from "#shared/quota/limiter.ts";
 import { checkWebSocketMessage } from "#shared/quota/ws-limits.ts";
 import { type Chat, messageFrame, type Published } from "#shared/ws/chat.ts";
 import { chatFromEnv } from "#shared/ws/chat-runtime.ts";
 import { type ConnectionStore, RoomLimitError } from "#shared/ws/connection-store.ts";
+import { managementEndpoint } from "#shared/ws/endpoint.ts";
 import { broadcastBudget } from "#shared/ws/fanout.ts";
 import { inboxOf, type StoredMessage } from "#shared/ws/message-store.ts";
 import { ChatMessageSchema, frame } from "#shared/ws/protocol.ts";
@@ -198,12 +201,24 @@ function fitReply(messages: StoredMessage[], hasMore: boolean, cursor: string | 
 }
 
 const gateway = loadGateway(definition, env.stage);
-const { chat, connections } = chatFromEnv(gateway);
-export const handler = createChatHandler({
-  gateway,
-  chat,
-  connections,
-  limiter: gateway.limits
-    ? createLimiter({ client: limiterDocumentClient(), tableName: env.usageTable })
-    : undefined,
-});
+const limiter = gateway.limits
+  ? createLimiter({ client: limiterDocumentClient(), tableName: env.usageTable })
+  : undefined;
+/** One chain per management endpoint: in practice one, the API this function serves. */
+const handlers = new Map<string, ReturnType<typeof createChatHandler>>();
+function handlerFor(endpoint: string) {
+  let handler = handlers.get(endpoint);
+  if (!handler) {
+    const { chat, connections } = chatFromEnv(gateway, endpoint);
+    handler = createChatHandler({ gateway, chat, connections, limiter });
+    handlers.set(endpoint, handler);
+  }
+  return handler;
+}
+
+/** The endpoint comes from the event's API id and stage (see shared/ws/endpoint.ts). */
+export const handler = (event: WsEvent, context: Context) =>
+  handlerFor(managementEndpoint(event.requestContext as { apiId: string; stage: string }))(
+    event,
+    context as GatehouseContext,
+  );

@@ -74,11 +74,22 @@ export const env = {
     return req("MESSAGES_TABLE");
   },
   /**
-   * The WebSocket API's management endpoint, for PostToConnection: set on deployed stages from the
-   * API's id, and locally to serverless-offline's WebSocket port.
+   * The WebSocket API's management endpoint, for PostToConnection, when it is given outright: the
+   * local stack's (serverless-offline's WebSocket port, no stage). Deployed stages say `none` and
+   * the endpoint is built from the API's id (`websocketManagementEndpoint`).
    */
-  get websocketEndpoint(): string {
-    return req("GATEHOUSE_WS_ENDPOINT");
+  get websocketEndpoint(): string | undefined {
+    const value = opt("GATEHOUSE_WS_ENDPOINT");
+    return value === "none" ? undefined : value;
+  },
+  /** The WebSocket API's id, for functions whose events come from the HTTP API (the bridge). */
+  get websocketApiId(): string | undefined {
+    const value = opt("GATEHOUSE_WS_API_ID");
+    return value === "none" ? undefined : value;
+  },
+  /** The Region the function runs in (Lambda sets it; the local stack too). */
+  get region(): string {
+    return req("AWS_REGION");
   },
   /** True under serverless-offline (the local stack). */
   get isOffline(): boolean {

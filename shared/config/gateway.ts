@@ -912,5 +912,36 @@ export function loadGateway(definition: GatewayDefinition, stage: string): Gatew
     }
   }
   if (problems.length > 0) throw new GatewayConfigError(stage, problems);
-  return config;
+  return withPreflightRoutes(config);
+}
+
+/**
+ * A browser's preflight (`OPTIONS`, no credentials) must reach the gateway's CORS answer. On API
+ * Gateway an `ANY` route also matches `OPTIONS`, so behind an authorizer the preflight would get
+ * API Gateway's own 401 with no CORS headers. For every such route that browsers may call (it has
+ * CORS) a public `OPTIONS` route on the same path is added, unless the config declares one; a route
+ * with an explicit method needs none (its preflight falls through to the catch-all, which has no
+ * authorizer). serverless.yml deploys these like any other route.
+ */
+export function preflightRoutes(config: Pick<GatewayConfig, "routes" | "cors">): string[] {
+  return Object.entries(config.routes).flatMap(([key, route]) => {
+    const [method, path] = key.split(" ") as [string, string];
+    const browserCallable = route.cors === false ? false : (route.cors ?? config.cors) !== undefined;
+    const preflight = `OPTIONS ${path}`;
+    if (
+      method !== "ANY" ||
+      route.auth === "public" ||
+      !browserCallable ||
+      Object.hasOwn(config.routes, preflight)
+    )
+      return [];
+    return [preflight];
+  });
+}
+
+function withPreflightRoutes(config: GatewayConfig): GatewayConfig {
+  const added = preflightRoutes(config);
+  if (added.length === 0) return config;
+  const route = v.parse(RouteSchema, { auth: "public" });
+  return { ...config, routes: { ...config.routes, ...Object.fromEntries(added.map((key) => [key, route])) } };
 }

@@ -3,7 +3,7 @@ import { compileIpRules } from "../auth/ip-rules.ts";
 import { limiterDocumentClient } from "../clients/dynamodb.ts";
 import { env } from "../config/env.ts";
 import { type GatewayConfig, type RouteConfig, routeWorstCaseMs } from "../config/gateway.ts";
-import { BadGatewayError, BadRequestError, MethodNotAllowedError } from "../errors.ts";
+import { BadGatewayError, BadRequestError, HttpError, MethodNotAllowedError } from "../errors.ts";
 import type { GatehouseContext, HttpEvent, HttpResult } from "../http.ts";
 import { type CorsRules, corsByRoute } from "../middleware/cors.ts";
 import { deprecation } from "../middleware/deprecation.ts";
@@ -32,7 +32,7 @@ import {
   TEXT_MEDIA,
   upstreamAcceptEncoding,
 } from "../upstream/encoding.ts";
-import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/forwarding.ts";
+import { clientHeaders, clientResponseHeaders, upstreamRequestHeaders } from "../upstream/forwarding.ts";
 import {
   createUpstreamClient,
   type UpstreamClient,
@@ -142,7 +142,12 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
   const routeKeyOf = (event: HttpEvent): string | undefined => {
     let key = routeKeys.get(event);
     if (key === undefined) {
-      key = routeKeyCandidates(event.routeKey).find((candidate) => routes.has(candidate)) ?? null;
+      // The route API Gateway matched, as declared (exact first, then ANY): a declared route that is
+      // not the gateway's (the preflight OPTIONS route beside an ANY route) is not the ANY route.
+      const declared = routeKeyCandidates(event.routeKey).find((candidate) =>
+        Object.hasOwn(gateway.routes, candidate),
+      );
+      key = declared !== undefined && routes.has(declared) ? declared : null;
       routeKeys.set(event, key);
     }
     return key ?? undefined;
@@ -257,8 +262,9 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
       }
       const identity = optionalIdentity(event);
       const params = event.pathParameters ?? {};
+      const headersIn = clientHeaders(event);
       const forwarding = {
-        headers: event.headers,
+        headers: headersIn,
         identity,
         requestId: context.requestId,
         sourceIp: event.requestContext.http.sourceIp,
@@ -281,7 +287,7 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
       let upstreamBody = body?.raw; // the raw bytes the body checks passed, not a re-serialisation
       const headers = upstreamRequestHeaders({
         ...forwarding,
-        headers: mapHeaders(event.headers as Record<string, string>, chosen.requestHeaders),
+        headers: mapHeaders(headersIn, chosen.requestHeaders),
         forwardAuthorization: chosen.forwardAuthorization,
       });
       if (chosen.requestBody && body && body.json !== undefined) {
@@ -323,6 +329,8 @@ export function createGatewayHandler(gateway: GatewayConfig, dependencies: Gatew
       return {
         statusCode: response.status,
         headers: responseHeaders,
+        // Payload 2.0: API Gateway sends each entry as a Set-Cookie header of its own.
+        ...(response.cookies.length > 0 ? { cookies: [...response.cookies] } : {}),
         body: textual ? bytes.toString("utf8") : bytes.toString("base64"),
         isBase64Encoded: !textual,
       };
@@ -400,15 +408,22 @@ async function timedUpstreamCall(
 ): Promise<UpstreamResponse> {
   const began = performance.now();
   let response: UpstreamResponse | undefined;
+  let sent = true;
   try {
     response = await chosen.client(request);
     return response;
+  } catch (error) {
+    // The client throws a 4XX only for a request it refused before sending: no upstream call to count.
+    if (error instanceof HttpError && error.statusCode < 500) sent = false;
+    throw error;
   } finally {
-    recordUpstream(context, {
-      upstream: chosen.upstream,
-      target: response?.target ?? "none",
-      ms: performance.now() - began,
-      failed: response === undefined,
-    });
+    if (sent) {
+      recordUpstream(context, {
+        upstream: chosen.upstream,
+        target: response?.target ?? "none",
+        ms: performance.now() - began,
+        failed: response === undefined,
+      });
+    }
   }
 }

@@ -23,7 +23,7 @@ export function corsByRoute(
         credentials: rules.credentials,
         headers: rules.headers.join(","),
         exposeHeaders: rules.exposeHeaders.join(","),
-        methods: [...methods, "OPTIONS"].join(","),
+        methods: [...new Set([...methods, "OPTIONS"])].join(","),
         maxAge: rules.maxAgeSeconds,
       }) as Middleware,
     ]),

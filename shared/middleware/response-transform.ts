@@ -1,6 +1,6 @@
 import type middy from "@middy/core";
 import type { GatehouseContext, HttpEvent, HttpResult } from "../http.ts";
-import { mapHeaders, mapResponseBody, type NameMap } from "../upstream/transform.ts";
+import { mapResponseBody, mapResponseHeaders, type NameMap } from "../upstream/transform.ts";
 
 /** A proxied target's response mapping, compiled once. */
 export interface ResponseMap {
@@ -44,7 +44,10 @@ export function responseTransform(): middy.MiddlewareObj<HttpEvent, HttpResult, 
       response.isBase64Encoded = false;
     }
     response.statusCode = map.status.get(status) ?? status;
-    response.headers = mapHeaders(headers, map.headers);
+    const mapped = mapResponseHeaders(headers, response.cookies ?? [], map.headers);
+    response.headers = mapped.headers;
+    if (mapped.cookies.length > 0) response.cookies = mapped.cookies;
+    else delete response.cookies;
   };
   return { after: responseTransformAfter };
 }

@@ -3,9 +3,14 @@ import type { Identity } from "../auth/identity.ts";
 import { formatScopes } from "../auth/scopes.ts";
 import { SECURITY_HEADER_NAMES } from "../middleware/security-headers.ts";
 
-/** Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus ones the HTTP client sets itself. */
+/**
+ * Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus ones the HTTP client sets
+ * itself, and `Expect`: API Gateway has already taken the whole body, so a client's `100-continue`
+ * means nothing upstream.
+ */
 const HOP_BY_HOP = new Set([
   "connection",
+  "expect",
   "keep-alive",
   "proxy-authenticate",
   "proxy-authorization",
@@ -39,6 +44,21 @@ export interface ForwardingContext {
 const FORWARDING = new Set(["forwarded", "x-real-ip"]);
 
 /**
+ * The client's headers, with its cookies as one `cookie` header. Payload 2.0 moves them out of the
+ * headers into `event.cookies` (one `name=value` each), so they are joined again with "; " (RFC 6265
+ * §5.4). An event with both (serverless-offline keeps the header) sends them once: the array wins.
+ */
+export function clientHeaders(event: {
+  headers: Record<string, string | undefined>;
+  cookies?: readonly string[] | undefined;
+}): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(event.headers)) if (value !== undefined) out[name] = value;
+  if (event.cookies && event.cookies.length > 0) out.cookie = event.cookies.join("; ");
+  return out;
+}
+
+/**
  * The headers an upstream receives: the client's end-to-end headers, without the gateway's own
  * credentials and without anything claiming to be a gateway identity header or a forwarding header;
  * then the caller's identity as trusted `x-gatehouse-*` headers, the forwarding headers as the gateway
@@ -55,12 +75,15 @@ export function upstreamRequestHeaders(context: ForwardingContext): Record<strin
   }
   const identity = context.identity;
   if (identity) {
-    out[`${IDENTITY_HEADER_PREFIX}principal`] = identity.principal;
-    out[`${IDENTITY_HEADER_PREFIX}auth-type`] = identity.authType;
-    out[`${IDENTITY_HEADER_PREFIX}plan`] = identity.plan;
-    out[`${IDENTITY_HEADER_PREFIX}scopes`] = formatScopes(identity.scopes);
-    if (identity.tenant) out[`${IDENTITY_HEADER_PREFIX}tenant`] = identity.tenant;
-    if (identity.keyId) out[`${IDENTITY_HEADER_PREFIX}key-id`] = identity.keyId;
+    const set = (name: string, value: string) => {
+      out[`${IDENTITY_HEADER_PREFIX}${name}`] = identityHeaderValue(value);
+    };
+    set("principal", identity.principal);
+    set("auth-type", identity.authType);
+    set("plan", identity.plan);
+    set("scopes", formatScopes(identity.scopes));
+    if (identity.tenant) set("tenant", identity.tenant);
+    if (identity.keyId) set("key-id", identity.keyId);
   }
   Object.assign(out, forwardingHeaders(context));
   out["x-request-id"] = context.requestId;
@@ -137,5 +160,33 @@ export function clientResponseHeaders(
     if (SECURITY_HEADER_NAMES.includes(name) && !passHeaders.includes(name)) continue;
     out[name] = value;
   }
+  return out;
+}
+
+/** Visible ASCII, with spaces inside only: every HTTP stack reads it back exactly as it was sent. */
+const PLAIN_VALUE = /^(?:[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?)?$/;
+const EXT_VALUE_PREFIX = "UTF-8''";
+/** RFC 8187 attr-char: what an ext-value carries as it is; every other byte is percent-encoded. */
+const ATTR_CHAR = /[A-Za-z0-9!#$&+.^_`|~-]/;
+const EXT_VALUE_BYTE = Array.from({ length: 256 }, (_, byte) => {
+  const char = String.fromCharCode(byte);
+  return ATTR_CHAR.test(char) ? char : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+});
+
+/**
+ * An identity value as a header value. Visible ASCII (inner spaces allowed) is sent as it is. Anything
+ * else (characters above U+007E, control characters, leading or trailing spaces, or a value that
+ * itself starts with `UTF-8''`) is sent as an RFC 8187 ext-value: `UTF-8''` and the value's UTF-8
+ * bytes, percent-encoded outside attr-char. So no value is unsendable or ambiguous, and an upstream
+ * gets the exact value back with
+ * `value.startsWith("UTF-8''") ? decodeURIComponent(value.slice(7)) : value`.
+ * Example: `key:東京チーム` → `UTF-8''key%3A%E6%9D%B1%E4%BA%AC%E3%83%81%E3%83%BC%E3%83%A0`.
+ */
+export function identityHeaderValue(value: string): string {
+  if (PLAIN_VALUE.test(value) && value.slice(0, EXT_VALUE_PREFIX.length).toUpperCase() !== EXT_VALUE_PREFIX) {
+    return value;
+  }
+  let out = EXT_VALUE_PREFIX;
+  for (const byte of Buffer.from(value, "utf8")) out += EXT_VALUE_BYTE[byte];
   return out;
 }

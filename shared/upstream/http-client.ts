@@ -1,5 +1,5 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import http, { type IncomingMessage, validateHeaderName, validateHeaderValue } from "node:http";
+import https from "node:https";
 import {
   BrokenCircuitError,
   type CircuitBreakerPolicy,
@@ -13,7 +13,15 @@ import {
   TimeoutStrategy,
   timeout,
 } from "cockatiel";
-import { BadGatewayError, GatewayTimeoutError, HttpError, ServiceUnavailableError } from "../errors.ts";
+import {
+  BadGatewayError,
+  BadRequestError,
+  GatewayTimeoutError,
+  HttpError,
+  InternalServerError,
+  MethodNotAllowedError,
+  ServiceUnavailableError,
+} from "../errors.ts";
 
 /**
  * The HTTP client behind every proxied route: weighted targets with passive health (a target whose
@@ -21,6 +29,10 @@ import { BadGatewayError, GatewayTimeoutError, HttpError, ServiceUnavailableErro
  * only, a circuit breaker per target (cockatiel), a cap on the response size, and no redirects unless
  * asked. Failures become the gateway's errors: unreachable or bad response 502, timeout 504, every
  * circuit open 503 with `Retry-After`.
+ *
+ * Only what a target does counts against its circuit: a refused or reset connection, a timeout, a
+ * 502/503/504. A request is prepared (checked and converted) once, before any attempt, so what makes
+ * it unsendable is known before a byte leaves: that is the caller's 4XX, never retried or counted.
  */
 
 export interface UpstreamTarget {
@@ -41,16 +53,31 @@ export interface UpstreamOptions {
   followRedirects?: boolean;
   /** Random in [0, 1); injectable for tests. */
   random?: () => number;
-  /** How one attempt reaches a target; HTTP unless given (the Lambda kind brings its own). */
+  /** How a request reaches a target; node:http(s) unless given (the Lambda kind brings its own). */
   transport?: Transport;
 }
 
-/** One attempt against one target. It must honour `signal` (the attempt's timeout, or the caller giving up). */
-export type Transport = (
-  target: UpstreamTarget,
-  request: UpstreamRequest,
-  signal: AbortSignal,
-) => Promise<{ status: number; headers: Record<string, string>; body: Buffer }>;
+/**
+ * How requests reach a target, in two steps. The transport prepares a request once, before any
+ * attempt: what it throws (an `HttpError`, 4XX) is the caller's, since nothing was sent, so it is
+ * never retried or counted against a target. It resolves with the attempt: one try against one
+ * target, which must honour `signal` (the attempt's timeout, or the caller giving up).
+ */
+export type Transport = (request: UpstreamRequest) => Promise<Attempt>;
+export type Attempt = (target: UpstreamTarget, signal: AbortSignal) => Promise<TransportAnswer>;
+
+/** What one attempt brought back. */
+export interface TransportAnswer {
+  status: number;
+  /** Lower-case names; never `set-cookie` (see `cookies`). */
+  headers: Record<string, string>;
+  /**
+   * Each `Set-Cookie` of the answer, in order. They are kept apart because they cannot be folded into
+   * one header (an `Expires` date holds a comma), and payload 2.0 returns them as the `cookies` array.
+   */
+  cookies: string[];
+  body: Buffer;
+}
 
 export interface UpstreamRequest {
   method: string;
@@ -66,10 +93,7 @@ export interface UpstreamRequest {
   signal?: AbortSignal;
 }
 
-export interface UpstreamResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: Buffer;
+export interface UpstreamResponse extends TransportAnswer {
   /** The target that answered. */
   target: string;
   attempts: number;
@@ -143,14 +167,18 @@ export function createUpstreamClient(options: UpstreamOptions) {
     options.transport ??
     httpTransport({ maxResponseBytes: options.maxResponseBytes, followRedirects: !!options.followRedirects });
 
-  async function attempt(request: UpstreamRequest, attempts: number): Promise<UpstreamResponse> {
+  async function attempt(
+    request: UpstreamRequest,
+    send: Attempt,
+    attempts: number,
+  ): Promise<UpstreamResponse> {
     const state = choose();
     if (!state) throw new BrokenCircuitError();
     // Inside the breaker, so an unhealthy answer counts against this target like a failure does.
     return state.breaker.execute(async () => {
       try {
         const answer = await attemptTimeout.execute(
-          ({ signal }) => transport(state.target, request, signal),
+          ({ signal }) => send(state.target, signal),
           request.signal,
         );
         const response = { ...answer, target: state.target.url, attempts };
@@ -166,7 +194,12 @@ export function createUpstreamClient(options: UpstreamOptions) {
   const breakerSeconds = Math.max(1, Math.ceil(options.breaker.halfOpenAfterMs / 1000));
 
   const retries = retry(
-    handleWhen((error) => !(error instanceof ResponseTooLargeError) && !(error instanceof CallerCancelled)),
+    handleWhen(
+      (error) =>
+        !(error instanceof ResponseTooLargeError) &&
+        !(error instanceof CallerCancelled) &&
+        !(error instanceof RequestNotSentError),
+    ),
     {
       maxAttempts: options.retries,
       backoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 500 }),
@@ -178,11 +211,13 @@ export function createUpstreamClient(options: UpstreamOptions) {
    * is returned as it came after the last attempt. Throws the gateway's error when there is no answer.
    */
   return async function requestUpstream(request: UpstreamRequest): Promise<UpstreamResponse> {
+    // Outside the retries and the breakers: what it refuses was never sent.
+    const send = await transport(request);
     let attempts = 0;
     try {
       return IDEMPOTENT.has(request.method.toUpperCase())
-        ? await retries.execute(() => attempt(request, ++attempts), request.signal)
-        : await attempt(request, ++attempts);
+        ? await retries.execute(() => attempt(request, send, ++attempts), request.signal)
+        : await attempt(request, send, ++attempts);
     } catch (error) {
       if (error instanceof UnhealthyResponse) return error.response;
       throw toGatewayError(error, options.name, breakerSeconds);
@@ -192,16 +227,82 @@ export function createUpstreamClient(options: UpstreamOptions) {
 
 export type UpstreamClient = ReturnType<typeof createUpstreamClient>;
 
-/** An upstream answer over `maxResponseBytes`: 502, not retried, not the target's health. */
+/**
+ * An upstream answer over `maxResponseBytes`: 502, not retried, not the target's health (the size of
+ * an answer often follows from what the caller asked for).
+ */
 export class ResponseTooLargeError extends Error {}
+
+/**
+ * The transport refused to send a request its preparation let through: nothing reached the target, so
+ * it is not the target's health and retrying cannot help. A 500 (the gateway's gap), logged with the cause.
+ */
+export class RequestNotSentError extends Error {}
 
 /** Whether a failure is the target's fault (and so counts against its circuit). */
 function countsAgainstTarget(error: Error): boolean {
   return (
     !(error instanceof ResponseTooLargeError) &&
     !(error instanceof BrokenCircuitError) &&
-    !(error instanceof CallerCancelled)
+    !(error instanceof CallerCancelled) &&
+    !(error instanceof RequestNotSentError)
   );
+}
+
+/**
+ * Methods never proxied: `CONNECT` asks for a tunnel (node:http hands over a socket, not an answer),
+ * and `TRACE` and `TRACK` echo the request back, the gateway's identity headers included.
+ */
+const UNSENDABLE_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
+const PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+/** RFC 9110 token: a method. */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/**
+ * Headers that describe the client's hop, which node:http would act on rather than pass on: `Host`
+ * would pick the upstream's virtual host, `Content-Length` and `Transfer-Encoding` would frame the
+ * body, `Connection`, `Keep-Alive` and `Upgrade` would change the connection, and `Expect` asks for a
+ * `100 Continue` nobody waits for (API Gateway has already taken the whole body). node:http sets its
+ * own `Host` and framing; the rest are dropped.
+ */
+const DROPPED_HEADERS = new Set([
+  "expect",
+  "connection",
+  "keep-alive",
+  "upgrade",
+  "transfer-encoding",
+  "host",
+  "content-length",
+]);
+/** A UTF-16 code unit above U+00FF (surrogates included), which node:http cannot send as one byte. */
+const ABOVE_LATIN1 = /[\u0100-\uffff]/;
+
+/**
+ * The headers as node:http can send them: hop headers dropped; a value above U+00FF sent as its UTF-8
+ * bytes (node:http writes each character as one byte, 0x00–0xFF, and refuses anything above). What
+ * node:http would still refuse (a name that is not a token, a value with a control character) is
+ * checked here with its own validators, so it cannot be sent at all: 400, naming the header.
+ */
+function sendableHeaders(headers: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    try {
+      validateHeaderName(name);
+    } catch {
+      throw new BadRequestError(`The header name ${JSON.stringify(name)} is not a valid HTTP field name`);
+    }
+    const lower = name.toLowerCase();
+    if (DROPPED_HEADERS.has(lower)) continue;
+    const sendable = ABOVE_LATIN1.test(value) ? Buffer.from(value, "utf8").toString("latin1") : value;
+    try {
+      validateHeaderValue(lower, sendable);
+    } catch {
+      throw new BadRequestError(
+        `The ${JSON.stringify(name)} header holds a control character and cannot be forwarded`,
+      );
+    }
+    out[lower] = sendable;
+  }
+  return out;
 }
 
 /**
@@ -210,52 +311,74 @@ function countsAgainstTarget(error: Error): boolean {
  * seldom reuses one the upstream is closing; a shorter `Keep-Alive: timeout` from the upstream wins.
  */
 const KEEP_ALIVE = { keepAlive: true, timeout: 4_000 };
-const agents = { "http:": new HttpAgent(KEEP_ALIVE), "https:": new HttpsAgent(KEEP_ALIVE) };
+const agents = { "http:": new http.Agent(KEEP_ALIVE), "https:": new https.Agent(KEEP_ALIVE) };
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 20;
 
 /**
  * The HTTP transport: node:http(s) to the target's base URL plus the rewritten path, size-capped. Not
  * `fetch`: it decodes compressed answers and cannot be told not to, so the bytes a `content-encoding`
- * describes would be lost; here the body comes back exactly as the upstream sent it.
+ * describes would be lost; here the body comes back exactly as the upstream sent it. The method and
+ * headers are checked and converted once, before any attempt.
  */
 function httpTransport(options: { maxResponseBytes: number; followRedirects: boolean }): Transport {
-  return async (target, request, signal) => {
-    let url = new URL(
-      `${target.url.replace(/\/$/, "")}${request.path}${request.query ? `?${request.query}` : ""}`,
-    );
-    let { method, headers, body } = request;
-    for (let redirects = 0; ; redirects++) {
-      const response = await exchange(url, method, headers, body, options.maxResponseBytes, signal);
-      const location = response.headers.location;
-      if (!options.followRedirects || !REDIRECTS.has(response.status) || !location) return response;
-      if (redirects === MAX_REDIRECTS) throw new Error(`more than ${MAX_REDIRECTS} redirects`);
-      // As fetch does: 303 (and 301/302 after a POST) become a GET without a body; credentials stay
-      // with the origin they were meant for.
-      const next = new URL(location, url);
-      if (next.protocol !== "http:" && next.protocol !== "https:") return response;
-      if (response.status === 303 ? method !== "HEAD" : response.status <= 302 && method === "POST") {
-        method = "GET";
-        body = undefined;
-        headers = Object.fromEntries(
-          Object.entries(headers).filter(
-            ([name]) => !/^content-(type|encoding|language|location)$/.test(name),
-          ),
-        );
-      }
-      if (next.origin !== url.origin) {
-        headers = Object.fromEntries(
-          Object.entries(headers).filter(
-            ([name]) => !/^(authorization|cookie|proxy-authorization)$/.test(name),
-          ),
-        );
-      }
-      url = next;
+  return async (request) => {
+    const method = request.method.toUpperCase();
+    if (!TOKEN.test(method) || UNSENDABLE_METHODS.has(method)) {
+      throw new MethodNotAllowedError(
+        `${JSON.stringify(request.method)} requests cannot be proxied`,
+        PROXIED_METHODS,
+      );
     }
+    const prepared = sendableHeaders(request.headers);
+    const preparedBody = request.body && method !== "GET" && method !== "HEAD" ? request.body : undefined;
+    const pathAndQuery = `${request.path}${request.query ? `?${request.query}` : ""}`;
+    return async (target, signal) => {
+      let url: URL;
+      try {
+        url = new URL(`${target.url.replace(/\/$/, "")}${pathAndQuery}`);
+      } catch (error) {
+        throw new RequestNotSentError("the request's URL does not parse", { cause: error });
+      }
+      let headers = prepared;
+      let body = preparedBody;
+      let current = method;
+      for (let redirects = 0; ; redirects++) {
+        const response = await exchange(url, current, headers, body, options.maxResponseBytes, signal);
+        const location = response.headers.location;
+        if (!options.followRedirects || !REDIRECTS.has(response.status) || !location) return response;
+        if (redirects === MAX_REDIRECTS) throw new Error(`more than ${MAX_REDIRECTS} redirects`);
+        // As fetch does: 303 (and 301/302 after a POST) become a GET without a body; credentials stay
+        // with the origin they were meant for.
+        const next = new URL(location, url);
+        if (next.protocol !== "http:" && next.protocol !== "https:") return response;
+        if (response.status === 303 ? current !== "HEAD" : response.status <= 302 && current === "POST") {
+          current = "GET";
+          body = undefined;
+          headers = Object.fromEntries(
+            Object.entries(headers).filter(
+              ([name]) => !/^content-(type|encoding|language|location)$/.test(name),
+            ),
+          );
+        }
+        if (next.origin !== url.origin) {
+          headers = Object.fromEntries(
+            Object.entries(headers).filter(
+              ([name]) => !/^(authorization|cookie|proxy-authorization)$/.test(name),
+            ),
+          );
+        }
+        url = next;
+      }
+    };
   };
 }
 
-/** One request and its whole answer, read up to `maxBytes` (the bytes as sent: nothing is decoded). */
+/**
+ * One request and its whole answer, read up to `maxBytes` (the bytes as sent: nothing is decoded).
+ * What node:http throws while building the request (a value or name it refuses) is thrown before it
+ * opens or writes to a connection: RequestNotSentError, not the target's failure.
+ */
 async function exchange(
   url: URL,
   method: string,
@@ -263,42 +386,59 @@ async function exchange(
   body: Buffer | undefined,
   maxBytes: number,
   signal: AbortSignal,
-): Promise<Awaited<ReturnType<Transport>>> {
-  const send = body && method !== "GET" && method !== "HEAD" ? body : undefined;
+): Promise<TransportAnswer> {
   for (let attempt = 0; ; attempt++) {
     let reused = false;
     try {
       return await new Promise((resolve, reject) => {
-        const outgoing = (url.protocol === "https:" ? httpsRequest : httpRequest)(url, {
-          method,
-          headers,
-          agent: agents[url.protocol as "http:" | "https:"],
-          signal,
-        });
+        let outgoing: http.ClientRequest;
+        try {
+          outgoing = (url.protocol === "https:" ? https : http).request(url, {
+            method,
+            headers,
+            agent: agents[url.protocol as "http:" | "https:"],
+            signal,
+          });
+        } catch (error) {
+          reject(new RequestNotSentError("node:http refused the request", { cause: error }));
+          return;
+        }
         outgoing.once("socket", () => {
           reused = outgoing.reusedSocket;
         });
         outgoing.once("error", reject);
         outgoing.once("response", (incoming) => {
           reused = false; // an answer came: whatever fails now is the upstream's
-          readCapped(incoming, method, maxBytes).then((bytes) => {
-            const answer: Record<string, string> = {};
-            for (const [name, value] of Object.entries(incoming.headers)) {
-              if (value !== undefined) answer[name] = Array.isArray(value) ? value.join(", ") : value;
-            }
-            resolve({ status: incoming.statusCode ?? 502, headers: answer, body: bytes });
-          }, reject);
+          readCapped(incoming, method, maxBytes).then((bytes) => resolve(answerOf(incoming, bytes)), reject);
         });
-        outgoing.end(send);
+        outgoing.end(body);
       });
     } catch (error) {
       // A kept-alive connection the upstream closed while idle, before any answer: sent once more on a
       // new connection (Node's documented use of `reusedSocket`), for idempotent methods only, since
       // nothing proves the upstream never acted on it (RFC 9112 §9.3.1).
-      if (attempt === 0 && reused && isReset(error) && IDEMPOTENT.has(method.toUpperCase())) continue;
+      if (attempt === 0 && reused && isReset(error) && IDEMPOTENT.has(method)) continue;
       throw error;
     }
   }
+}
+
+/**
+ * The answer's status, headers and cookies. node:http gives every `Set-Cookie` in an array of its own
+ * (never folded: an `Expires` date holds a comma); any other repeated header arrives joined with ", ".
+ */
+function answerOf(incoming: IncomingMessage, body: Buffer): TransportAnswer {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(incoming.headers)) {
+    if (name === "set-cookie" || value === undefined) continue;
+    headers[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  return {
+    status: incoming.statusCode ?? 502,
+    headers,
+    cookies: incoming.headers["set-cookie"] ?? [],
+    body,
+  };
 }
 
 function isReset(error: unknown): boolean {
@@ -340,6 +480,11 @@ function toGatewayError(error: unknown, upstream: string, retryAfterSeconds: num
   }
   if (error instanceof ResponseTooLargeError) {
     return new BadGatewayError(`The ${upstream} service sent a response that is too large`, { cause: error });
+  }
+  if (error instanceof RequestNotSentError) {
+    return new InternalServerError(`The request to the ${upstream} service could not be sent`, {
+      cause: error,
+    });
   }
   return new BadGatewayError(`The ${upstream} service could not be reached`, { cause: error });
 }

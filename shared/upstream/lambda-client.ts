@@ -1,10 +1,13 @@
-import type { InvokeCommandOutput, LambdaClient } from "@aws-sdk/client-lambda";
+import type { InvokeCommand, InvokeCommandOutput, LambdaClient } from "@aws-sdk/client-lambda";
 import { env } from "../config/env.ts";
+import { PayloadTooLargeError } from "../errors.ts";
 import {
   createUpstreamClient,
   ResponseTooLargeError,
   type Transport,
+  type TransportAnswer,
   type UpstreamOptions,
+  type UpstreamRequest,
 } from "./http-client.ts";
 
 /**
@@ -63,19 +66,37 @@ export function createLambdaUpstreamClient(options: LambdaUpstreamOptions) {
   });
 }
 
+/**
+ * Lambda's limit on a synchronous invocation's request payload (6 MB). A bigger event is refused by
+ * Lambda, so the gateway refuses it first: the caller's 413, not the function's failure.
+ */
+export const MAX_INVOKE_PAYLOAD_BYTES = 6 * 1024 * 1024;
+
 function lambdaTransport(name: string, options: LambdaUpstreamOptions): Transport {
-  return async (_target, request, signal) => {
+  return async (request) => {
+    // Loaded here, so a cold SDK import never eats into the first attempt's timeout.
     const { client: defaultClient, InvokeCommand } = await lambdaSdk();
     const client = options.client ?? defaultClient;
     const event = options.payload === "http" ? httpEvent(request) : jsonEvent(request);
-    const output: InvokeCommandOutput = await client.send(
-      new InvokeCommand({
-        FunctionName: name,
-        InvocationType: "RequestResponse",
-        Payload: Buffer.from(JSON.stringify(event)),
-      }),
-      { abortSignal: signal },
-    );
+    const payload = Buffer.from(JSON.stringify(event));
+    if (payload.byteLength > MAX_INVOKE_PAYLOAD_BYTES) {
+      throw new PayloadTooLargeError(
+        `The request is too large for the ${options.name} service: its event would be ${payload.byteLength} bytes, over Lambda's ${MAX_INVOKE_PAYLOAD_BYTES}`,
+      );
+    }
+    // A command per attempt: the SDK adds its middleware to a command each time it is sent.
+    const command = () =>
+      new InvokeCommand({ FunctionName: name, InvocationType: "RequestResponse", Payload: payload });
+    return (_target, signal) => invoke(client, command(), signal);
+  };
+
+  /** One attempt: the function's answer read as API Gateway reads it (`http`) or as the body (`json`). */
+  async function invoke(
+    client: LambdaClient,
+    command: InvokeCommand,
+    signal: AbortSignal,
+  ): Promise<TransportAnswer> {
+    const output: InvokeCommandOutput = await client.send(command, { abortSignal: signal });
     const payload = Buffer.from(output.Payload ?? new Uint8Array());
     if (payload.byteLength > options.maxResponseBytes) {
       throw new ResponseTooLargeError(`function response of ${payload.byteLength} bytes is over the cap`);
@@ -92,19 +113,22 @@ function lambdaTransport(name: string, options: LambdaUpstreamOptions): Transpor
       throw new FunctionError(`${name} returned a payload that is not JSON`);
     }
     return options.payload === "http" ? httpResult(name, result) : jsonResult(result);
-  };
+  }
 }
-
-type Answer = Awaited<ReturnType<Transport>>;
 
 const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
 
-function jsonResult(result: unknown): Answer {
-  return { status: 200, headers: { ...JSON_HEADERS }, body: Buffer.from(JSON.stringify(result)) };
+function jsonResult(result: unknown): TransportAnswer {
+  return {
+    status: 200,
+    headers: { ...JSON_HEADERS },
+    cookies: [],
+    body: Buffer.from(JSON.stringify(result)),
+  };
 }
 
 /** API Gateway's reading of a payload 2.0 response: with `statusCode` it is an HTTP result, else a JSON body. */
-function httpResult(name: string, result: unknown): Answer {
+function httpResult(name: string, result: unknown): TransportAnswer {
   if (typeof result !== "object" || result === null || !("statusCode" in result)) return jsonResult(result);
   const { statusCode, headers, body, isBase64Encoded, cookies } = result as {
     statusCode: unknown;
@@ -124,13 +148,17 @@ function httpResult(name: string, result: unknown): Answer {
   if (body !== undefined && typeof body !== "string")
     throw new FunctionError(`${name} returned a non-string body`);
   const out: Record<string, string> = {};
+  // Each cookie stays a cookie of its own, as API Gateway makes each one a Set-Cookie header.
+  const setCookies = Array.isArray(cookies) ? cookies.map(String) : [];
   for (const [header, value] of Object.entries(headers ?? {})) {
-    if (value !== undefined && value !== null) out[header.toLowerCase()] = String(value);
+    if (value === undefined || value === null) continue;
+    if (header.toLowerCase() === "set-cookie") setCookies.push(String(value));
+    else out[header.toLowerCase()] = String(value);
   }
-  if (Array.isArray(cookies) && cookies.length > 0) out["set-cookie"] = cookies.map(String).join(", ");
   return {
     status: statusCode,
     headers: out,
+    cookies: setCookies,
     body: Buffer.from(body ?? "", isBase64Encoded === true ? "base64" : "utf8"),
   };
 }
@@ -138,17 +166,24 @@ function httpResult(name: string, result: unknown): Answer {
 const TEXT_BODY = /^(text\/|application\/([\w.+-]+\+)?(json|xml)|application\/x-www-form-urlencoded)/i;
 
 /** The API Gateway v2 event a Lambda HTTP handler expects, for the rewritten request. */
-function httpEvent(request: Parameters<Transport>[1]) {
+function httpEvent(request: UpstreamRequest) {
   const now = new Date();
   const body = request.body && request.body.byteLength > 0 ? request.body : undefined;
   const textual = TEXT_BODY.test(request.headers["content-type"] ?? "");
   const requestId = request.headers["x-request-id"] ?? crypto.randomUUID();
+  // As API Gateway does: the cookies leave the headers for `cookies`, one `name=value` each.
+  const { cookie, ...headers } = request.headers;
+  const cookies = (cookie ?? "")
+    .split(";")
+    .map((pair) => pair.trim())
+    .filter((pair) => pair !== "");
   return {
     version: "2.0",
     routeKey: "$default",
     rawPath: request.path,
     rawQueryString: request.query ?? "",
-    headers: request.headers,
+    ...(cookies.length > 0 ? { cookies } : {}),
+    headers,
     queryStringParameters: request.query ? Object.fromEntries(new URLSearchParams(request.query)) : undefined,
     pathParameters: request.params,
     requestContext: {
@@ -174,7 +209,7 @@ function httpEvent(request: Parameters<Transport>[1]) {
   };
 }
 
-function jsonEvent(request: Parameters<Transport>[1]) {
+function jsonEvent(request: UpstreamRequest) {
   let body: unknown;
   if (request.body && request.body.byteLength > 0) {
     const text = request.body.toString("utf8");

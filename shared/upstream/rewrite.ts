@@ -14,6 +14,8 @@ const PARAM = /^\{([A-Za-z_][A-Za-z0-9_]*)(\+?)\}$/;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
 const CONTROL = /[\u0000-\u001f\u007f]/;
 const ABSOLUTE_URL = /^[A-Za-z][A-Za-z0-9+.-]*:/;
+/** Half of a surrogate pair on its own: no UTF-8 encodes it, so it has no percent-encoding. */
+const LONE_SURROGATE = /\p{Cs}/u;
 
 /** Refuses a segment value that is not a plain piece of a path; returns it percent-encoded. */
 export function safeSegment(name: string, value: string): string {
@@ -30,7 +32,9 @@ export function safeSegment(name: string, value: string): string {
               ? "contains @"
               : ABSOLUTE_URL.test(value)
                 ? "looks like an absolute URL"
-                : undefined;
+                : LONE_SURROGATE.test(value)
+                  ? "is not well-formed Unicode"
+                  : undefined;
   if (reason) throw new BadRequestError(`Path parameter ${name} ${reason}`);
   return encodeURIComponent(value);
 }

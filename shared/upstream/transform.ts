@@ -42,6 +42,44 @@ export function mapHeaders(
 }
 
 /**
+ * Applies a header map to an answer's headers and cookies. Payload 2.0 keeps each Set-Cookie apart from
+ * the headers (the `cookies` array), so `set-cookie` in the map acts on the cookies: `remove` drops
+ * them all and `set` replaces them with its one value; a rename of `set-cookie` moves them into that
+ * header, folded with ", " (no longer cookies), and a rename onto it makes that header a cookie.
+ */
+export function mapResponseHeaders(
+  headers: Readonly<Record<string, string>>,
+  cookies: readonly string[],
+  map: NameMap | undefined,
+): { headers: Record<string, string>; cookies: string[] } {
+  let outCookies = [...cookies];
+  const out: Record<string, string> = { ...headers };
+  if (!map) return { headers: out, cookies: outCookies };
+  for (const [from, to] of Object.entries(map.rename)) {
+    if (from === SET_COOKIE) {
+      if (outCookies.length > 0) out[to] = outCookies.join(", ");
+      outCookies = [];
+      continue;
+    }
+    const value = out[from];
+    if (value === undefined) continue;
+    delete out[from];
+    if (to === SET_COOKIE) outCookies.push(value);
+    else out[to] = value;
+  }
+  for (const name of map.remove) {
+    if (name === SET_COOKIE) outCookies = [];
+    else delete out[name];
+  }
+  for (const [name, value] of Object.entries(map.set)) {
+    if (name === SET_COOKIE) outCookies = [value];
+    else out[name] = value;
+  }
+  return { headers: out, cookies: outCookies };
+}
+const SET_COOKIE = "set-cookie";
+
+/**
  * Applies a query map to a raw query string. Without a map the raw string passes untouched (so its
  * exact encoding reaches the upstream); with one, it is re-encoded (`application/x-www-form-urlencoded`).
  */

@@ -7,8 +7,11 @@ import { connectionStore } from "./connection-store.ts";
 import { messageStore } from "./message-store.ts";
 import { roomStore } from "./room-store.ts";
 
-/** The chat over this deployment's tables and WebSocket API, wired once per container. */
-export function chatFromEnv(gateway: GatewayConfig) {
+/**
+ * The chat over this deployment's tables and the WebSocket API at `endpoint` (its management
+ * endpoint, see shared/ws/endpoint.ts), wired once per container.
+ */
+export function chatFromEnv(gateway: GatewayConfig, endpoint: string) {
   const client = documentClient();
   const connections = connectionStore({ client, tableName: env.connectionsTable });
   const chat = createChat({
@@ -19,7 +22,7 @@ export function chatFromEnv(gateway: GatewayConfig) {
       tableName: env.messagesTable,
       retentionDays: gateway.websocket.chat.historyDays,
     }),
-    post: postToConnection(env.websocketEndpoint),
+    post: postToConnection(endpoint),
     config: gateway.websocket.chat,
   });
   return { chat, connections };

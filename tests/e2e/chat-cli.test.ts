@@ -193,6 +193,8 @@ describe("npm run chat: two terminal clients against the local stack", () => {
       messageLine(`#${ROOM}`, "dev:alice", "back again"),
       "alice's message after the reconnect",
     );
+    // Alice's own copy comes through the same fan-out, which may reach bob first.
+    await alice.waitFor(messageLine(`#${ROOM}`, "dev:alice", "back again"), "alice's own copy");
     for (const text of ["hello from alice", "hi alice, bob here", "while you were away", "back again"]) {
       assert.equal(
         count(alice.output(), new RegExp(escapeRegExp(text))),

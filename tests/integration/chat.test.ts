@@ -390,7 +390,13 @@ describe("chat stores and fan-out against dynalite", () => {
     process.env.USAGE_TABLE = store.tables.UsageTable as string;
     const { createChatHandler } = (await import("../../handlers/ws/chat.ts")) as ChatModule;
     const parts = stores();
-    const limiter = createLimiter({ client: store.client, tableName: store.tables.UsageTable as string });
+    // The limiter's clock stands at a 2-second rate window's start: the 25 cannot straddle two.
+    const windowStart = Math.floor(Date.now() / 2_000) * 2_000;
+    const limiter = createLimiter({
+      client: store.client,
+      tableName: store.tables.UsageTable as string,
+      now: () => windowStart,
+    });
     const handler = createChatHandler({
       gateway,
       chat: chatWith(undefined, parts),

@@ -208,3 +208,45 @@ describe("gateway handler: CORS (@middy/http-cors per route), versions by header
     assert.equal(allowOrigin(invalid), "https://app.example.com");
   });
 });
+
+describe("gateway handler: the preflight of an ANY route behind an authorizer", () => {
+  it("answers the OPTIONS route's event (no authorizer context) with the ANY route's CORS", async () => {
+    // Prepare: the example config, whose ANY /v1/echo/{rest+} needs an API key; the event is what
+    // API Gateway sends for its added public OPTIONS route: no authorizer, no credentials.
+    const { createLimiter } = await import("#shared/quota/limiter.ts");
+    const { createMetering } = await import("#shared/quota/metering.ts");
+    const { unreachableClient } = await import("../support/dynamo.ts");
+    const { default: definition } = await import("../../gateway.config.ts");
+    const saved = process.env.GATEHOUSE_FUNCTION_PREFIX;
+    process.env.GATEHOUSE_FUNCTION_PREFIX = "gatehouse-test-"; // the config's lambda upstream names a function
+    let handler: ReturnType<typeof createGatewayHandler>;
+    try {
+      handler = createGatewayHandler(loadGateway(definition, "test"), {
+        limiter: createLimiter({ client: unreachableClient(), tableName: "unused" }),
+        metering: createMetering({ client: unreachableClient(), tableName: "unused" }),
+      });
+    } finally {
+      if (saved === undefined) delete process.env.GATEHOUSE_FUNCTION_PREFIX;
+      else process.env.GATEHOUSE_FUNCTION_PREFIX = saved;
+    }
+    const event = httpEvent({
+      method: "OPTIONS",
+      routeKey: "OPTIONS /v1/echo/{rest+}",
+      path: "/v1/echo/anything/here",
+      headers: {
+        origin: "https://app.example.com",
+        "access-control-request-method": "PUT",
+        "access-control-request-headers": "content-type, x-api-key",
+      },
+      pathParameters: { rest: "anything/here" },
+    });
+    // Act
+    const result = (await handler(event, lambdaContext())) as HttpResult;
+    // Assess
+    const header = (name: string) =>
+      Object.entries(result.headers).find(([key]) => key.toLowerCase() === name)?.[1];
+    assert.equal(result.statusCode, 204);
+    assert.equal(header("access-control-allow-origin"), "https://app.example.com");
+    assert.match(String(header("access-control-allow-methods")), /PUT/);
+  });
+});

@@ -105,6 +105,15 @@ describe("gateway handler: usage plans (429s, RateLimit headers, metering, fault
     };
   };
   const newKey = () => `k${process.pid}x${++keys}`;
+  /** Units the store's quota counter holds for a key this day (a 5-a-day plan). */
+  const quotaUsed = async (keyId: string) =>
+    (
+      await createLimiter({ client: store.client, tableName: table }).quotaStatus(`key:${keyId}`, {
+        name: "small",
+        quota: { limit: 5, period: "day" },
+        shards: 1,
+      })
+    )?.used;
   const problem = (result: HttpResult) => JSON.parse(String(result.body)) as Record<string, unknown>;
 
   it("admits within the plan with RateLimit headers; the burst's end is a 429 rate-limited with Retry-After", async () => {
@@ -241,15 +250,7 @@ describe("gateway handler: usage plans (429s, RateLimit headers, metering, fault
     assert.equal(results.filter((r) => r.statusCode === 200).length, 5);
     assert.equal(results.filter((r) => r.statusCode === 429).length, 35);
     assert.ok(!emf.some((r) => r.LimiterDegradedAdmission || r.LimiterTimeout), "slowness is not failure");
-    const status = await createLimiter({ client: store.client, tableName: table }).quotaStatus(
-      `key:${keyId}`,
-      {
-        name: "small",
-        quota: { limit: 5, period: "day" },
-        shards: 1,
-      },
-    );
-    assert.equal(status?.used, 5);
+    assert.equal(await quotaUsed(keyId), 5);
   });
 
   it("refuses with 503 and Retry-After, never admits uncounted, when the store is slower than the budget", async () => {
@@ -313,20 +314,12 @@ describe("gateway handler: usage plans (429s, RateLimit headers, metering, fault
     );
     assert.equal(emf.filter((r) => r.LimiterDegradedAdmission === 1).length, 3, JSON.stringify(emf));
 
-    // Prepare: the store is back. Act: the next request is counted there. Assess: the three
-    // degraded admissions were booked into the quota counter (3 + 1 of a quota of 5).
+    // The store is back; a new handler is a new container, which admitted nothing in memory: the
+    // next request is counted there, alone.
     down = false;
     const next = await build(config(), client, () => windowStart + 3_000)("GET /a", { keyId });
     assert.equal(next.statusCode, 200);
-    const status = await createLimiter({ client: store.client, tableName: table }).quotaStatus(
-      `key:${keyId}`,
-      {
-        name: "small",
-        quota: { limit: 5, period: "day" },
-        shards: 1,
-      },
-    );
-    assert.equal(status?.used, 1, "a new handler is a new container: it owes nothing");
+    assert.equal(await quotaUsed(keyId), 1, "a new handler is a new container: it owes nothing");
   });
 
   it("books a container's degraded admissions into the quota counter once the store answers again", async () => {
@@ -342,15 +335,7 @@ describe("gateway handler: usage plans (429s, RateLimit headers, metering, fault
     nowMs += 3_000;
     const next = await call("GET /a", { keyId });
     assert.equal(next.statusCode, 200);
-    const status = await createLimiter({ client: store.client, tableName: table }).quotaStatus(
-      `key:${keyId}`,
-      {
-        name: "small",
-        quota: { limit: 5, period: "day" },
-        shards: 1,
-      },
-    );
-    assert.equal(status?.used, 4, "3 admitted in memory + 1 counted");
+    assert.equal(await quotaUsed(keyId), 4, "3 admitted in memory + 1 counted");
     const today = new Date().toISOString().slice(0, 10);
     const metered = await createMetering({ client: store.client, tableName: table }).forSubject(
       `key:${keyId}`,

@@ -109,4 +109,22 @@ describe("serverless invoke local with every sample event", () => {
       }
     });
   }
+
+  it("wsChat on a deployed stage (dev): its environment resolves and the handler runs", async () => {
+    // Fake credentials and a DynamoDB endpoint where nothing listens, so no call can reach an AWS
+    // account: the handler answers the sample with a generic 500. What matters is that `invoke
+    // local` got that far (no Fn::Sub it cannot resolve).
+    const { code, stdout, stderr } = await serverless(
+      ["invoke", "local", "--stage", "dev", "-f", "wsChat", "-p", "events/wsChat.json"],
+      {
+        AWS_ACCESS_KEY_ID: "local",
+        AWS_SECRET_ACCESS_KEY: "local",
+        AWS_PROFILE: "",
+        AWS_ENDPOINT_URL_DYNAMODB: "http://127.0.0.1:9",
+      },
+    );
+    assert.doesNotMatch(`${stdout}${stderr}`, /Unsupported environment variable format|Could not resolve/);
+    assert.equal(code, 0, `${stdout}\n${stderr}`);
+    assert.equal(typeof resultOf(stdout).statusCode, "number");
+  });
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import http, { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, it, mock } from "node:test";
 import { HttpError } from "#shared/errors.ts";
 import { createUpstreamClient, type UpstreamOptions } from "#shared/upstream/http-client.ts";
 
@@ -203,6 +203,57 @@ describe("upstream HTTP client against real loopback servers", () => {
       response.end("y".repeat(4096));
     });
     assert.equal((await failure(request({ method: "GET", path: "/", headers: {} }))).statusCode, 502);
+  });
+
+  it("refuses a header node:http would not send with 400 before any attempt: nothing sent, circuit closed", async () => {
+    service.set(ok);
+    const request = createUpstreamClient(
+      options(service.url, { breaker: { consecutiveFailures: 1, halfOpenAfterMs: 60_000 } }),
+    );
+    const hits = service.hits();
+    const unsendable: Record<string, string>[] = [{ "x-note": "a\u0001b" }, { "x bad": "1" }];
+    for (const headers of unsendable) {
+      assert.equal((await failure(request({ method: "GET", path: "/", headers }))).statusCode, 400);
+    }
+    assert.equal(service.hits(), hits, "nothing was sent");
+    assert.equal((await request({ method: "GET", path: "/", headers: {} })).status, 200, "circuit closed");
+  });
+
+  it("does not retry or count a request node:http refused to build (a gap in preparation): 500, circuit closed", async () => {
+    service.set(ok);
+    const request = createUpstreamClient(
+      options(service.url, { breaker: { consecutiveFailures: 1, halfOpenAfterMs: 60_000 } }),
+    );
+    const refusing = mock.method(http, "request", () => {
+      throw Object.assign(new TypeError('Invalid character in header content ["x-note"]'), {
+        code: "ERR_INVALID_CHAR",
+      });
+    });
+    try {
+      for (let i = 0; i < 2; i++) {
+        assert.equal((await failure(request({ method: "GET", path: "/", headers: {} }))).statusCode, 500);
+      }
+      assert.equal(refusing.mock.callCount(), 2, "one try each: nothing to retry");
+    } finally {
+      refusing.mock.restore();
+    }
+    assert.equal(
+      (await request({ method: "GET", path: "/", headers: {} })).status,
+      200,
+      "circuit still closed",
+    );
+  });
+
+  it("returns each Set-Cookie of the answer on its own, none folded into the headers", async () => {
+    const cookies = ["a=1; Path=/", "b=2; Expires=Wed, 21 Oct 2026 07:28:00 GMT"];
+    service.set((_request, response) => void response.writeHead(200, { "set-cookie": cookies }).end());
+    const response = await createUpstreamClient(options(service.url))({
+      method: "GET",
+      path: "/",
+      headers: {},
+    });
+    assert.deepEqual(response.cookies, cookies);
+    assert.equal(response.headers["set-cookie"], undefined);
   });
 
   it("does not follow redirects unless the route allows it", async () => {

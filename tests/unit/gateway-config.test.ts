@@ -451,3 +451,39 @@ describe("gateway config validation", () => {
     assert.deepEqual(problemsOf(duplicate), ['auth.issuers.1.id: "idp" is used twice']);
   });
 });
+
+describe("preflight routes", () => {
+  it("gives every browser-callable ANY route behind an authorizer a public OPTIONS route on its path", () => {
+    const gateway = loadGateway(definition, "prod");
+    const anyRoutes = Object.entries(gateway.routes).filter(
+      ([key, route]) =>
+        key.startsWith("ANY ") &&
+        route.auth !== "public" &&
+        route.cors !== false &&
+        (route.cors ?? gateway.cors) !== undefined,
+    );
+    assert.ok(anyRoutes.length > 0, "the example config has such a route");
+    for (const [key] of anyRoutes) {
+      const preflight = gateway.routes[key.replace(/^ANY /, "OPTIONS ")];
+      assert.equal(preflight?.auth, "public", `${key} has a public preflight route`);
+    }
+  });
+
+  it("adds none for explicit methods, public routes, routes without CORS, or one the config declares", () => {
+    const load = (routes: GatewayConfigInput["routes"], cors?: GatewayConfigInput["cors"]) =>
+      Object.keys(
+        loadGateway(
+          defineGateway(() => ({ auth: {}, ...(cors ? { cors } : {}), routes })),
+          "test",
+        ).routes,
+      ).sort();
+    const cors = { origins: ["https://app.example.com"] };
+    assert.deepEqual(load({ "GET /a/{x+}": { auth: { apiKey: {} } } }, cors), ["GET /a/{x+}"]);
+    assert.deepEqual(load({ "ANY /b/{x+}": { auth: "public" } }, cors), ["ANY /b/{x+}"]);
+    assert.deepEqual(load({ "ANY /c/{x+}": { auth: { apiKey: {} } } }), ["ANY /c/{x+}"]);
+    assert.deepEqual(load({ "ANY /d/{x+}": { auth: { apiKey: {} } } }, cors), [
+      "ANY /d/{x+}",
+      "OPTIONS /d/{x+}",
+    ]);
+  });
+});

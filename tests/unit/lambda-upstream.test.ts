@@ -151,6 +151,43 @@ describe("lambda upstream", () => {
     assert.equal(failing.sent.length, 2);
   });
 
+  it("sends the cookie header as the event's cookies array, as API Gateway does, with no cookie header", async () => {
+    const { client, sent } = fakeClient([payload({ statusCode: 204 })]);
+    const call = createLambdaUpstreamClient({ ...options, payload: "http", client });
+    await call({ ...get, headers: { ...get.headers, cookie: "theme=dark; session=s3cr3t" } });
+    const event = JSON.parse(Buffer.from(sent[0]?.input.Payload as Uint8Array).toString());
+    assert.deepEqual(event.cookies, ["theme=dark", "session=s3cr3t"]);
+    assert.equal(event.headers.cookie, undefined);
+  });
+
+  it("returns each of the function's cookies as its own Set-Cookie, a set-cookie header among them", async () => {
+    const cookies = ["theme=dark; Path=/", "visited=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT; Path=/"];
+    const { client } = fakeClient([
+      payload({ statusCode: 200, headers: { "Set-Cookie": "legacy=1; Path=/" }, cookies, body: "" }),
+    ]);
+    const call = createLambdaUpstreamClient({ ...options, payload: "http", client });
+    const response = await call(get);
+    assert.deepEqual(response.cookies, [...cookies, "legacy=1; Path=/"]);
+    assert.equal(response.headers["set-cookie"], undefined);
+  });
+
+  it("refuses (413) a request whose event would be over Lambda's 6 MB invoke limit: never invoked or counted", async () => {
+    const { client, sent } = fakeClient([payload({ statusCode: 200 }), payload({ statusCode: 200 })]);
+    const call = createLambdaUpstreamClient({
+      ...options,
+      breaker: { consecutiveFailures: 1, halfOpenAfterMs: 60_000 },
+      payload: "http",
+      client,
+    });
+    // 4.8 MB of binary becomes 6.4 MB of base64 in the event.
+    const big = { ...get, method: "PUT", headers: { "content-type": "application/octet-stream" } };
+    for (let i = 0; i < 2; i++) {
+      assert.equal(await statusOf(call({ ...big, body: Buffer.alloc(4_800_000, 7) })), 413);
+    }
+    assert.equal(sent.length, 0, "nothing was invoked");
+    assert.equal((await call(get)).status, 200, "the circuit is still closed");
+  });
+
   it("names functions by their serverless.yml key, or by ARN as given", () => {
     const arn = "arn:aws:lambda:eu-west-1:123456789012:function:other-service-prod-thing:live";
     assert.equal(functionName(arn), arn);

@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { HttpError } from "#shared/errors.ts";
-import { clientResponseHeaders, upstreamRequestHeaders } from "#shared/upstream/forwarding.ts";
+import {
+  clientHeaders,
+  clientResponseHeaders,
+  identityHeaderValue,
+  upstreamRequestHeaders,
+} from "#shared/upstream/forwarding.ts";
 import { compilePathRewrite } from "#shared/upstream/rewrite.ts";
 
 function refused(call: () => unknown): number {
@@ -37,6 +42,7 @@ describe("path rewrite (SSRF safety)", () => {
       "http://169.254.169.254/",
       "//evil",
       "a\u0000b",
+      "a\ud800b",
       "",
     ]) {
       assert.equal(
@@ -131,6 +137,37 @@ describe("header forwarding", () => {
     assert.equal(forwarded.authorization, "Bearer t");
     assert.equal(forwarded["x-gatehouse-principal"], undefined);
     assert.equal(forwarded["x-forwarded-for"], "198.51.100.1");
+  });
+
+  it("property: an identity value (well-formed Unicode) becomes visible ASCII that decodes back to it exactly, so no two collide", () => {
+    const decode = (value: string) =>
+      value.startsWith("UTF-8''") ? decodeURIComponent(value.slice("UTF-8''".length)) : value;
+    const anyText = fc.oneof(
+      fc.string({ maxLength: 30 }),
+      fc.string({ unit: "binary", maxLength: 30 }),
+      fc.constantFrom("UTF-8''abc", "utf-8''abc", " lead", "trail ", "a\r\nb", "key:東京チーム", ""),
+    );
+    fc.assert(
+      fc.property(anyText, anyText, (a, b) => {
+        const encoded = identityHeaderValue(a);
+        assert.match(encoded, /^(?:[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?)?$/);
+        assert.equal(decode(encoded), a);
+        if (a !== b) assert.notEqual(encoded, identityHeaderValue(b));
+      }),
+      { numRuns: 2_000 },
+    );
+    assert.equal(identityHeaderValue("key:team-a b"), "key:team-a b", "plain ASCII is sent as it is");
+  });
+
+  it("drops a client's Expect, and builds one cookie header from payload 2.0's cookies", () => {
+    const headers = upstreamRequestHeaders({
+      headers: clientHeaders({ headers: { expect: "100-continue", cookie: "a=1" }, cookies: ["a=1", "b=2"] }),
+      identity: undefined,
+      requestId: "r",
+      sourceIp: undefined,
+    });
+    assert.equal(headers.expect, undefined);
+    assert.equal(headers.cookie, "a=1; b=2");
   });
 
   it("drops hop-by-hop headers from the upstream's answer", () => {

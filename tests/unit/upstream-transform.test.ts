@@ -10,6 +10,7 @@ import {
   mapQuery,
   mapRequestBody,
   mapResponseBody,
+  mapResponseHeaders,
   onCanary,
 } from "#shared/upstream/transform.ts";
 
@@ -23,6 +24,39 @@ const nameMap = fc.record({
 });
 
 describe("request and response mapping", () => {
+  it("response header maps act on the answer's cookies for set-cookie, and on headers as mapHeaders does", () => {
+    fc.assert(
+      fc.property(headers, nameMap, (input, map) => {
+        fc.pre(!JSON.stringify([input, map]).includes("set-cookie"));
+        assert.deepEqual(mapResponseHeaders(input, [], map), {
+          headers: mapHeaders(input, map),
+          cookies: [],
+        });
+      }),
+    );
+    const cookies = ["a=1; Path=/", "b=2; Expires=Wed, 21 Oct 2026 07:28:00 GMT"];
+    const none = { rename: {}, remove: [], set: {} };
+    assert.deepEqual(mapResponseHeaders({}, cookies, undefined).cookies, cookies);
+    assert.deepEqual(mapResponseHeaders({}, cookies, { ...none, remove: ["set-cookie"] }).cookies, []);
+    assert.deepEqual(mapResponseHeaders({}, cookies, { ...none, set: { "set-cookie": "c=3" } }).cookies, [
+      "c=3",
+    ]);
+    assert.deepEqual(
+      mapResponseHeaders({}, cookies, { ...none, rename: { "set-cookie": "x-was-cookies" } }),
+      {
+        headers: { "x-was-cookies": cookies.join(", ") },
+        cookies: [],
+      },
+    );
+    assert.deepEqual(
+      mapResponseHeaders({ "x-c": "d=4" }, cookies, { ...none, rename: { "x-c": "set-cookie" } }),
+      {
+        headers: {},
+        cookies: [...cookies, "d=4"],
+      },
+    );
+  });
+
   it("header maps: set always wins, removed names are gone, untouched names pass unchanged", () => {
     fc.assert(
       fc.property(headers, nameMap, (input, map) => {
