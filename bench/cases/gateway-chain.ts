@@ -5,8 +5,9 @@
  * - CPU per request, in-process: a `POST /v1/orders` event (payload 2.0) through three handlers that
  *   make the same call to a loopback upstream: the real gateway handler (route, body checks and JSON
  *   Schema, proxy through the upstream client, map; Middy, Powertools logger context, EMF metrics
- *   flushed per invocation), a bare handler that only makes the upstream call with fetch, and the
- *   chain's work written by hand without Middy. They run in a forked process of their own
+ *   flushed per invocation), a bare handler that only makes the upstream call with the gateway's
+ *   own HTTP transport (node:http, no retries or breakers), and the chain's work written by hand
+ *   without Middy. They run in a forked process of their own
  *   (bench/support/gateway-chain-worker.ts) whose stdout is discarded, as the chain writes its EMF
  *   records there; the upstream (bench/support/loopback-upstream.mjs) is another process, so its CPU
  *   is never counted. Each measurement is `process.cpuUsage()` (user + system, GC threads included)
@@ -81,7 +82,7 @@ const LATENCY_REQUESTS = 300;
 const LATENCY_WARMUP = 30;
 
 const VARIANTS: { key: VariantKey; label: string }[] = [
-  { key: "bare", label: "bare handler (fetch only)" },
+  { key: "bare", label: "bare handler (transport only)" },
   { key: "noMiddy", label: "same work, no Middy" },
   { key: "chain", label: "gatehouse chain" },
 ];

@@ -10,8 +10,10 @@
  * - `chain`: the real gateway handler, `createGatewayHandler(loadGateway(definition, "bench"))`:
  *   route, body checks and JSON Schema, proxy through the upstream client, map; the whole Middy chain
  *   with Powertools logger context and metrics flushed per invocation.
- * - `bare`: a function that makes the same upstream call with global fetch and returns its answer.
- * - `noMiddy`: the chain's work written by hand, without Middy and without Gatehouse's middleware.
+ * - `bare`: a function that makes the same upstream call with the gateway's own HTTP transport
+ *   (node:http, `httpTransport`), without retries or breakers, and returns its answer.
+ * - `noMiddy`: the chain's work written by hand, without Middy and without Gatehouse's middleware
+ *   (the upstream call through the same transport).
  *
  * Every request's status is checked; a measurement with any failure fails the run.
  */
@@ -20,6 +22,7 @@ import { defineGateway, loadGateway } from "#shared/config/gateway.ts";
 import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
 import type { GatehouseContext, HttpEvent, HttpResult } from "#shared/http.ts";
 import { metrics } from "#shared/observability/metrics.ts";
+import { httpTransport, type Transport } from "#shared/upstream/http-client.ts";
 import { compileJmespath } from "#shared/upstream/transform.ts";
 import { lambdaContext } from "../../tests/support/lambda-context.ts";
 
@@ -137,19 +140,21 @@ type Handler = (event: HttpEvent, context: GatehouseContext) => Promise<HttpResu
 /** Lambda's longest function timeout (15 minutes). */
 const LAMBDA_MAX_TIMEOUT_MS = 900_000;
 
-function bareHandler(upstreamUrl: string): Handler {
-  const url = `${upstreamUrl}/orders`;
+function bareHandler(upstreamUrl: string, transport: Transport): Handler {
+  const target = { url: upstreamUrl, weight: 1 };
+  const never = new AbortController().signal;
   return async (event) => {
-    const response = await fetch(url, {
+    const send = await transport({
       method: "POST",
+      path: "/orders",
       headers: { "content-type": "application/json" },
-      body: event.body,
+      body: Buffer.from(event.body ?? ""),
     });
-    const body = await response.text();
+    const response = await send(target, never);
     return {
       statusCode: response.status,
-      headers: { "content-type": response.headers.get("content-type") ?? "application/octet-stream" },
-      body,
+      headers: { "content-type": response.headers["content-type"] ?? "application/octet-stream" },
+      body: response.body.toString("utf8"),
     };
   };
 }
@@ -162,7 +167,7 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   "x-frame-options": "DENY",
   "referrer-policy": "no-referrer",
 };
-/** Not passed on in either direction: hop-by-hop headers, ones fetch sets itself, the gateway's credentials. */
+/** Not passed on in either direction: hop-by-hop headers, ones node:http sets itself, the gateway's credentials. */
 const NOT_FORWARDED = new Set([
   "connection",
   "keep-alive",
@@ -192,11 +197,13 @@ class Problem extends Error {
  * once), the upstream call with forwarded headers and a timeout, the answer mapped (the same JMESPath), security headers
  * and the request id added; any failure a problem+json.
  */
-function noMiddyHandler(upstreamUrl: string): Handler {
+function noMiddyHandler(upstreamUrl: string, transport: Transport): Handler {
   const ajv = new Ajv({ allErrors: true, strict: false });
   const mapOrder = compileJmespath(ORDER_MAPPING);
   const route = (path: string, body?: { maxBytes: number; schema: Record<string, unknown> }) => ({
-    url: `${upstreamUrl}${path}`,
+    url: upstreamUrl,
+    weight: 1,
+    path,
     maxBytes: body?.maxBytes ?? 1_048_576,
     validate: body ? ajv.compile(body.schema) : undefined,
     map: body ? mapOrder : undefined,
@@ -233,21 +240,22 @@ function noMiddyHandler(upstreamUrl: string): Handler {
       headers["x-forwarded-for"] = event.headers["x-forwarded-for"] ?? event.requestContext.http.sourceIp;
       headers["x-forwarded-proto"] = event.headers["x-forwarded-proto"] ?? "https";
       headers["x-request-id"] = requestId;
-      const response = await fetch(target.url, {
+      const send = await transport({
         method: event.requestContext.http.method,
+        path: target.path,
         headers,
-        body,
-        redirect: "manual",
-        signal: AbortSignal.timeout(2_000),
+        body: Buffer.from(body),
       });
-      const text = await response.text();
+      const response = await send(target, AbortSignal.timeout(2_000));
+      const text = response.body.toString("utf8");
       const answer: Record<string, string> = { ...SECURITY_HEADERS };
-      response.headers.forEach((value, name) => {
+      for (const [name, value] of Object.entries(response.headers)) {
         if (!NOT_FORWARDED.has(name)) answer[name] = value;
-      });
+      }
       answer["x-request-id"] = requestId;
+      const ok = response.status >= 200 && response.status < 300;
       const mapped =
-        target.map && response.ok && /json/.test(answer["content-type"] ?? "")
+        target.map && ok && /json/.test(answer["content-type"] ?? "")
           ? JSON.stringify(target.map(JSON.parse(text)))
           : text;
       return { statusCode: response.status, headers: answer, body: mapped };
@@ -346,10 +354,15 @@ async function measure(key: VariantKey, handler: Handler, n: number, concurrency
 }
 
 async function main(options: WorkerOptions): Promise<Measurement[]> {
-  const gatewayHandler = createGatewayHandler(loadGateway(benchGateway(options.upstreamUrl), "bench"));
+  const gateway = loadGateway(benchGateway(options.upstreamUrl), "bench");
+  const gatewayHandler = createGatewayHandler(gateway);
+  const transport = httpTransport({
+    maxResponseBytes: gateway.upstreams.orders?.maxResponseBytes ?? 0,
+    followRedirects: false,
+  });
   const variants: [VariantKey, Handler][] = [
-    ["bare", bareHandler(options.upstreamUrl)],
-    ["noMiddy", noMiddyHandler(options.upstreamUrl)],
+    ["bare", bareHandler(options.upstreamUrl, transport)],
+    ["noMiddy", noMiddyHandler(options.upstreamUrl, transport)],
     ["chain", (event, context) => gatewayHandler(event, context)],
   ];
   for (const [key, handler] of variants) await checkOnce(key, handler);

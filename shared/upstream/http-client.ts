@@ -319,9 +319,10 @@ const MAX_REDIRECTS = 20;
  * The HTTP transport: node:http(s) to the target's base URL plus the rewritten path, size-capped. Not
  * `fetch`: it decodes compressed answers and cannot be told not to, so the bytes a `content-encoding`
  * describes would be lost; here the body comes back exactly as the upstream sent it. The method and
- * headers are checked and converted once, before any attempt.
+ * headers are checked and converted once, before any attempt. Exported for the bench's baselines,
+ * which make the chain's upstream call without its retries and breakers.
  */
-function httpTransport(options: { maxResponseBytes: number; followRedirects: boolean }): Transport {
+export function httpTransport(options: { maxResponseBytes: number; followRedirects: boolean }): Transport {
   return async (request) => {
     const method = request.method.toUpperCase();
     if (!TOKEN.test(method) || UNSENDABLE_METHODS.has(method)) {
