@@ -1,6 +1,7 @@
 import type { InvokeCommand, InvokeCommandOutput, LambdaClient } from "@aws-sdk/client-lambda";
 import { env } from "../config/env.ts";
 import { PayloadTooLargeError } from "../errors.ts";
+import { LAMBDA_PAYLOAD_LIMIT_BYTES } from "../http.ts";
 import {
   createUpstreamClient,
   ResponseTooLargeError,
@@ -66,12 +67,6 @@ export function createLambdaUpstreamClient(options: LambdaUpstreamOptions) {
   });
 }
 
-/**
- * Lambda's limit on a synchronous invocation's request payload (6 MB). A bigger event is refused by
- * Lambda, so the gateway refuses it first: the caller's 413, not the function's failure.
- */
-export const MAX_INVOKE_PAYLOAD_BYTES = 6 * 1024 * 1024;
-
 function lambdaTransport(name: string, options: LambdaUpstreamOptions): Transport {
   return async (request) => {
     // Loaded here, so a cold SDK import never eats into the first attempt's timeout.
@@ -79,9 +74,10 @@ function lambdaTransport(name: string, options: LambdaUpstreamOptions): Transpor
     const client = options.client ?? defaultClient;
     const event = options.payload === "http" ? httpEvent(request) : jsonEvent(request);
     const payload = Buffer.from(JSON.stringify(event));
-    if (payload.byteLength > MAX_INVOKE_PAYLOAD_BYTES) {
+    // Lambda would refuse a bigger event, so the gateway does first: the caller's 413, not the function's failure.
+    if (payload.byteLength > LAMBDA_PAYLOAD_LIMIT_BYTES) {
       throw new PayloadTooLargeError(
-        `The request is too large for the ${options.name} service: its event would be ${payload.byteLength} bytes, over Lambda's ${MAX_INVOKE_PAYLOAD_BYTES}`,
+        `The request is too large for the ${options.name} service: its event would be ${payload.byteLength} bytes, over Lambda's ${LAMBDA_PAYLOAD_LIMIT_BYTES}`,
       );
     }
     // A command per attempt: the SDK adds its middleware to a command each time it is sent.
