@@ -215,7 +215,7 @@ describe("circuit isolation: what a client sends never counts against an upstrea
     assert.equal((await getUser(otherTenant)).statusCode, 200);
   });
 
-  it("answers a method fetch cannot send (TRACE, CONNECT, TRACK) with 405, and counts none of them", async () => {
+  it("answers a method the gateway does not proxy (TRACE, CONNECT, TRACK) with 405, and counts none of them", async () => {
     const { handle, getUser } = gateway();
     for (const method of ["TRACE", "CONNECT", "TRACK", "TRACE"]) {
       const result = await handle(
