@@ -16,6 +16,7 @@ import { defineGateway, type GatewayConfigInput, loadGateway } from "#shared/con
 import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
 import type { HttpEvent, HttpResult } from "#shared/http.ts";
 import { lambdaContext } from "../../tests/support/lambda-context.ts";
+import { runForkedWorker, type WorkerResult } from "./forked-worker.ts";
 import { jsonDocument } from "./json-document.mjs";
 
 export interface BodiesWorkerOptions {
@@ -84,9 +85,7 @@ export interface BodyMeasurement {
   envelopeBytes: number;
 }
 
-export type BodiesWorkerMessage =
-  | { ok: true; measurements: BodyMeasurement[] }
-  | { ok: false; error: string };
+export type BodiesWorkerMessage = WorkerResult<BodyMeasurement>;
 
 /** Requests per measurement: fewer for larger documents, so each size takes about as long. */
 const requestsFor = (size: number) => Math.max(40, Math.min(400, Math.round(2_000_000 / size)));
@@ -201,16 +200,4 @@ async function main(options: BodiesWorkerOptions): Promise<BodyMeasurement[]> {
   return measurements;
 }
 
-const send = (message: BodiesWorkerMessage) =>
-  new Promise<void>((resolve) => {
-    if (!process.send) throw new Error("gateway-bodies-worker runs forked by the bench, with an IPC channel");
-    process.send(message, () => resolve());
-  });
-
-try {
-  const measurements = await main(JSON.parse(process.argv[2] ?? "{}") as BodiesWorkerOptions);
-  await send({ ok: true, measurements });
-} catch (error) {
-  await send({ ok: false, error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
-}
-process.exit(0);
+await runForkedWorker("gateway-bodies-worker", main);

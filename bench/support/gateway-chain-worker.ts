@@ -25,6 +25,7 @@ import { metrics } from "#shared/observability/metrics.ts";
 import { httpTransport, type Transport } from "#shared/upstream/http-client.ts";
 import { compileJmespath } from "#shared/upstream/transform.ts";
 import { lambdaContext } from "../../tests/support/lambda-context.ts";
+import { runForkedWorker, type WorkerResult } from "./forked-worker.ts";
 
 export interface WorkerOptions {
   /** The loopback upstream's base URL, `http://127.0.0.1:<port>`. */
@@ -52,7 +53,7 @@ export interface Measurement {
   wallUs: number;
 }
 
-export type WorkerMessage = { ok: true; measurements: Measurement[] } | { ok: false; error: string };
+export type WorkerMessage = WorkerResult<Measurement>;
 
 /** What the bench sends: the order the upstream echoes. */
 const ORDER_BODY = JSON.stringify({ productId: "p-1", quantity: 2 });
@@ -387,17 +388,4 @@ async function main(options: WorkerOptions): Promise<Measurement[]> {
   return measurements;
 }
 
-const send = (message: WorkerMessage) =>
-  new Promise<void>((resolve) => {
-    if (!process.send) throw new Error("gateway-chain-worker runs forked by the bench, with an IPC channel");
-    process.send(message, () => resolve());
-  });
-
-try {
-  const measurements = await main(JSON.parse(process.argv[2] ?? "{}") as WorkerOptions);
-  await send({ ok: true, measurements });
-} catch (error) {
-  await send({ ok: false, error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
-}
-// Keep-alive sockets to the upstream would hold the process open.
-process.exit(0);
+await runForkedWorker("gateway-chain-worker", main);
