@@ -41,6 +41,10 @@ export function limiterDocumentClient(): DynamoDBDocumentClient {
   return limiterShared;
 }
 
+/** Whether a DynamoDB call failed only because its condition did not hold (the SDK's error name). */
+export const isConditionFailure = (error: unknown): boolean =>
+  (error as Error | undefined)?.name === "ConditionalCheckFailedException";
+
 /** Every item a query matches, following `LastEvaluatedKey` page after page. */
 export async function queryAll(
   client: DynamoDBDocumentClient,

@@ -1,8 +1,9 @@
-import { type AttributeValue, ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { NativeAttributeValue } from "@aws-sdk/util-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { LRUCache } from "lru-cache";
+import { isConditionFailure } from "../clients/dynamodb.ts";
 import { type QuotaPeriod, quotaWindow, rateWindow, secondsFrom } from "./windows.ts";
 
 /**
@@ -100,10 +101,6 @@ export function classifyStoreError(error: unknown, signal: AbortSignal | undefin
   if (THROTTLING.has(name)) return new LimiterThrottledError(`usage table: ${name}`, { cause: error });
   return new LimiterUnavailableError(`usage table: ${message}`, { cause: error });
 }
-
-const isConditionFailure = (error: unknown) =>
-  error instanceof ConditionalCheckFailedException ||
-  (error as Error)?.name === "ConditionalCheckFailedException";
 
 const ATTEMPTS = 4;
 

@@ -4,6 +4,7 @@ import {
   GetCommand,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
+import { isConditionFailure } from "../clients/dynamodb.ts";
 import { CONNECTION_TTL_SECONDS } from "./connection-store.ts";
 
 /**
@@ -34,9 +35,6 @@ export class TooManyConnectionsError extends Error {
     super(`This user already has ${max} open connections (the most allowed); close one first`);
   }
 }
-
-const isConditionFailure = (error: unknown) =>
-  error instanceof Error && error.name === "ConditionalCheckFailedException";
 
 export function connectionSlots({
   client,

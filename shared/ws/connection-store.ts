@@ -1,6 +1,6 @@
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { queryAll } from "../clients/dynamodb.ts";
+import { isConditionFailure, queryAll } from "../clients/dynamodb.ts";
 
 /** API Gateway closes a WebSocket after 2 hours; the record lives a little longer, then expires. */
 export const CONNECTION_TTL_SECONDS = 2 * 60 * 60 + 10 * 60;
@@ -38,9 +38,6 @@ export class RoomLimitError extends Error {
     super(`A connection may be in at most ${max} rooms; leave one first`);
   }
 }
-
-const isConditionFailure = (error: unknown) =>
-  error instanceof Error && error.name === "ConditionalCheckFailedException";
 
 /**
  * The connections table: one item per open WebSocket, keyed by connection id, with the set of rooms
