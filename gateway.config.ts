@@ -95,9 +95,9 @@ export default defineGateway(({ stage }) => ({
     websocket: { perConnection: { perSecond: 5, burst: 10 }, perPrincipal: { perSecond: 10, burst: 20 } },
   },
   routes: {
-    "GET /health": { auth: "public" },
-    "GET /me": { auth: { jwt: {} } },
-    "GET /keys/self": { auth: { apiKey: {} } },
+    "GET /health": { auth: "public", handler: "health" },
+    "GET /me": { auth: { jwt: {} }, handler: "whoami" },
+    "GET /keys/self": { auth: { apiKey: {} }, handler: "whoami" },
     // Proxied routes (the gateway function): API key holders only.
     "GET /v1/users": {
       auth: { apiKey: {} },
@@ -230,17 +230,24 @@ export default defineGateway(({ stage }) => ({
       proxy: { upstream: "cookies", path: "/cookies/echo" },
     },
     // The calling key's own usage and remaining quota; the billing export for admins.
-    "GET /usage": { auth: { apiKey: {} } },
-    "GET /admin/usage": { auth: { jwt: { scopes: ["gatehouse:admin"] } } },
+    "GET /usage": { auth: { apiKey: {} }, handler: "usage" },
+    "GET /admin/usage": { auth: { jwt: { scopes: ["gatehouse:admin"] } }, handler: "usage" },
     // API-key administration: JWTs carrying the admin scope (auth.adminScope).
-    "POST /admin/keys": { auth: { jwt: { scopes: ["gatehouse:admin"] } } },
-    "GET /admin/keys": { auth: { jwt: { scopes: ["gatehouse:admin"] } } },
-    "DELETE /admin/keys/{keyId}": { auth: { jwt: { scopes: ["gatehouse:admin"] } } },
-    "POST /admin/keys/{keyId}/rotate": { auth: { jwt: { scopes: ["gatehouse:admin"] } } },
+    "POST /admin/keys": { auth: { jwt: { scopes: ["gatehouse:admin"] } }, handler: "adminKeys" },
+    "GET /admin/keys": { auth: { jwt: { scopes: ["gatehouse:admin"] } }, handler: "adminKeys" },
+    "DELETE /admin/keys/{keyId}": { auth: { jwt: { scopes: ["gatehouse:admin"] } }, handler: "adminKeys" },
+    "POST /admin/keys/{keyId}/rotate": {
+      auth: { jwt: { scopes: ["gatehouse:admin"] } },
+      handler: "adminKeys",
+    },
     // The HTTP→WebSocket bridge: backend services (API keys) publish to chat rooms and read history.
     // Limited and metered like any route (without `limit` the bridge counts cost 1; `false` turns it off).
-    "POST /rooms/{room}/messages": { auth: { apiKey: { scopes: ["chat:write"] } }, limit: { cost: 1 } },
-    "GET /rooms/{room}/messages": { auth: { apiKey: {} }, limit: { cost: 1 } },
+    "POST /rooms/{room}/messages": {
+      auth: { apiKey: { scopes: ["chat:write"] } },
+      limit: { cost: 1 },
+      handler: "rooms",
+    },
+    "GET /rooms/{room}/messages": { auth: { apiKey: {} }, limit: { cost: 1 }, handler: "rooms" },
   },
   // Opening a WebSocket needs a token (query `token`, or the subprotocol list for browsers).
   websocket: {

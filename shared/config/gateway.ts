@@ -542,6 +542,14 @@ const RouteSchema = v.object({
   proxy: v.optional(ProxySchema),
   /** Answer from several upstreams at once (a route has `proxy` or `aggregate`, not both). */
   aggregate: v.optional(AggregateSchema),
+  /**
+   * A system route: the serverless.yml function (its key under `functions`) that answers it, e.g.
+   * `usage`. A route has one of `proxy`, `aggregate` or `handler`; proxy and aggregate routes are
+   * answered by the `gateway` function.
+   */
+  handler: v.optional(
+    v.pipe(v.string(), v.regex(/^[a-z][A-Za-z0-9]{0,63}$/, "a handler is a function key, e.g. usage")),
+  ),
   /** Extra IP rules for this route, on top of the global ones. */
   ipRules: v.optional(IpRulesSchema, { allow: [], deny: [] }),
   /**
@@ -824,6 +832,11 @@ export function loadGateway(definition: GatewayDefinition, stage: string): Gatew
     const routeParams = new Set(paramsOf(key));
     if (route.proxy && route.aggregate) {
       problems.push(`routes.${key}: has both proxy and aggregate; a route does one or the other`);
+    }
+    if (route.handler && (route.proxy || route.aggregate)) {
+      problems.push(
+        `routes.${key}.handler: a route answered by the gateway's ${route.proxy ? "proxy" : "aggregate"} names no handler; remove one of them`,
+      );
     }
     if (route.proxy) {
       const targets = [
