@@ -49,12 +49,35 @@ export type IssuerConfig = GatewayConfig["auth"]["issuers"][number];
 export type RouteAuth = RouteConfig["auth"];
 export type IpRules = GatewayConfig["ipRules"];
 
-/** The cross-field checks, one per concern; each runs once every field has the right shape. */
-const CHECKS: ReadonlyArray<(config: GatewayConfig) => ConfigProblem[]> = [
-  checkAuth,
-  checkRoutes,
-  checkLimits,
-  checkUpstreams,
+/**
+ * The cross-field checks, one per concern; each runs once every field has the right shape. `says` is
+ * what the JSON Schema cannot express (docs/configuration.md lists it).
+ */
+export const CONFIG_CHECKS: ReadonlyArray<{
+  concern: string;
+  says: string;
+  check: (config: GatewayConfig) => ConfigProblem[];
+}> = [
+  {
+    concern: "auth",
+    says: "issuer ids are unique; a route or `$connect` that asks for a JWT needs an issuer",
+    check: checkAuth,
+  },
+  {
+    concern: "routes",
+    says: "proxy and aggregate calls name declared upstreams and only the route's `{params}`; an aggregate route is GET; an aggregate call's timeoutMs fits its upstream's attempts; a body that may be binary fits Lambda's 6 MB in base64",
+    check: checkRoutes,
+  },
+  {
+    concern: "limits",
+    says: "a limited route has limits.plans, its plan exists, its subject exists on the route, and `limits.timeoutMs` plus its upstream attempts fit the gateway's 28 s; a public handler route is not limited; a plan's routes are limited routes, its burst per shard covers the largest route cost and lasts at least 100 ms",
+    check: checkLimits,
+  },
+  {
+    concern: "upstreams",
+    says: "every attempt of an upstream with the backoff between them fits the gateway's 28 s",
+    check: checkUpstreams,
+  },
 ];
 
 /** What a config module receives: the stage it is loaded for. */
@@ -100,7 +123,7 @@ export function loadGateway(definition: GatewayDefinition, stage: string): Gatew
     );
   }
   const config: GatewayConfig = result.output;
-  const problems = CHECKS.flatMap((check) => check(config));
+  const problems = CONFIG_CHECKS.flatMap(({ check }) => check(config));
   if (problems.length > 0) throw new GatewayConfigError(stage, problems);
   return withPreflightRoutes(config);
 }
