@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { type ConfigProblem, cidr, described, int, nonEmptyList, scope } from "./fields.ts";
+import { type ConfigProblem, cidr, described, int, nonEmptyList, scope, strict } from "./fields.ts";
 import type { GatewayConfig } from "./gateway.ts";
 
 /** Auth: who a caller is (JWT issuers, API keys), where it may call from (IP rules), what it may do (scopes). */
@@ -14,7 +14,7 @@ const httpsUrl = (what: string) =>
     ),
   );
 
-export const IpRulesSchema = v.object({
+export const IpRulesSchema = strict("ipRules", {
   allow: described(v.optional(v.array(cidr), []), "When non-empty, only these CIDR blocks are admitted."),
   deny: described(v.optional(v.array(cidr), []), "CIDR blocks always refused; deny wins over allow."),
 });
@@ -24,7 +24,7 @@ const issuerId = v.pipe(
   v.regex(/^[a-z][a-z0-9-]{0,31}$/, "an issuer id is lower-case letters, digits and -, such as cognito"),
 );
 const claimNames = v.optional(
-  v.object({
+  strict("claims", {
     tenant: described(v.optional(v.string()), "Claim that carries the caller's tenant."),
     plan: described(v.optional(v.string()), "Claim that carries the caller's plan."),
   }),
@@ -35,7 +35,7 @@ const defaultPlan = described(
   "The plan of a caller whose token names none (see `claims.plan`).",
 );
 
-const CognitoIssuerSchema = v.object({
+const CognitoIssuerSchema = strict("a cognito issuer", {
   kind: v.literal("cognito"),
   id: described(issuerId, "Names the issuer in logs and in the principal (`<id>:<sub>`)."),
   userPoolId: v.pipe(
@@ -55,7 +55,7 @@ const CognitoIssuerSchema = v.object({
   claims: claimNames,
 });
 
-const OidcIssuerSchema = v.object({
+const OidcIssuerSchema = strict("an oidc issuer", {
   kind: v.literal("oidc"),
   id: described(issuerId, "Names the issuer in logs and in the principal (`<id>:<sub>`)."),
   issuer: described(httpsUrl("issuer"), "Expected `iss` claim."),
@@ -91,7 +91,7 @@ export const RouteAuthSchema = described(
   '"public" (no authorizer), `{ jwt: { scopes } }` (a bearer token from one of `auth.issuers`) or `{ apiKey: { scopes } }` (the `x-api-key` header). Every listed scope is required.',
 );
 
-export const AuthSchema = v.object({
+export const AuthSchema = strict("auth", {
   issuers: described(
     v.optional(v.array(IssuerSchema), []),
     "JWT issuers: Cognito user pools or OIDC providers. Required for any `{ jwt }` route.",
@@ -109,7 +109,7 @@ export const AuthSchema = v.object({
     "Verified tokens kept in memory (keyed by a hash of the token) until they expire.",
   ),
   apiKeys: v.optional(
-    v.object({
+    strict("auth.apiKeys", {
       cacheSeconds: described(
         v.optional(int(0, 300), 10),
         "How long a container trusts an API key lookup. With API Gateway's authorizer cache TTL this bounds how long a revoked key keeps working.",

@@ -52,3 +52,14 @@ export const int = (min: number, max?: number) =>
 
 export const nonEmptyList = (item: v.GenericSchema<string, string>, what: string) =>
   v.pipe(v.array(item), v.minLength(1, `${what}: list at least one (leaving it out would accept any)`));
+
+/**
+ * An object that refuses members it does not know, so a misspelt field is an error rather than a
+ * silently ignored setting. `what` names it in the message.
+ */
+export const strict = <const TEntries extends v.ObjectEntries>(what: string, entries: TEntries) =>
+  v.strictObject(entries, (issue) =>
+    issue.expected === "never"
+      ? `${what} has no member ${JSON.stringify(issue.input)}; remove it or fix its name (${what} takes ${Object.keys(entries).join(", ")})`
+      : `${what} is an object`,
+  );

@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { AuthSchema, checkAuth, IpRulesSchema } from "./auth.ts";
-import { type ConfigProblem, described } from "./fields.ts";
+import { type ConfigProblem, described, strict } from "./fields.ts";
 import { httpEntries } from "./http.ts";
 import { checkLimits, LimitsSchema } from "./limits.ts";
 import { checkRoutes, RoutesSchema, withPreflightRoutes } from "./routes.ts";
@@ -28,7 +28,7 @@ export { preflightRoutes } from "./routes.ts";
 export { GATEWAY_BUDGET_MS, routeWorstCaseMs, upstreamWorstCaseMs } from "./upstreams.ts";
 export type { ConnectConfig } from "./websocket.ts";
 
-export const GatewayConfigSchema = v.object({
+export const GatewayConfigSchema = strict("the gateway config", {
   auth: described(AuthSchema, "Who a caller is: JWT issuers, API keys, the admin scope."),
   ipRules: described(
     v.optional(IpRulesSchema, { allow: [], deny: [] }),

@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { cidr, described, int } from "./fields.ts";
+import { cidr, described, int, strict } from "./fields.ts";
 
 /** HTTP behaviour of the gateway function: CORS, compression, forwarding and version headers. */
 
@@ -13,7 +13,7 @@ const corsOrigin = v.pipe(
 );
 
 export const CorsSchema = v.pipe(
-  v.object({
+  strict("cors", {
     origins: described(
       v.pipe(v.array(corsOrigin), v.minLength(1, "list the origins that may call this route")),
       "Origins that may call.",

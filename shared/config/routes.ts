@@ -3,7 +3,7 @@ import { largestBody } from "../http.ts";
 import { SECURITY_HEADER_NAMES } from "../middleware/security-headers.ts";
 import { jmespathProblem } from "../upstream/transform.ts";
 import { IpRulesSchema, RouteAuthSchema } from "./auth.ts";
-import { type ConfigProblem, described, headerName, int } from "./fields.ts";
+import { type ConfigProblem, described, headerName, int, strict } from "./fields.ts";
 import type { GatewayConfig } from "./gateway.ts";
 import { CorsSchema } from "./http.ts";
 import { RouteLimitSchema, ThrottleSchema } from "./limits.ts";
@@ -215,7 +215,7 @@ const DeprecationSchema = v.strictObject({
 /** Media types API Gateway passes as text; any other request body may arrive base64. */
 const TEXT_BODY = /^(text\/[\w.+*-]+|application\/([\w.+-]+\+)?json)$/i;
 
-const BodySchema = v.object({
+const BodySchema = strict("body", {
   maxBytes: described(
     v.optional(
       v.pipe(

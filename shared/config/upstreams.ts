@@ -2,7 +2,7 @@ import ipaddr from "ipaddr.js";
 import * as v from "valibot";
 import { largestBody } from "../http.ts";
 import { RETRY_BACKOFF } from "../upstream/retry-backoff.ts";
-import { type ConfigProblem, described, int } from "./fields.ts";
+import { type ConfigProblem, described, int, strict } from "./fields.ts";
 import type { GatewayConfig } from "./gateway.ts";
 import type { RouteConfig } from "./routes.ts";
 
@@ -47,7 +47,7 @@ const resilience = {
   ),
   breaker: described(
     v.optional(
-      v.object({
+      strict("breaker", {
         consecutiveFailures: described(
           v.optional(int(1, 100), 5),
           "Failures in a row that open a target's circuit.",
@@ -77,12 +77,12 @@ const resilience = {
 };
 
 const HttpUpstreamSchema = described(
-  v.object({
+  strict("an http upstream", {
     kind: described(v.optional(v.literal("http"), "http"), "`http` (the default) or `lambda`."),
     targets: described(
       v.pipe(
         v.array(
-          v.object({
+          strict("a target", {
             url: upstreamUrl,
             weight: described(
               v.optional(int(1), 1),
@@ -101,7 +101,7 @@ const HttpUpstreamSchema = described(
 );
 
 const LambdaUpstreamSchema = described(
-  v.object({
+  strict("a lambda upstream", {
     kind: v.literal("lambda"),
     function: described(
       v.pipe(

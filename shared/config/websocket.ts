@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { CHAT_ACTIONS, type ChatAction } from "../ws/protocol.ts";
 import { IpRulesSchema, RouteAuthSchema } from "./auth.ts";
-import { described, int, scope } from "./fields.ts";
+import { described, int, scope, strict } from "./fields.ts";
 
 /** WebSocket: who may connect (`$connect`), how many connections a principal holds, and chat rooms. */
 
@@ -61,7 +61,7 @@ const ChatSchema = v.strictObject({
 
 export const WebSocketSchema = described(
   v.optional(
-    v.object({
+    strict("websocket", {
       connect: ConnectSchema,
       maxConnectionsPerPrincipal: described(
         v.optional(int(1, 1_000), 10),

@@ -617,6 +617,15 @@ describe("error messages", () => {
     }
   });
 
+  it("refuse a misspelt member instead of ignoring it, listing the members there are", () => {
+    const config = { ...base(), upstream: {} } as GatewayConfigInput;
+    config.auth.apiKeys = { cacheSecond: 5 } as never;
+    assert.deepEqual(problemsOf(config), [
+      'auth.apiKeys.cacheSecond: auth.apiKeys has no member "cacheSecond"; remove it or fix its name (auth.apiKeys takes cacheSeconds, cacheEntries, legacyKeys, unknownKeys)',
+      'upstream: the gateway config has no member "upstream"; remove it or fix its name (the gateway config takes auth, ipRules, trustedProxies, versionHeader, cors, compression, upstreams, routes, limits, websocket)',
+    ]);
+  });
+
   it("say a missing member is required and where it is described", () => {
     const config = base();
     config.websocket = {} as never;
