@@ -118,6 +118,10 @@ export function loadGateway(definition: GatewayDefinition, stage: string): Gatew
         if (issue.kind === "schema" && issue.input === undefined && issue.type !== "never") {
           return `${path}: is required; add it (docs/configuration.md describes it)`;
         }
+        // valibot's own wording for a wrong type ("Invalid type: Expected …"): say what to write.
+        if (issue.kind === "schema" && issue.message.startsWith("Invalid type:")) {
+          return `${path}: must be ${issue.expected}, not ${issue.received}; change the value`;
+        }
         return `${path}: ${issue.message}`;
       }),
     );

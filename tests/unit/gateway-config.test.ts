@@ -626,6 +626,14 @@ describe("error messages", () => {
     ]);
   });
 
+  it("say what type a field must be when it has another", () => {
+    const config = base();
+    config.auth.clockSkewSeconds = "60" as never;
+    assert.deepEqual(problemsOf(config), [
+      'auth.clockSkewSeconds: must be number, not "60"; change the value',
+    ]);
+  });
+
   it("say a missing member is required and where it is described", () => {
     const config = base();
     config.websocket = {} as never;
