@@ -128,7 +128,7 @@ function gatewayFor(issuer: TestIssuer, tokenCacheEntries: number): GatewayConfi
         ],
         tokenCacheEntries,
       },
-      routes: { "GET /jwt": { auth: { jwt: {} } } },
+      routes: { "GET /jwt": { auth: { jwt: {} }, handler: "whoami" } },
     })),
     "bench",
   );

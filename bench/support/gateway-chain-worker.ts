@@ -82,7 +82,7 @@ const benchGateway = (upstreamUrl: string) =>
       users: { targets: [{ url: upstreamUrl }], timeoutMs: 2_000, retries: 0 },
     },
     routes: {
-      "GET /health": { auth: "public" },
+      "GET /health": { auth: "public", handler: "health" },
       "GET /v1/users": { auth: "public", proxy: { upstream: "users", path: "/users" } },
       "GET /v1/users/{id}": { auth: "public", proxy: { upstream: "users", path: "/users/{id}" } },
       "GET /v1/orders": { auth: "public", proxy: { upstream: "orders", path: "/orders" } },

@@ -1,4 +1,4 @@
-import type { GatewayConfig, RouteAuth } from "../config/gateway.ts";
+import type { ConnectConfig, GatewayConfig, RouteAuth } from "../config/gateway.ts";
 import { ForbiddenError, HttpError, UnauthorizedError } from "../errors.ts";
 import { routeKeyCandidates } from "../routing/router.ts";
 import type { ApiKeyRecord } from "./api-keys.ts";
@@ -39,7 +39,7 @@ export type Decision =
 export interface IdentityCoreOptions {
   config: Pick<GatewayConfig, "routes" | "ipRules">;
   /** Route requirements for the WebSocket `$connect`. */
-  connect?: GatewayConfig["routes"][string];
+  connect?: ConnectConfig;
   verifyToken: (token: string) => Promise<VerifiedToken>;
   authenticateApiKey: (key: string, sourceIp: string | undefined) => Promise<ApiKeyRecord>;
 }

@@ -22,6 +22,7 @@ import {
   MethodNotAllowedError,
   ServiceUnavailableError,
 } from "../errors.ts";
+import { RETRY_BACKOFF } from "./retry-backoff.ts";
 
 /**
  * The HTTP client behind every proxied route: weighted targets with passive health (a target whose
@@ -202,7 +203,10 @@ export function createUpstreamClient(options: UpstreamOptions) {
     ),
     {
       maxAttempts: options.retries,
-      backoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 500 }),
+      backoff: new ExponentialBackoff({
+        initialDelay: RETRY_BACKOFF.initialDelayMs,
+        maxDelay: RETRY_BACKOFF.maxDelayMs,
+      }),
     },
   );
 

@@ -247,7 +247,10 @@ describe("API key lookups against dynalite, DynamoDB calls counted on the wire",
     /** The identity core as the authorizer runtime builds it, on this store, for one API-key route. */
     function identityCore(apiKeys: NonNullable<GatewayConfigInput["auth"]["apiKeys"]>) {
       const gateway = loadGateway(
-        defineGateway(() => ({ auth: { apiKeys }, routes: { [KEY_ROUTE]: { auth: { apiKey: {} } } } })),
+        defineGateway(() => ({
+          auth: { apiKeys },
+          routes: { [KEY_ROUTE]: { auth: { apiKey: {} }, handler: "whoami" } },
+        })),
         "test",
       );
       const authorize = createIdentityCore({

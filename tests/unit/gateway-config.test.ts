@@ -5,14 +5,20 @@ import {
   GatewayConfigError,
   type GatewayConfigInput,
   loadGateway,
+  routeWorstCaseMs,
+  upstreamWorstCaseMs,
 } from "#shared/config/gateway.ts";
+import { RETRY_BACKOFF } from "#shared/upstream/retry-backoff.ts";
 import definition from "../../gateway.config.ts";
 
 const base = (): GatewayConfigInput => ({
   auth: {
     issuers: [{ kind: "oidc", id: "idp", issuer: "https://idp.example.com", audience: ["api"] }],
   },
-  routes: { "GET /health": { auth: "public" }, "GET /me": { auth: { jwt: { scopes: ["me:read"] } } } },
+  routes: {
+    "GET /health": { auth: "public", handler: "health" },
+    "GET /me": { auth: { jwt: { scopes: ["me:read"] } }, handler: "whoami" },
+  },
 });
 
 /** The problems loadGateway reports for a config, one string per bad field. */
@@ -90,9 +96,9 @@ describe("gateway config validation", () => {
     const config = base();
     config.ipRules = { deny: ["10.0.0.0/33", "not-an-ip"], allow: ["2001:db8::/32"] };
     config.routes = {
-      "GET /health": { auth: "public" },
-      "FETCH /x": { auth: "public" },
-      "GET /y": { auth: { jwt: {}, apiKey: {} } as never },
+      "GET /health": { auth: "public", handler: "health" },
+      "FETCH /x": { auth: "public", handler: "health" },
+      "GET /y": { auth: { jwt: {}, apiKey: {} } as never, handler: "whoami" },
     };
     const problems = problemsOf(config);
     assert.ok(
@@ -139,21 +145,27 @@ describe("gateway config validation", () => {
       users: { targets: [{ url: "https://users.internal" }], timeoutMs: 10_000, retries: 2 },
     };
     config.routes = {
-      "GET /health": { auth: "public" },
+      "GET /health": { auth: "public", handler: "health" },
       "GET /a/{id}": { auth: "public", proxy: { upstream: "nobody", path: "/a/{id}" } },
       "GET /b/{id}": { auth: "public", proxy: { upstream: "users", path: "/b/{other}" } },
     };
     const problems = problemsOf(config);
     assert.ok(
-      problems.includes('routes.GET /a/{id}.proxy.upstream: "nobody" is not in upstreams (users)'),
+      problems.includes(
+        'routes.GET /a/{id}.proxy.upstream: "nobody" is not in upstreams (users); declare it or fix the name',
+      ),
       problems.join("\n"),
     );
     assert.ok(
-      problems.includes("routes.GET /b/{id}.proxy.path: {other} is not a parameter of the route"),
+      problems.includes(
+        "routes.GET /b/{id}.proxy.path: {other} is not a parameter of the route; use one of the route key's",
+      ),
       problems.join("\n"),
     );
     assert.ok(
-      problems.some((p) => p.startsWith("upstreams.users: 3 attempts of 10000 ms can pass")),
+      problems.some((p) =>
+        /^upstreams\.users: 3 attempts of 10000 ms .*; lower timeoutMs or retries$/.test(p),
+      ),
       problems.join("\n"),
     );
   });
@@ -165,7 +177,7 @@ describe("gateway config validation", () => {
       fn: { kind: "lambda", function: "not a function name!" },
     };
     config.routes = {
-      "GET /health": { auth: "public" },
+      "GET /health": { auth: "public", handler: "health" },
       "GET /a": {
         auth: "public",
         proxy: {
@@ -184,7 +196,6 @@ describe("gateway config validation", () => {
       },
       "POST /b/{id}": {
         auth: "public",
-        proxy: { upstream: "svc", path: "/b" },
         aggregate: {
           calls: {
             one: { upstream: "svc", path: "/one", query: { user: "{nope}" }, timeoutMs: 9_000 },
@@ -222,11 +233,10 @@ describe("gateway config validation", () => {
     aggregate.merge = "one";
     const crossField = problemsOf(config);
     for (const expected of [
-      'routes.GET /a.proxy.canary.upstream: "nowhere" is not in upstreams (svc, fn)',
-      "routes.POST /b/{id}: has both proxy and aggregate; a route does one or the other",
-      "routes.POST /b/{id}.aggregate: an aggregate route answers GET (its calls are GETs)",
-      "routes.POST /b/{id}.aggregate.calls.one.query.user: {nope} is not a parameter of the route",
-      'routes.POST /b/{id}.aggregate.calls.two.upstream: "ghost" is not in upstreams (svc, fn)',
+      'routes.GET /a.proxy.canary.upstream: "nowhere" is not in upstreams (svc, fn); declare it or fix the name',
+      "routes.POST /b/{id}.aggregate: an aggregate route answers GET (its calls are GETs); make the route GET or use proxy",
+      "routes.POST /b/{id}.aggregate.calls.one.query.user: {nope} is not a parameter of the route; use one of the route key's",
+      'routes.POST /b/{id}.aggregate.calls.two.upstream: "ghost" is not in upstreams (svc, fn); declare it or fix the name',
     ]) {
       assert.ok(crossField.includes(expected), `${expected}\n${crossField.join("\n")}`);
     }
@@ -364,14 +374,16 @@ describe("gateway config validation", () => {
     const config = base();
     config.upstreams = { svc: { targets: [{ url: "https://svc.internal" }] } };
     config.routes = {
-      "GET /health": { auth: "public" },
+      "GET /health": { auth: "public", handler: "health" },
       "GET /a": { auth: { apiKey: {} }, proxy: { upstream: "svc", path: "/a" }, limit: { cost: 5 } },
       "GET /open": { auth: "public", proxy: { upstream: "svc", path: "/o" }, limit: { subject: "apiKey" } },
-      "GET /me": { auth: { jwt: {} }, limit: {} },
-      "GET /status": { auth: "public", limit: {} },
+      "GET /me": { auth: { jwt: {} }, limit: {}, handler: "whoami" },
+      "GET /status": { auth: "public", limit: {}, handler: "health" },
     };
     assert.ok(
-      problemsOf(config).includes("routes.GET /a.limit: needs a top-level limits section with plans"),
+      problemsOf(config).includes(
+        "routes.GET /a.limit: needs a top-level limits section with plans; add limits.plans",
+      ),
     );
     config.limits = {
       plans: {
@@ -396,9 +408,9 @@ describe("gateway config validation", () => {
       'routes.GET /a.limit: plan "default" is not in limits.plans; add it (it is who gets no other plan)',
       'routes.GET /open.limit: plan "anonymous" is not in limits.plans; add it (it is who gets no other plan)',
       "routes.GET /open.limit.subject: a public route has no apiKey; use ip",
-      "routes.GET /status.limit: a public system route has no caller to count; use throttle (API Gateway's) instead",
-      'limits.plans.small.routes: "GET /health" is not a limited route',
-      "limits.plans.small.rate.burst: below the largest route cost (5) per shard; no such request could pass",
+      "routes.GET /status.limit: a public system route has no caller to count; remove limit and use throttle (API Gateway's) instead",
+      'limits.plans.small.routes: "GET /health" is not a limited route; give it a limit or remove it from the list',
+      "limits.plans.small.rate.burst: below the largest route cost (5) per shard; no such request could pass; raise the burst or lower shards",
       "limits.plans.odd.rate: burst / perSecond is under 100 ms; raise the burst",
     ]) {
       assert.ok(crossField.includes(expected), `${expected}\n${crossField.join("\n")}`);
@@ -423,6 +435,7 @@ describe("gateway config validation", () => {
     config.routes = {
       "GET /health": {
         auth: "public",
+        handler: "health",
         cors: { origins: ["https://app.example.com/path", "*.example.com", "https://a.*.example.com"] },
       },
     };
@@ -448,7 +461,9 @@ describe("gateway config validation", () => {
     const duplicate = base();
     const issuer = { kind: "oidc" as const, id: "idp", issuer: "https://idp.example.com", audience: ["api"] };
     duplicate.auth.issuers = [issuer, { ...issuer, issuer: "https://other.example.com" }];
-    assert.deepEqual(problemsOf(duplicate), ['auth.issuers.1.id: "idp" is used twice']);
+    assert.deepEqual(problemsOf(duplicate), [
+      'auth.issuers.1.id: "idp" is used twice; give each issuer its own id',
+    ]);
   });
 });
 
@@ -466,24 +481,164 @@ describe("preflight routes", () => {
     for (const [key] of anyRoutes) {
       const preflight = gateway.routes[key.replace(/^ANY /, "OPTIONS ")];
       assert.equal(preflight?.auth, "public", `${key} has a public preflight route`);
+      assert.equal(preflight?.kind, "preflight", `${key}'s preflight route is marked as such`);
     }
   });
 
   it("adds none for explicit methods, public routes, routes without CORS, or one the config declares", () => {
+    const upstreams = { svc: { targets: [{ url: "https://svc.internal" }] } };
+    const proxy = { upstream: "svc", path: "/{x+}" };
     const load = (routes: GatewayConfigInput["routes"], cors?: GatewayConfigInput["cors"]) =>
       Object.keys(
         loadGateway(
-          defineGateway(() => ({ auth: {}, ...(cors ? { cors } : {}), routes })),
+          defineGateway(() => ({ auth: {}, ...(cors ? { cors } : {}), upstreams, routes })),
           "test",
         ).routes,
       ).sort();
     const cors = { origins: ["https://app.example.com"] };
-    assert.deepEqual(load({ "GET /a/{x+}": { auth: { apiKey: {} } } }, cors), ["GET /a/{x+}"]);
-    assert.deepEqual(load({ "ANY /b/{x+}": { auth: "public" } }, cors), ["ANY /b/{x+}"]);
-    assert.deepEqual(load({ "ANY /c/{x+}": { auth: { apiKey: {} } } }), ["ANY /c/{x+}"]);
-    assert.deepEqual(load({ "ANY /d/{x+}": { auth: { apiKey: {} } } }, cors), [
+    assert.deepEqual(load({ "GET /a/{x+}": { auth: { apiKey: {} }, proxy } }, cors), ["GET /a/{x+}"]);
+    assert.deepEqual(load({ "ANY /b/{x+}": { auth: "public", proxy } }, cors), ["ANY /b/{x+}"]);
+    assert.deepEqual(load({ "ANY /c/{x+}": { auth: { apiKey: {} }, proxy } }), ["ANY /c/{x+}"]);
+    assert.deepEqual(load({ "ANY /d/{x+}": { auth: { apiKey: {} }, proxy } }, cors), [
       "ANY /d/{x+}",
       "OPTIONS /d/{x+}",
+    ]);
+  });
+});
+
+describe("route kinds", () => {
+  const upstreams = { svc: { targets: [{ url: "https://svc.internal" }] } };
+
+  it("marks each parsed route with its kind: proxy, aggregate or handler", () => {
+    const gateway = loadGateway(definition, "test");
+    assert.equal(gateway.routes["GET /health"]?.kind, "handler");
+    assert.equal(gateway.routes["GET /v1/users"]?.kind, "proxy");
+    assert.equal(gateway.routes["GET /v1/users/{id}/summary"]?.kind, "aggregate");
+  });
+
+  it("refuses a route with none or several of proxy, aggregate and handler, saying what to do", () => {
+    const config = base();
+    config.upstreams = upstreams;
+    config.routes = {
+      "GET /none": { auth: "public" } as never,
+      "GET /both": { auth: "public", handler: "health", proxy: { upstream: "svc", path: "/b" } } as never,
+    };
+    const problems = problemsOf(config);
+    assert.deepEqual(problems, [
+      'routes.GET /none: says neither proxy, aggregate nor handler; add one: proxy: { upstream, path } sends it to an upstream, handler: "<function key>" names the system function that answers it',
+      "routes.GET /both: has both proxy and handler; a route does one of proxy, aggregate or handler, so remove the others",
+    ]);
+  });
+
+  it("holds each kind to its own members, naming the member and the fix", () => {
+    const config = base();
+    config.upstreams = upstreams;
+    config.routes = {
+      "POST /h": { auth: "public", handler: "health", body: { maxBytes: 10 } } as never,
+      "GET /p": { auth: "public", proxy: { upstream: "svc", path: "/p" }, timeoutMs: 5 } as never,
+    };
+    const problems = problemsOf(config);
+    assert.deepEqual(problems, [
+      "routes.POST /h.body: a handler route's function reads its own request body; body rules apply to proxy and aggregate routes, so remove body",
+      "routes.GET /p.timeoutMs: a proxy route takes auth, cors, deprecated, ipRules, limit, throttle, body, proxy, aggregate, handler; remove timeoutMs",
+    ]);
+  });
+
+  it("gives $connect its own schema: auth and ipRules only", () => {
+    const config = base();
+    config.websocket = {
+      connect: { auth: { jwt: {} }, ipRules: { allow: ["10.0.0.0/8"] }, limit: { cost: 2 } } as never,
+    };
+    assert.deepEqual(problemsOf(config), [
+      "websocket.connect.limit: $connect takes auth and ipRules only (it has no limit: message rates are limits.websocket, sizes websocket.chat); remove limit",
+    ]);
+    config.websocket = { connect: { auth: { jwt: {} }, ipRules: { allow: ["10.0.0.0/8"] } } };
+    const gateway = loadGateway(
+      defineGateway(() => config),
+      "test",
+    );
+    assert.deepEqual(gateway.websocket.connect, {
+      auth: { jwt: { scopes: [] } },
+      ipRules: { allow: ["10.0.0.0/8"], deny: [] },
+    });
+  });
+
+  it("names a $connect that needs a JWT when there is no issuer", () => {
+    const config = base();
+    config.auth.issuers = [];
+    config.routes = { "GET /health": { auth: "public", handler: "health" } };
+    config.websocket = { connect: { auth: { jwt: {} } } };
+    assert.deepEqual(problemsOf(config), [
+      "websocket.connect.auth: needs a JWT but auth.issuers is empty; add an issuer or use apiKey",
+    ]);
+  });
+});
+
+describe("worst-case upstream time", () => {
+  it("counts every attempt and the capped backoff the HTTP client waits between them", () => {
+    const capped = RETRY_BACKOFF.maxDelayMs;
+    assert.equal(upstreamWorstCaseMs({ timeoutMs: 2_000, retries: 2 }), 3 * 2_000 + 2 * capped);
+    assert.equal(upstreamWorstCaseMs({ timeoutMs: 2_000, retries: 0 }), 2_000);
+    assert.equal(upstreamWorstCaseMs(undefined), 0);
+  });
+
+  it("gives a route the slowest of its upstreams, canary and versions included", () => {
+    const gateway = loadGateway(definition, "test");
+    const route = gateway.routes["GET /v1/users/{id}"];
+    assert.ok(route);
+    // users: 2 s × 3 attempts; its version 2 goes to echo: 2 s × 2 attempts.
+    assert.equal(routeWorstCaseMs(gateway, route), upstreamWorstCaseMs(gateway.upstreams.users));
+    const health = gateway.routes["GET /health"];
+    assert.ok(health);
+    assert.equal(routeWorstCaseMs(gateway, health), 0);
+  });
+});
+
+describe("error messages", () => {
+  it("say what to do, not only what is wrong, for a sample of fields", () => {
+    const config = base();
+    config.auth.issuers = [{ kind: "oidc", id: "Bad Id", issuer: "ftp://idp", audience: ["api"] }];
+    config.upstreams = { svc: { targets: [{ url: "https://svc.internal" }], timeoutMs: 10, retries: 9 } };
+    config.routes = {
+      "get /x": { auth: "public", handler: "health" },
+      "GET /y": { auth: { jwt: { scopes: ["two words"] } }, handler: "Not-A-Key" },
+    };
+    const problems = problemsOf(config);
+    for (const expected of [
+      "auth.issuers.0.id: an issuer id is lower-case letters, digits and -, such as cognito",
+      "auth.issuers.0.issuer: issuer must use https:// (tokens and keys are not fetched in clear text); change the scheme",
+      "upstreams.svc.timeoutMs: at least 50 (50 to 25000)",
+      "upstreams.svc.retries: at most 5 (0 to 5)",
+      'routes.get /x: a route key is "METHOD /path", e.g. "GET /things/{id}"; the method is upper case, the path starts with /',
+      "routes.GET /y.auth.jwt.scopes.0: a scope is one word of printable ASCII (RFC 6749), such as orders:read; remove spaces",
+      "routes.GET /y.handler: a handler is a function key under functions: in serverless.yml, such as usage",
+    ]) {
+      assert.ok(problems.includes(expected), `${expected}\n${problems.join("\n")}`);
+    }
+  });
+
+  it("refuse a misspelt member instead of ignoring it, listing the members there are", () => {
+    const config = { ...base(), upstream: {} } as GatewayConfigInput;
+    config.auth.apiKeys = { cacheSecond: 5 } as never;
+    assert.deepEqual(problemsOf(config), [
+      'auth.apiKeys.cacheSecond: auth.apiKeys has no member "cacheSecond"; remove it or fix its name (auth.apiKeys takes cacheSeconds, cacheEntries, legacyKeys, unknownKeys)',
+      'upstream: the gateway config has no member "upstream"; remove it or fix its name (the gateway config takes auth, ipRules, trustedProxies, versionHeader, cors, compression, upstreams, routes, limits, websocket)',
+    ]);
+  });
+
+  it("say what type a field must be when it has another", () => {
+    const config = base();
+    config.auth.clockSkewSeconds = "60" as never;
+    assert.deepEqual(problemsOf(config), [
+      'auth.clockSkewSeconds: must be number, not "60"; change the value',
+    ]);
+  });
+
+  it("say a missing member is required and where it is described", () => {
+    const config = base();
+    config.websocket = {} as never;
+    assert.deepEqual(problemsOf(config), [
+      "websocket.connect: is required; add it (docs/configuration.md describes it)",
     ]);
   });
 });

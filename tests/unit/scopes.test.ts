@@ -31,9 +31,9 @@ describe("one scope parser for the authorizer, the handlers and the upstream hea
         defineGateway(() => ({
           auth: {},
           routes: {
-            "GET /x": { auth: { apiKey: { scopes: ["chat:write"] } } },
-            "GET /y": { auth: { apiKey: { scopes: ["orders:read"] } } },
-            "GET /z": { auth: { apiKey: {} } },
+            "GET /x": { auth: { apiKey: { scopes: ["chat:write"] } }, handler: "whoami" },
+            "GET /y": { auth: { apiKey: { scopes: ["orders:read"] } }, handler: "whoami" },
+            "GET /z": { auth: { apiKey: {} }, handler: "whoami" },
           },
         })),
         "test",
