@@ -46,7 +46,9 @@ describe("a system function's route table, checked against the config at cold st
       (error: unknown) =>
         error instanceof RouteTableError &&
         error.problems.length === 1 &&
-        /the whoami function implements GET \/whoami but no config route gives it to whoami/.test(error.message),
+        /the whoami function implements GET \/whoami but no config route gives it to whoami/.test(
+          error.message,
+        ),
     );
   });
 
@@ -56,6 +58,9 @@ describe("a system function's route table, checked against the config at cold st
       "GET /keys/self": answer("self"),
     });
     const event = loadEvent<HttpEvent>("usage.json");
-    await assert.rejects(Promise.resolve().then(() => handler(event, lambdaContext())), { statusCode: 404 });
+    await assert.rejects(
+      Promise.resolve().then(() => handler(event, lambdaContext())),
+      { statusCode: 404 },
+    );
   });
 });
