@@ -120,7 +120,7 @@ export function websocketEvents(gateway, chatActions) {
  * @returns {(string | { "Fn::GetAtt": [string, string] })[]}
  */
 export function invokeResources(gateway, logicalId) {
-  return Object.values(gateway.upstreams).flatMap((upstream) => {
+  const resources = Object.values(gateway.upstreams).flatMap((upstream) => {
     /** @type {(string | { "Fn::GetAtt": [string, string] })[]} */
     const grant = [];
     if (upstream.kind !== "lambda" || !upstream.function) return grant;
@@ -131,6 +131,8 @@ export function invokeResources(gateway, logicalId) {
     );
     return grant;
   });
+  // Two upstreams may name one function (a second payload kind, say): one grant each function.
+  return [...new Map(resources.map((resource) => [JSON.stringify(resource), resource])).values()];
 }
 
 /**
