@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -8,26 +17,22 @@ import { devToken } from "../../plugins/dev-issuer.mjs";
 import { freePorts, type LocalStack, startLocalStack } from "../support/local-stack.ts";
 import { ROOT, serverless } from "../support/serverless.ts";
 
-/**
- * A copy of the project (the files git knows, as they are on disk now; node_modules linked), so a test
- * can edit its gateway.config.ts and nothing else.
- */
-function copyProject(): string {
-  const copy = mkdtempSync(join(tmpdir(), "gatehouse-copy-"));
-  const files = execFileSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], {
+/** The project's files: those git knows (tracked or new, not ignored), as they are on disk now. */
+function projectFiles(): string[] {
+  return execFileSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], {
     cwd: ROOT,
     encoding: "utf8",
   })
     .split("\0")
-    .filter(Boolean);
-  for (const file of files) {
-    try {
-      mkdirSync(dirname(join(copy, file)), { recursive: true });
-      cpSync(join(ROOT, file), join(copy, file));
-    } catch (error) {
-      // A file deleted in the working tree but still in the index is not part of the project now.
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-    }
+    .filter((file) => file && existsSync(join(ROOT, file)));
+}
+
+/** A copy of the project, node_modules linked, so a test can edit its gateway.config.ts and nothing else. */
+function copyProject(): string {
+  const copy = mkdtempSync(join(tmpdir(), "gatehouse-copy-"));
+  for (const file of projectFiles()) {
+    mkdirSync(dirname(join(copy, file)), { recursive: true });
+    cpSync(join(ROOT, file), join(copy, file));
   }
   symlinkSync(join(ROOT, "node_modules"), join(copy, "node_modules"), "dir");
   return copy;
@@ -88,6 +93,13 @@ describe("one edit of gateway.config.ts adds a route, an HTTP upstream, a Lambda
   after(async () => {
     await stack?.stop();
     if (copy) rmSync(copy, { recursive: true, force: true });
+  });
+
+  it("differs from the project in gateway.config.ts only", () => {
+    const changed = projectFiles().filter(
+      (file) => !readFileSync(join(ROOT, file)).equals(readFileSync(join(copy, file))),
+    );
+    assert.deepEqual(changed, ["gateway.config.ts"]);
   });
 
   it("serverless package emits their API Gateway routes and the gateway's invoke grant", async () => {
