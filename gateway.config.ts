@@ -12,11 +12,14 @@ const devIssuer = () => ({
 });
 
 /**
- * The gateway: who may call which route. Every route here must have its `httpApi` event in
- * serverless.yml with the matching authorizer (a test checks the two agree):
+ * The gateway: who may call which route. plugins/gateway-wiring.mjs generates each route's `httpApi`
+ * event from here (`serverless print` shows them), on the function named by `handler` (else the
+ * gateway function), behind the authorizer its auth needs:
  *   "public"           → no authorizer
  *   { jwt: {...} }     → authorizer: jwtAuthorizer     (identity: Authorization header)
  *   { apiKey: {...} }  → authorizer: apiKeyAuthorizer  (identity: x-api-key header)
+ * A `kind: "lambda"` upstream gets the gateway's invoke grant; a limited route's function gets the
+ * usage table.
  *
  * Issuers differ per stage. Replace the Cognito example with your user pool (or an OIDC issuer)
  * before you deploy; until its JWKS can be fetched, every JWT is refused (fail closed).
@@ -26,6 +29,10 @@ const serviceUrl = (stage: string, name: string) =>
   stage === "local" || stage === "test"
     ? (env.demoServicesUrl ?? "http://127.0.0.1:3100")
     : `https://${name}.example.internal`;
+
+/** The scope of the admin routes (API keys, the usage export): said once, as auth.adminScope. */
+const adminScope = "gatehouse:admin";
+const admin = { jwt: { scopes: [adminScope] } };
 
 export default defineGateway(({ stage }) => ({
   auth: {
@@ -42,6 +49,7 @@ export default defineGateway(({ stage }) => ({
               claims: { tenant: "custom:tenant" },
             },
           ],
+    adminScope,
     clockSkewSeconds: 60,
     // Every key this project issues has the ghk_ checksum, so keys of the old gh_ format can only be
     // guesses: refusing them unread means a random key of any shape costs no DynamoDB read. A gateway
@@ -231,13 +239,13 @@ export default defineGateway(({ stage }) => ({
     },
     // The calling key's own usage and remaining quota; the billing export for admins.
     "GET /usage": { auth: { apiKey: {} }, handler: "usage" },
-    "GET /admin/usage": { auth: { jwt: { scopes: ["gatehouse:admin"] } }, handler: "usage" },
+    "GET /admin/usage": { auth: admin, handler: "usage" },
     // API-key administration: JWTs carrying the admin scope (auth.adminScope).
-    "POST /admin/keys": { auth: { jwt: { scopes: ["gatehouse:admin"] } }, handler: "adminKeys" },
-    "GET /admin/keys": { auth: { jwt: { scopes: ["gatehouse:admin"] } }, handler: "adminKeys" },
-    "DELETE /admin/keys/{keyId}": { auth: { jwt: { scopes: ["gatehouse:admin"] } }, handler: "adminKeys" },
+    "POST /admin/keys": { auth: admin, handler: "adminKeys" },
+    "GET /admin/keys": { auth: admin, handler: "adminKeys" },
+    "DELETE /admin/keys/{keyId}": { auth: admin, handler: "adminKeys" },
     "POST /admin/keys/{keyId}/rotate": {
-      auth: { jwt: { scopes: ["gatehouse:admin"] } },
+      auth: admin,
       handler: "adminKeys",
     },
     // The HTTP→WebSocket bridge: backend services (API keys) publish to chat rooms and read history.

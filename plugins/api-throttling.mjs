@@ -3,9 +3,8 @@
 // and burst of the HTTP API and of the WebSocket API (per-stage params, `custom.throttling`), and
 // per-route limits for the HTTP routes whose gateway config says `throttle`. API Gateway refuses
 // past them with its own 429 before any function runs, so a flood costs no invocations; the exact
-// per-caller limits are the usage plans (`limit`), counted by the functions.
-
-import { pathToFileURL } from "node:url";
+// per-caller limits are the usage plans (`limit`), counted by the functions. plugins/gateway-wiring.mjs
+// applies it.
 
 /**
  * Route settings for a stage: `{ ThrottlingRateLimit, ThrottlingBurstLimit }` per route key.
@@ -39,52 +38,42 @@ export function stageThrottling(limits, where) {
   return { ThrottlingRateLimit: rate, ThrottlingBurstLimit: burst };
 }
 
-export default class ApiThrottling {
-  /** @param {any} serverless @param {Record<string, unknown>} options */
-  constructor(serverless, options) {
-    this.serverless = serverless;
-    this.options = options;
-    this.hooks = { "after:package:compileEvents": () => this.apply() };
+/**
+ * Writes the throttling into the stages the framework compiled (after `package:compileEvents`).
+ * plugins/gateway-wiring.mjs calls it with the gateway config it loaded.
+ * @param {any} serverless
+ * @param {{ routes: Record<string, { throttle?: { rateLimit: number, burstLimit: number } }> }} gateway
+ */
+export function applyThrottling(serverless, gateway) {
+  const service = serverless.service;
+  const resources = service.provider.compiledCloudFormationTemplate.Resources;
+  const throttling = service.custom?.throttling ?? {};
+
+  const http = resources.HttpApiStage?.Properties;
+  if (http) {
+    http.DefaultRouteSettings = {
+      ...http.DefaultRouteSettings,
+      ...stageThrottling(throttling.http, "custom.throttling.http"),
+    };
+    const routes = routeThrottling(gateway);
+    if (Object.keys(routes).length > 0) {
+      http.RouteSettings = { ...http.RouteSettings, ...routes };
+      // A stage's route settings name routes that must exist first, or CloudFormation refuses them.
+      const naming = serverless.getProvider("aws").naming;
+      const stage = resources.HttpApiStage;
+      stage.DependsOn = [
+        ...new Set([
+          ...[stage.DependsOn ?? []].flat(),
+          ...Object.keys(routes).map((key) => naming.getHttpApiRouteLogicalId(key)),
+        ]),
+      ];
+    }
   }
-
-  async apply() {
-    const service = this.serverless.service;
-    const resources = service.provider.compiledCloudFormationTemplate.Resources;
-    const throttling = service.custom?.throttling ?? {};
-    const stage = service.provider.stage;
-    // The gateway config is TypeScript: loaded through tsx, as the tests and scripts load it.
-    const { tsImport } = await import("tsx/esm/api");
-    const root = pathToFileURL(`${this.serverless.serviceDir}/`).href;
-    const { loadGateway } = await tsImport("./shared/config/gateway.ts", root);
-    const { default: definition } = await tsImport("./gateway.config.ts", root);
-    const gateway = loadGateway(definition, stage);
-
-    const http = resources.HttpApiStage?.Properties;
-    if (http) {
-      http.DefaultRouteSettings = {
-        ...http.DefaultRouteSettings,
-        ...stageThrottling(throttling.http, "custom.throttling.http"),
-      };
-      const routes = routeThrottling(gateway);
-      if (Object.keys(routes).length > 0) {
-        http.RouteSettings = { ...http.RouteSettings, ...routes };
-        // A stage's route settings name routes that must exist first, or CloudFormation refuses them.
-        const naming = this.serverless.getProvider("aws").naming;
-        const stage = resources.HttpApiStage;
-        stage.DependsOn = [
-          ...new Set([
-            ...[stage.DependsOn ?? []].flat(),
-            ...Object.keys(routes).map((key) => naming.getHttpApiRouteLogicalId(key)),
-          ]),
-        ];
-      }
-    }
-    const websocket = resources.WebsocketsDeploymentStage?.Properties;
-    if (websocket) {
-      websocket.DefaultRouteSettings = {
-        ...websocket.DefaultRouteSettings,
-        ...stageThrottling(throttling.websocket, "custom.throttling.websocket"),
-      };
-    }
+  const websocket = resources.WebsocketsDeploymentStage?.Properties;
+  if (websocket) {
+    websocket.DefaultRouteSettings = {
+      ...websocket.DefaultRouteSettings,
+      ...stageThrottling(throttling.websocket, "custom.throttling.websocket"),
+    };
   }
 }

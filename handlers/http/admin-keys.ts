@@ -5,15 +5,10 @@ import { SCOPE_TOKEN } from "#shared/auth/scopes.ts";
 import { documentClient } from "#shared/clients/dynamodb.ts";
 import { env } from "#shared/config/env.ts";
 import { type GatewayConfig, loadGateway } from "#shared/config/gateway.ts";
-import {
-  BadRequestError,
-  ForbiddenError,
-  MethodNotAllowedError,
-  NotFoundError,
-  UnsupportedMediaTypeError,
-} from "#shared/errors.ts";
+import { BadRequestError, ForbiddenError, NotFoundError, UnsupportedMediaTypeError } from "#shared/errors.ts";
 import { type HttpEvent, json } from "#shared/http.ts";
 import { httpHandler } from "#shared/middleware/http-handler.ts";
+import { routeTable } from "#shared/middleware/route-table.ts";
 import { logger } from "#shared/observability/logger.ts";
 import definition from "../../gateway.config.ts";
 
@@ -77,63 +72,64 @@ function createBody(event: HttpEvent, schema: CreateKeySchema): v.InferOutput<Cr
  */
 export function createAdminKeysHandler({
   keys,
-  adminScope,
-  limits,
+  gateway,
 }: {
   keys: ApiKeyStore;
-  adminScope: string;
-  /** The config's `limits`: a new key's plan must be one of its plans (any plan when undefined). */
-  limits: GatewayConfig["limits"];
+  /** The config: its admin scope, its routes naming `adminKeys`, and its `limits` (a new key's plan
+   * must be one of its plans; any plan when there are none). */
+  gateway: Pick<GatewayConfig, "auth" | "limits" | "routes">;
 }) {
-  const schema = createKeySchema(limits);
-  return httpHandler(async (event) => {
-    const caller = requestIdentity(event);
-    if (!caller.scopes.includes(adminScope))
-      throw new ForbiddenError(`This route needs the ${adminScope} scope`);
-    const keyId = event.pathParameters?.keyId;
-
-    switch (event.routeKey) {
-      case "POST /admin/keys": {
-        const input = createBody(event, schema);
-        const { key, record } = await keys.create({
-          owner: input.owner,
-          plan: input.plan,
-          scopes: input.scopes,
-          ...(input.tenant ? { tenant: input.tenant } : {}),
-          ...(input.expiresInDays
-            ? { expiresAt: Math.floor(Date.now() / 1000) + Math.round(input.expiresInDays * 86_400) }
-            : {}),
-        });
-        logger.info("API key created", { keyId: record.keyId, owner: record.owner, by: caller.principal });
-        return json(201, { key, ...view(record) }, { location: `/admin/keys/${record.keyId}` });
-      }
-      case "GET /admin/keys":
-        return json(200, { keys: (await keys.list()).map(view) });
-      case "DELETE /admin/keys/{keyId}": {
-        if (!keyId) throw new NotFoundError("No key id in the path");
-        const revoked = await keys.revoke(keyId);
-        logger.info("API key revoked", { keyId, by: caller.principal });
-        return json(200, view(revoked));
-      }
-      case "POST /admin/keys/{keyId}/rotate": {
-        if (!keyId) throw new NotFoundError("No key id in the path");
-        const { key, record, revoked } = await keys.rotate(keyId);
-        logger.info("API key rotated", { keyId, newKeyId: record.keyId, by: caller.principal });
-        return json(
-          201,
-          { key, ...view(record), replaces: revoked.keyId },
-          { location: `/admin/keys/${record.keyId}` },
-        );
-      }
-      default:
-        throw new MethodNotAllowedError(`${event.routeKey} is not an admin route`, ["GET", "POST", "DELETE"]);
-    }
+  const { adminScope } = gateway.auth;
+  const schema = createKeySchema(gateway.limits);
+  const routes = routeTable("adminKeys", gateway.routes, {
+    "POST /admin/keys": async (event) => {
+      const caller = requestIdentity(event);
+      const input = createBody(event, schema);
+      const { key, record } = await keys.create({
+        owner: input.owner,
+        plan: input.plan,
+        scopes: input.scopes,
+        ...(input.tenant ? { tenant: input.tenant } : {}),
+        ...(input.expiresInDays
+          ? { expiresAt: Math.floor(Date.now() / 1000) + Math.round(input.expiresInDays * 86_400) }
+          : {}),
+      });
+      logger.info("API key created", { keyId: record.keyId, owner: record.owner, by: caller.principal });
+      return json(201, { key, ...view(record) }, { location: `/admin/keys/${record.keyId}` });
+    },
+    "GET /admin/keys": async () => json(200, { keys: (await keys.list()).map(view) }),
+    "DELETE /admin/keys/{keyId}": async (event) => {
+      const keyId = pathKeyId(event);
+      const revoked = await keys.revoke(keyId);
+      logger.info("API key revoked", { keyId, by: requestIdentity(event).principal });
+      return json(200, view(revoked));
+    },
+    "POST /admin/keys/{keyId}/rotate": async (event) => {
+      const keyId = pathKeyId(event);
+      const { key, record, revoked } = await keys.rotate(keyId);
+      logger.info("API key rotated", { keyId, newKeyId: record.keyId, by: requestIdentity(event).principal });
+      return json(
+        201,
+        { key, ...view(record), replaces: revoked.keyId },
+        { location: `/admin/keys/${record.keyId}` },
+      );
+    },
   });
+  return httpHandler(async (event, context) => {
+    if (!requestIdentity(event).scopes.includes(adminScope))
+      throw new ForbiddenError(`This route needs the ${adminScope} scope`);
+    return routes(event, context);
+  });
+}
+
+function pathKeyId(event: HttpEvent): string {
+  const keyId = event.pathParameters?.keyId;
+  if (!keyId) throw new NotFoundError("No key id in the path");
+  return keyId;
 }
 
 const gateway = loadGateway(definition, env.stage);
 export const handler = createAdminKeysHandler({
   keys: apiKeyStore({ client: documentClient(), tableName: env.apiKeysTable }),
-  adminScope: gateway.auth.adminScope,
-  limits: gateway.limits,
+  gateway,
 });

@@ -3,9 +3,10 @@ import { limiterDocumentClient } from "#shared/clients/dynamodb.ts";
 import { env } from "#shared/config/env.ts";
 import { type GatewayConfig, loadGateway } from "#shared/config/gateway.ts";
 import { BadRequestError } from "#shared/errors.ts";
-import { json } from "#shared/http.ts";
+import { type HttpEvent, json } from "#shared/http.ts";
 import { httpHandler } from "#shared/middleware/http-handler.ts";
 import { compileBodySchema, parsedBody, requestBody } from "#shared/middleware/request-body.ts";
+import { routeTable } from "#shared/middleware/route-table.ts";
 import { routeLimitSteps } from "#shared/middleware/usage-limits.ts";
 import { createLimiter, type Limiter } from "#shared/quota/limiter.ts";
 import { createMetering, type Metering } from "#shared/quota/metering.ts";
@@ -63,35 +64,41 @@ export function createRoomsHandler({
     rules: { maxBytes: gateway.websocket.chat.maxMessageBytes, contentTypes: ["application/json"] },
     validate: compileBodySchema(PUBLISH_SCHEMA),
   };
-  return httpHandler(
-    async (event, context) => {
+  const roomOf = (event: HttpEvent) => {
+    const room = event.pathParameters?.room ?? "";
+    if (!ROOM_NAME.test(room)) {
+      throw new BadRequestError(
+        "A room is 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+      );
+    }
+    return room;
+  };
+  const routes = routeTable("rooms", gateway.routes, {
+    [PUBLISH]: async (event, context) => {
       const caller = requestIdentity(event);
-      const room = event.pathParameters?.room ?? "";
-      if (!ROOM_NAME.test(room)) {
-        throw new BadRequestError(
-          "A room is 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
-        );
-      }
-      if (event.routeKey === PUBLISH) {
-        const body = parsedBody(context)?.json as { text: string; data?: Record<string, unknown> };
-        const { message, report } = await chat.publish(
-          room,
-          { from: caller.principal, text: body.text, data: body.data },
-          { kind: "bridge", signal: broadcastBudget(context) },
-        );
-        return json(
-          201,
-          {
-            ...messageFrame(message),
-            recipients: report.recipients,
-            delivered: report.delivered,
-            gone: report.gone.length,
-            failed: report.failed,
-            skipped: report.skipped,
-          },
-          { location: `/rooms/${room}/messages?since=${message.messageId}` },
-        );
-      }
+      const room = roomOf(event);
+      const body = parsedBody(context)?.json as { text: string; data?: Record<string, unknown> };
+      const { message, report } = await chat.publish(
+        room,
+        { from: caller.principal, text: body.text, data: body.data },
+        { kind: "bridge", signal: broadcastBudget(context) },
+      );
+      return json(
+        201,
+        {
+          ...messageFrame(message),
+          recipients: report.recipients,
+          delivered: report.delivered,
+          gone: report.gone.length,
+          failed: report.failed,
+          skipped: report.skipped,
+        },
+        { location: `/rooms/${room}/messages?since=${message.messageId}` },
+      );
+    },
+    [HISTORY]: async (event) => {
+      requestIdentity(event); // a caller the authorizer admitted, or 401
+      const room = roomOf(event);
       const query = event.queryStringParameters ?? {};
       for (const name of ["since", "after"] as const) {
         const value = query[name];
@@ -113,11 +120,11 @@ export function createRoomsHandler({
         cursor: page.cursor,
       });
     },
-    {
-      request: [...usage.request, requestBody((event) => (event.routeKey === PUBLISH ? rules : undefined))],
-      response: usage.response,
-    },
-  );
+  });
+  return httpHandler(routes, {
+    request: [...usage.request, requestBody((event) => (event.routeKey === PUBLISH ? rules : undefined))],
+    response: usage.response,
+  });
 }
 
 const gateway = loadGateway(definition, env.stage);

@@ -1,9 +1,22 @@
 import { requestIdentity } from "#shared/auth/identity.ts";
+import { env } from "#shared/config/env.ts";
+import { loadGateway } from "#shared/config/gateway.ts";
+import type { HttpHandler } from "#shared/http.ts";
 import { json } from "#shared/http.ts";
 import { httpHandler } from "#shared/middleware/http-handler.ts";
+import { routeTable } from "#shared/middleware/route-table.ts";
+import definition from "../../gateway.config.ts";
+
+/** The identity the authorizer resolved for the caller's credential (principal, plan, scopes, tenant, key id). */
+const identity: HttpHandler = async (event) => json(200, requestIdentity(event));
 
 /**
- * `GET /keys/self`: the identity the authorizer resolved for the caller's credential (principal,
- * plan, scopes, tenant, key id). A quick way to check that a key or token works, and as what.
+ * `GET /me` (a JWT) and `GET /keys/self` (an API key): a quick way to check that a token or key
+ * works, and as what.
  */
-export const handler = httpHandler(async (event) => json(200, requestIdentity(event)));
+export const handler = httpHandler(
+  routeTable("whoami", loadGateway(definition, env.stage).routes, {
+    "GET /me": identity,
+    "GET /keys/self": identity,
+  }),
+);

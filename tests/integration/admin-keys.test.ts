@@ -28,17 +28,10 @@ describe("API-key admin endpoints against dynalite", () => {
     process.env.API_KEYS_TABLE = store.tables.ApiKeysTable;
     try {
       const { createAdminKeysHandler } = (await import("../../handlers/http/admin-keys.ts")) as AdminModule;
-      const handler = createAdminKeysHandler({
-        keys,
-        adminScope: "gatehouse:admin",
-        limits: loadGateway(definition, "test").limits,
-      });
+      const gateway = loadGateway(definition, "test");
+      const handler = createAdminKeysHandler({ keys, gateway });
       admin = (event) => handler(event, lambdaContext());
-      const withoutLimits = createAdminKeysHandler({
-        keys,
-        adminScope: "gatehouse:admin",
-        limits: undefined,
-      });
+      const withoutLimits = createAdminKeysHandler({ keys, gateway: { ...gateway, limits: undefined } });
       adminWithoutLimits = (event) => withoutLimits(event, lambdaContext());
     } finally {
       for (const [name, value] of [

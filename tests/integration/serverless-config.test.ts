@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { loadGateway } from "#shared/config/gateway.ts";
-import { ACTIONS } from "#shared/ws/protocol.ts";
+import { ACTIONS, CHAT_ACTIONS } from "#shared/ws/protocol.ts";
 import definition from "../../gateway.config.ts";
 import { eventFiles } from "../support/events.ts";
 import { type ResolvedService, resolvedService } from "../support/serverless.ts";
 
-// serverless.yml as osls resolves it for prod: the deploy-time facts the issues promise.
+// serverless.yml as osls resolves it for prod, with the events and grants plugins/gateway-wiring.mjs
+// generates from gateway.config.ts (`serverless print` shows them): the deploy-time facts the issues promise.
 type Resources = Record<string, { Properties: Record<string, unknown> }>;
 
 /**
@@ -61,13 +62,24 @@ describe("serverless.yml (stage prod)", () => {
     }
   });
 
-  it("routes WebSocket messages on body.action, with a route for every protocol action", () => {
+  it("routes WebSocket messages on body.action: a route per protocol action, chat actions on wsChat", () => {
     assert.equal(service.provider.websocketsApiRouteSelectionExpression, "$request.body.action");
-    const routes = Object.values<{ events?: { websocket?: { route: string } }[] }>(service.functions)
-      .flatMap((fn) => fn.events ?? [])
-      .flatMap((event) => (event.websocket ? [event.websocket.route] : []))
+    const routes = Object.entries<{ events?: { websocket?: { route: string } }[] }>(service.functions)
+      .flatMap(([name, fn]) =>
+        (fn.events ?? []).flatMap((event) => (event.websocket ? [`${event.websocket.route} → ${name}`] : [])),
+      )
       .sort();
-    assert.deepEqual(routes, ["$connect", "$default", "$disconnect", ...ACTIONS].sort());
+    assert.deepEqual(
+      routes,
+      [
+        "$connect → wsConnect",
+        "$default → wsDefault",
+        "$disconnect → wsDisconnect",
+        "ping → wsPing",
+        ...CHAT_ACTIONS.map((action) => `${action} → wsChat`),
+      ].sort(),
+    );
+    assert.deepEqual([...ACTIONS].sort(), ["ping", ...CHAT_ACTIONS].sort());
   });
 
   it("gives every function its own least-privilege role, with table access only where it is used", () => {
@@ -83,10 +95,9 @@ describe("serverless.yml (stage prod)", () => {
         .flatMap((statement) => statement.Action)
         .filter((action) => action.startsWith("dynamodb:"));
     };
-    const roles = Object.fromEntries(
-      Object.entries<{ role?: string }>(service.functions).map(([name, fn]) => [name, fn.role]),
-    );
-    assert.deepEqual(roles, {
+    // The framework's own functions keep their roles; a function a team adds (a Lambda upstream's
+    // service, a system endpoint) needs a role of its own declared in resources, and no edit here.
+    const FRAMEWORK_ROLES: Record<string, string> = {
       adminKeys: "AdminKeysRole",
       catalog: "HttpSystemRole",
       gateway: "GatewayRole",
@@ -101,7 +112,13 @@ describe("serverless.yml (stage prod)", () => {
       wsPing: "WsMessageRole",
       wsChat: "WsChatRole",
       rooms: "RoomsRole",
-    });
+    };
+    for (const [name, fn] of Object.entries<{ role?: string }>(service.functions)) {
+      assert.ok(fn.role && resources[fn.role], `${name} names a role declared in resources: ${fn.role}`);
+      if (name in FRAMEWORK_ROLES) assert.equal(fn.role, FRAMEWORK_ROLES[name], name);
+    }
+    for (const name of Object.keys(FRAMEWORK_ROLES))
+      assert.ok(service.functions[name], `${name} is declared`);
     assert.deepEqual(dynamoActions("HttpSystemRole"), []);
     assert.deepEqual(dynamoActions("GatewayRole"), ["dynamodb:UpdateItem", "dynamodb:GetItem"]);
     assert.deepEqual(dynamoActions("UsageRole"), [
@@ -195,24 +212,30 @@ describe("serverless.yml (stage prod)", () => {
     }
   });
 
-  it("declares exactly the gateway config's routes, each behind the authorizer its auth needs", () => {
+  it("has exactly one event per config route, on the function that answers it, behind its authorizer", () => {
     const gateway = loadGateway(definition, "prod");
-    const declared = Object.values<{
-      events?: { httpApi?: { method: string; path: string; authorizer?: { name: string } } }[];
+    // Every httpApi event of the resolved service (plugin-generated ones included), the catch-all too.
+    const declared = Object.entries<{
+      events?: { httpApi?: "*" | { method: string; path: string; authorizer?: { name: string } } }[];
     }>(service.functions)
-      .flatMap((fn) => fn.events ?? [])
-      // Not the "*" catch-all; a "*" method is API Gateway's ANY.
-      .flatMap((event) => (event.httpApi && typeof event.httpApi === "object" ? [event.httpApi] : []))
-      .map((route) => {
+      .flatMap(([name, fn]) => (fn.events ?? []).map((event) => [name, event.httpApi] as const))
+      .flatMap(([name, route]) => {
+        if (route === undefined) return [];
+        if (route === "*") return [`* → ${name} (none)`];
         const method = route.method === "*" ? "ANY" : route.method.toUpperCase();
-        return [`${method} ${route.path}`, route.authorizer?.name ?? "none"] as const;
-      });
-    const expected = Object.entries(gateway.routes).map(([key, route]) => {
-      const authorizer =
-        route.auth === "public" ? "none" : "jwt" in route.auth ? "jwtAuthorizer" : "apiKeyAuthorizer";
-      return [key, authorizer] as const;
-    });
-    assert.deepEqual(new Map(declared), new Map(expected));
+        return [`${method} ${route.path} → ${name} (${route.authorizer?.name ?? "none"})`];
+      })
+      .sort();
+    const expected = Object.entries(gateway.routes)
+      .map(([key, route]) => {
+        const authorizer =
+          route.auth === "public" ? "none" : "jwt" in route.auth ? "jwtAuthorizer" : "apiKeyAuthorizer";
+        return `${key} → ${route.handler ?? "gateway"} (${authorizer})`;
+      })
+      .concat("* → gateway (none)")
+      .sort();
+    // Lists, not sets: a route declared twice would show here.
+    assert.deepEqual(declared, expected);
   });
 
   it("lets the gateway invoke exactly the functions its lambda upstreams name", () => {

@@ -62,10 +62,19 @@ export async function freePorts(): Promise<LocalStackPorts> {
  */
 export async function startLocalStack(
   ports: LocalStackPorts,
-  { dataDir, timeoutMs = 90_000 }: { dataDir?: string; timeoutMs?: number } = {},
+  {
+    dataDir,
+    timeoutMs = 90_000,
+    cwd = ROOT,
+  }: {
+    dataDir?: string;
+    timeoutMs?: number;
+    /** The project folder to run it in (a copy of the project, say); the checkout by default. */
+    cwd?: string;
+  } = {},
 ): Promise<LocalStack> {
   const child = spawn(process.execPath, [SERVERLESS_BIN, "offline", "start", "--stage", "local"], {
-    cwd: ROOT,
+    cwd,
     detached: true, // its own process group, so stop() reaches esbuild's helper process too
     stdio: ["ignore", "pipe", "pipe"],
     env: {

@@ -28,14 +28,15 @@ export function resolvedService(stage = "local"): Promise<ResolvedService> {
   return result;
 }
 
-/** `serverless <args>` in the project folder; resolves with its output whatever the exit code. */
+/** `serverless <args>` in the project folder (or `cwd`); resolves with its output whatever the exit code. */
 export async function serverless(
   args: string[],
   env: NodeJS.ProcessEnv = {},
+  cwd = ROOT,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await run(process.execPath, [SERVERLESS_BIN, ...args], {
-      cwd: ROOT,
+      cwd,
       env: { ...process.env, SLS_TELEMETRY_DISABLED: "1", ...env },
       maxBuffer: 16 * 1024 * 1024,
       timeout: 120_000,

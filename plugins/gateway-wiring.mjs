@@ -1,0 +1,313 @@
+// @ts-check
+// The API Gateway wiring of serverless.yml, generated from gateway.config.ts so a route is said once:
+//   - an `httpApi` event per config route (preflights included) on the function that answers it
+//     (`handler: "<function key>"`, else the `gateway` function), behind the authorizer its auth
+//     needs, plus the gateway's catch-all `httpApi: "*"`;
+//   - the WebSocket routes: $connect (behind wsAuthorizer unless `websocket.connect.auth` is public),
+//     $disconnect, $default and one route per action of shared/ws/protocol.ts;
+//   - the gateway role's lambda:InvokeFunction grants, one per `kind: "lambda"` upstream;
+//   - what a function serving a limited route needs: USAGE_TABLE and the counting grant on its role;
+//   - API Gateway's throttling (plugins/api-throttling.mjs) once the events are compiled.
+// It runs at `initialize`, before any command's lifecycle, so `serverless print`, `package`, `deploy`,
+// `invoke local` and serverless-offline all see the same events. A hand-written httpApi or websocket
+// event is refused: the config is the only place a route is declared.
+
+import { pathToFileURL } from "node:url";
+import { applyThrottling } from "./api-throttling.mjs";
+
+/** The function answering every proxy and aggregate route, and everything no route matches. */
+export const GATEWAY_FUNCTION = "gateway";
+
+/** The authorizer (provider.httpApi.authorizers) each kind of route auth needs. */
+export const HTTP_AUTHORIZERS = { jwt: "jwtAuthorizer", apiKey: "apiKeyAuthorizer" };
+
+/**
+ * Which function answers which WebSocket route: said here once. Every chat action of
+ * shared/ws/protocol.ts (CHAT_ACTIONS) goes to `chat`, so a new action needs no edit here.
+ */
+export const WEBSOCKET_FUNCTIONS = {
+  connect: "wsConnect",
+  disconnect: "wsDisconnect",
+  default: "wsDefault",
+  ping: "wsPing",
+  chat: "wsChat",
+  authorizer: "wsAuthorizer",
+};
+
+/**
+ * @typedef {{ auth: "public" | { jwt: object } | { apiKey: object }, handler?: string, limit?: unknown }} Route
+ * @typedef {{ kind?: string, function?: string }} Upstream
+ * @typedef {{
+ *   routes: Record<string, Route>,
+ *   upstreams: Record<string, Upstream>,
+ *   websocket: { connect: { auth: Route["auth"] } },
+ * }} Gateway
+ * @typedef {{ events?: unknown[], role?: string, environment?: Record<string, unknown> }} FunctionConfig
+ * @typedef {{ key: string, functionKey: string, event: Record<string, unknown> }} GeneratedEvent
+ */
+
+/** The authorizer a route's auth needs, or undefined for a public route. */
+export function httpAuthorizer(/** @type {Route["auth"]} */ auth) {
+  if (auth === "public") return undefined;
+  return "jwt" in auth ? HTTP_AUTHORIZERS.jwt : HTTP_AUTHORIZERS.apiKey;
+}
+
+/**
+ * One `httpApi` event per config route, on the function that answers it, then the catch-all.
+ * Example: `"GET /usage": { auth: { apiKey: {} }, handler: "usage" }` →
+ * `{ functionKey: "usage", event: { httpApi: { method: "GET", path: "/usage", authorizer: { name: "apiKeyAuthorizer" } } } }`.
+ * @param {Gateway} gateway
+ * @returns {GeneratedEvent[]}
+ */
+export function httpEvents(gateway) {
+  /** @type {GeneratedEvent[]} */
+  const events = Object.entries(gateway.routes).map(([key, route]) => {
+    const [method = "", path = ""] = key.split(" ");
+    const name = httpAuthorizer(route.auth);
+    return {
+      key,
+      functionKey: route.handler ?? GATEWAY_FUNCTION,
+      event: {
+        httpApi: { method: method === "ANY" ? "*" : method, path, ...(name ? { authorizer: { name } } : {}) },
+      },
+    };
+  });
+  // Everything no route matches: the gateway answers 404 or 405 as problem+json, not API Gateway.
+  events.push({ key: "$default", functionKey: GATEWAY_FUNCTION, event: { httpApi: "*" } });
+  return events;
+}
+
+/**
+ * The WebSocket API's routes. Message routes answer the client ($default response selection).
+ * @param {Gateway} gateway
+ * @param {readonly string[]} chatActions CHAT_ACTIONS of shared/ws/protocol.ts
+ * @returns {GeneratedEvent[]}
+ */
+export function websocketEvents(gateway, chatActions) {
+  const connectAuthorized = gateway.websocket.connect.auth !== "public";
+  /** @param {string} route @param {string} functionKey @param {Record<string, unknown>} [extra] */
+  const ws = (route, functionKey, extra = { routeResponseSelectionExpression: "$default" }) => ({
+    key: route,
+    functionKey,
+    event: { websocket: { route, ...extra } },
+  });
+  return [
+    ws(
+      "$connect",
+      WEBSOCKET_FUNCTIONS.connect,
+      connectAuthorized
+        ? {
+            authorizer: {
+              name: WEBSOCKET_FUNCTIONS.authorizer,
+              // Always present and unique per connection: API Gateway never refuses a handshake by
+              // itself (the token may be in the query or the subprotocol list) and never reuses a decision.
+              identitySource: ["context.connectionId"],
+            },
+          }
+        : {},
+    ),
+    ws("$disconnect", WEBSOCKET_FUNCTIONS.disconnect, {}),
+    ws("$default", WEBSOCKET_FUNCTIONS.default),
+    ws("ping", WEBSOCKET_FUNCTIONS.ping),
+    ...chatActions.map((action) => ws(action, WEBSOCKET_FUNCTIONS.chat)),
+  ];
+}
+
+/**
+ * The gateway's lambda:InvokeFunction resources: a function key becomes its `Fn::GetAtt`, an ARN stays.
+ * @param {Gateway} gateway
+ * @param {(functionKey: string) => string} logicalId the provider's naming (getLambdaLogicalId)
+ * @returns {(string | { "Fn::GetAtt": [string, string] })[]}
+ */
+export function invokeResources(gateway, logicalId) {
+  const resources = Object.values(gateway.upstreams).flatMap((upstream) => {
+    /** @type {(string | { "Fn::GetAtt": [string, string] })[]} */
+    const grant = [];
+    if (upstream.kind !== "lambda" || !upstream.function) return grant;
+    grant.push(
+      upstream.function.startsWith("arn:")
+        ? upstream.function
+        : { "Fn::GetAtt": [logicalId(upstream.function), "Arn"] },
+    );
+    return grant;
+  });
+  // Two upstreams may name one function (a second payload kind, say): one grant each function.
+  return [...new Map(resources.map((resource) => [JSON.stringify(resource), resource])).values()];
+}
+
+/**
+ * Everything the config generates, and every reason it cannot: a function the config names that
+ * serverless.yml lacks, or an event written by hand beside the config.
+ * @param {{
+ *   gateway: Gateway,
+ *   chatActions: readonly string[],
+ *   functions: Record<string, FunctionConfig>,
+ *   logicalId: (functionKey: string) => string,
+ * }} input
+ */
+export function gatewayWiring({ gateway, chatActions, functions, logicalId }) {
+  /** @type {string[]} */
+  const problems = [];
+  const known = Object.keys(functions);
+  const missing = (/** @type {string} */ field, /** @type {string} */ key) =>
+    `${field}: "${key}" is not a function of serverless.yml (it has ${known.join(", ")}); add it under functions: or name one of those`;
+
+  for (const [name, fn] of Object.entries(functions)) {
+    for (const event of fn.events ?? []) {
+      if (event && typeof event === "object" && ("httpApi" in event || "websocket" in event)) {
+        const kind = "httpApi" in event ? "httpApi" : "websocket";
+        problems.push(
+          `functions.${name}.events: a hand-written ${kind} event; routes are generated from gateway.config.ts (plugins/gateway-wiring.mjs), so declare the route there and remove the event`,
+        );
+      }
+    }
+  }
+
+  const http = httpEvents(gateway);
+  const websocket = websocketEvents(gateway, chatActions);
+  for (const { key, functionKey } of http) {
+    if (functions[functionKey]) continue;
+    problems.push(
+      key === "$default" || !gateway.routes[key]?.handler
+        ? missing(
+            `the gateway function (answering ${key === "$default" ? "the catch-all" : key})`,
+            functionKey,
+          )
+        : missing(`routes["${key}"].handler`, functionKey),
+    );
+  }
+  for (const { key, functionKey } of websocket) {
+    if (!functions[functionKey]) problems.push(missing(`the WebSocket route ${key}`, functionKey));
+  }
+  for (const [name, upstream] of Object.entries(gateway.upstreams)) {
+    const fn = upstream.kind === "lambda" ? upstream.function : undefined;
+    if (fn && !fn.startsWith("arn:") && !functions[fn])
+      problems.push(missing(`upstreams.${name}.function`, fn));
+  }
+
+  /** @type {Record<string, Record<string, unknown>[]>} */
+  const events = {};
+  for (const { functionKey, event } of [...http, ...websocket]) {
+    events[functionKey] = [...(events[functionKey] ?? []), event];
+  }
+  const limited = [
+    ...new Set(
+      Object.values(gateway.routes).flatMap((route) =>
+        route.limit ? [route.handler ?? GATEWAY_FUNCTION] : [],
+      ),
+    ),
+  ];
+  return { problems, events, invoke: invokeResources(gateway, logicalId), limited };
+}
+
+/** The statement that lets a function count: one conditional UpdateItem, a GetItem when refused. */
+const USAGE_COUNT = {
+  Effect: "Allow",
+  Action: ["dynamodb:UpdateItem", "dynamodb:GetItem"],
+  Resource: { "Fn::GetAtt": ["UsageTable", "Arn"] },
+};
+
+/** Whether a role's policies already let it count in the usage table (hand-written for other reasons). */
+function grantsUsageCount(/** @type {any} */ role) {
+  const statements = (role?.Properties?.Policies ?? []).flatMap(
+    (/** @type {any} */ policy) => policy.PolicyDocument?.Statement ?? [],
+  );
+  return statements.some(
+    (/** @type {any} */ statement) =>
+      JSON.stringify(statement.Resource) === JSON.stringify(USAGE_COUNT.Resource) &&
+      USAGE_COUNT.Action.every((action) => [statement.Action].flat().includes(action)),
+  );
+}
+
+export default class GatewayWiring {
+  /** @param {any} serverless @param {Record<string, unknown>} options */
+  constructor(serverless, options) {
+    this.serverless = serverless;
+    this.options = options;
+    /** @type {Promise<any> | undefined} */
+    this.loaded = undefined;
+    this.hooks = {
+      initialize: () => this.wire(),
+      "after:package:compileEvents": async () =>
+        applyThrottling(this.serverless, (await this.load()).gateway),
+    };
+  }
+
+  /** The stage's gateway config (preflights included) and the chat actions, loaded once through tsx. */
+  load() {
+    this.loaded ??= (async () => {
+      const { tsImport } = await import("tsx/esm/api");
+      const root = pathToFileURL(`${this.serverless.serviceDir}/`).href;
+      const { loadGateway } = await tsImport("./shared/config/gateway.ts", root);
+      const { CHAT_ACTIONS } = await tsImport("./shared/ws/protocol.ts", root);
+      const { default: definition } = await tsImport("./gateway.config.ts", root);
+      return {
+        gateway: loadGateway(definition, this.serverless.service.provider.stage),
+        chatActions: CHAT_ACTIONS,
+      };
+    })();
+    return this.loaded;
+  }
+
+  async wire() {
+    const service = this.serverless.service;
+    const naming = this.serverless.getProvider("aws").naming;
+    const fail = (/** @type {string[]} */ problems) => {
+      throw new this.serverless.classes.Error(
+        `gateway.config.ts and serverless.yml disagree:\n  - ${problems.join("\n  - ")}`,
+      );
+    };
+    const { gateway, chatActions } = await this.load();
+    const functions = /** @type {Record<string, FunctionConfig>} */ (service.functions);
+    const { problems, events, invoke, limited } = gatewayWiring({
+      gateway,
+      chatActions,
+      functions,
+      logicalId: (key) => naming.getLambdaLogicalId(key),
+    });
+    const resources = service.resources?.Resources ?? {};
+    const roleOf = (/** @type {string} */ key) => {
+      const role = functions[key]?.role;
+      if (role && resources[role]?.Type === "AWS::IAM::Role") return resources[role];
+      problems.push(
+        `functions.${key}.role: the config needs grants on this function's role, so it names an AWS::IAM::Role of resources.Resources (it is ${role ?? "unset"})`,
+      );
+      return undefined;
+    };
+    const usageTable = service.custom?.tables?.usage;
+    if (limited.length > 0 && typeof usageTable !== "string") {
+      problems.push(
+        "custom.tables.usage: the usage table's name, needed by the functions serving limited routes",
+      );
+    }
+    const gatewayRole = invoke.length > 0 ? roleOf(GATEWAY_FUNCTION) : undefined;
+    const countingRoles = limited.flatMap((key) => (functions[key] ? [[key, roleOf(key)]] : []));
+    if (problems.length > 0) fail(problems);
+
+    for (const [key, generated] of Object.entries(events)) {
+      const fn = /** @type {FunctionConfig} */ (functions[key]);
+      fn.events = [...(fn.events ?? []), ...generated];
+    }
+    if (gatewayRole) {
+      gatewayRole.Properties.Policies = [
+        ...(gatewayRole.Properties.Policies ?? []),
+        {
+          PolicyName: "invoke-lambda-upstreams",
+          PolicyDocument: {
+            Version: "2012-10-17",
+            Statement: [{ Effect: "Allow", Action: ["lambda:InvokeFunction"], Resource: invoke }],
+          },
+        },
+      ];
+    }
+    for (const [key, role] of countingRoles) {
+      const fn = /** @type {FunctionConfig} */ (functions[/** @type {string} */ (key)]);
+      fn.environment = { USAGE_TABLE: usageTable, ...fn.environment };
+      if (grantsUsageCount(role)) continue;
+      role.Properties.Policies = [
+        ...(role.Properties.Policies ?? []),
+        { PolicyName: "usage-count", PolicyDocument: { Version: "2012-10-17", Statement: [USAGE_COUNT] } },
+      ];
+    }
+  }
+}

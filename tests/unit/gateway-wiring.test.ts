@@ -1,0 +1,134 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { loadGateway } from "#shared/config/gateway.ts";
+import { CHAT_ACTIONS } from "#shared/ws/protocol.ts";
+import definition from "../../gateway.config.ts";
+import { gatewayWiring, httpEvents, websocketEvents } from "../../plugins/gateway-wiring.mjs";
+
+const gateway = loadGateway(definition, "prod");
+const FUNCTIONS = [
+  "health",
+  "whoami",
+  "gateway",
+  "catalog",
+  "usage",
+  "adminKeys",
+  "rooms",
+  "wsConnect",
+  "wsDisconnect",
+  "wsDefault",
+  "wsPing",
+  "wsChat",
+];
+const functions = () => Object.fromEntries(FUNCTIONS.map((key) => [key, { events: [] as unknown[] }]));
+const logicalId = (key: string) => `${key[0]?.toUpperCase()}${key.slice(1)}LambdaFunction`;
+
+describe("the wiring plugins/gateway-wiring.mjs generates from gateway.config.ts", () => {
+  it("gives every config route one httpApi event, on its handler or the gateway, behind its authorizer", () => {
+    const events = httpEvents(gateway);
+    assert.equal(events.length, Object.keys(gateway.routes).length + 1);
+    assert.deepEqual(events.at(-1), { key: "$default", functionKey: "gateway", event: { httpApi: "*" } });
+    assert.deepEqual(
+      events.find((event) => event.key === "GET /admin/usage"),
+      {
+        key: "GET /admin/usage",
+        functionKey: "usage",
+        event: { httpApi: { method: "GET", path: "/admin/usage", authorizer: { name: "jwtAuthorizer" } } },
+      },
+    );
+    assert.deepEqual(events.find((event) => event.key === "ANY /v1/echo/{rest+}")?.event, {
+      httpApi: { method: "*", path: "/v1/echo/{rest+}", authorizer: { name: "apiKeyAuthorizer" } },
+    });
+    // The generated preflight: public, on the gateway.
+    assert.deepEqual(
+      events.find((event) => event.key === "OPTIONS /v1/echo/{rest+}"),
+      {
+        key: "OPTIONS /v1/echo/{rest+}",
+        functionKey: "gateway",
+        event: { httpApi: { method: "OPTIONS", path: "/v1/echo/{rest+}" } },
+      },
+    );
+  });
+
+  it("routes $connect through wsAuthorizer only when the config's connect auth is not public", () => {
+    const authorized = websocketEvents(gateway, CHAT_ACTIONS).find((event) => event.key === "$connect");
+    assert.deepEqual(authorized?.event, {
+      websocket: {
+        route: "$connect",
+        authorizer: { name: "wsAuthorizer", identitySource: ["context.connectionId"] },
+      },
+    });
+    const open = { ...gateway, websocket: { ...gateway.websocket, connect: { auth: "public" as const } } };
+    const publicConnect = websocketEvents(open, CHAT_ACTIONS).find((event) => event.key === "$connect");
+    assert.deepEqual(publicConnect?.event, { websocket: { route: "$connect" } });
+  });
+
+  it("grants the gateway lambda:InvokeFunction on each lambda upstream's function (key or ARN)", () => {
+    const arn = "arn:aws:lambda:us-east-1:123456789012:function:elsewhere";
+    const config = {
+      ...gateway,
+      upstreams: {
+        ...gateway.upstreams,
+        remote: { kind: "lambda", function: arn, timeoutMs: 1_000, retries: 0 },
+      },
+    };
+    const { problems, invoke } = gatewayWiring({
+      gateway: config,
+      chatActions: CHAT_ACTIONS,
+      functions: functions(),
+      logicalId,
+    });
+    assert.deepEqual(problems, []);
+    assert.deepEqual(invoke, [{ "Fn::GetAtt": ["CatalogLambdaFunction", "Arn"] }, arn]);
+  });
+
+  it("names the field when the config names a function serverless.yml does not define", () => {
+    const config = {
+      ...gateway,
+      upstreams: {
+        ...gateway.upstreams,
+        inventory: { kind: "lambda", function: "inventory", timeoutMs: 1_000, retries: 0 },
+      },
+      routes: { ...gateway.routes, "GET /status": { auth: "public" as const, handler: "status" } },
+    };
+    const { problems } = gatewayWiring({
+      gateway: config,
+      chatActions: CHAT_ACTIONS,
+      functions: functions(),
+      logicalId,
+    });
+    assert.equal(problems.length, 2);
+    assert.match(
+      problems[0] ?? "",
+      /^routes\["GET \/status"\]\.handler: "status" is not a function of serverless\.yml/,
+    );
+    assert.match(
+      problems[1] ?? "",
+      /^upstreams\.inventory\.function: "inventory" is not a function of serverless\.yml .*add it under functions:/,
+    );
+  });
+
+  it("refuses a hand-written httpApi or websocket event: the config is the only place for a route", () => {
+    const withHandWritten = functions();
+    withHandWritten.health = { events: [{ httpApi: { method: "GET", path: "/health" } }] };
+    const { problems } = gatewayWiring({
+      gateway,
+      chatActions: CHAT_ACTIONS,
+      functions: withHandWritten,
+      logicalId,
+    });
+    assert.deepEqual(problems, [
+      "functions.health.events: a hand-written httpApi event; routes are generated from gateway.config.ts (plugins/gateway-wiring.mjs), so declare the route there and remove the event",
+    ]);
+  });
+
+  it("lists the functions serving limited routes, for their usage table and counting grant", () => {
+    const { limited } = gatewayWiring({
+      gateway,
+      chatActions: CHAT_ACTIONS,
+      functions: functions(),
+      logicalId,
+    });
+    assert.deepEqual(limited.sort(), ["gateway", "rooms"]);
+  });
+});
