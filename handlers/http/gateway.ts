@@ -1,4 +1,4 @@
-import { limiterDocumentClient } from "#shared/clients/dynamodb.ts";
+import { createLimiterDocumentClient } from "#shared/clients/dynamodb.ts";
 import { lazyLambdaClient } from "#shared/clients/lambda.ts";
 import { env } from "#shared/config/env.ts";
 import { loadGateway } from "#shared/config/gateway.ts";
@@ -9,7 +9,7 @@ import definition from "../../gateway.config.ts";
 
 const gateway = loadGateway(definition, env.stage);
 // The deployment's parts, from the environment, once per container.
-const usageClient = gateway.limits ? limiterDocumentClient() : undefined;
+const usageClient = gateway.limits ? createLimiterDocumentClient() : undefined;
 const invokesFunctions = Object.values(gateway.upstreams).some((upstream) => upstream.kind === "lambda");
 
 /** The config-driven gateway: the routes of gateway.config.ts that proxy to an upstream, and the catch-all. */
