@@ -16,6 +16,7 @@ import { createLimitPolicy, type LimitPolicy } from "../quota/limit-policy.ts";
 import type { Limiter } from "../quota/limiter.ts";
 import { createLocalLimiter } from "../quota/local-limiter.ts";
 import type { Metering } from "../quota/metering.ts";
+import type { Limits } from "../quota/plans.ts";
 import { METHODS } from "../routing/router.ts";
 import { createUpstreamClient, type UpstreamClient } from "../upstream/http-client.ts";
 import { createLambdaUpstreamClient } from "../upstream/lambda-client.ts";
@@ -60,7 +61,7 @@ export function createGatewayHandler(
     trustedProxy: table.trustedProxy,
     proto: dependencies.proto ?? "https",
   };
-  const policy = gateway.limits && limitPolicy(gateway, dependencies);
+  const usage = gateway.limits && usageWiring(gateway.limits, gateway.routes, dependencies);
   const corsSteps = new Map(
     [...table.routes.values()].flatMap((route) =>
       route.cors ? [[route.key, routeCors(route.cors.rules, route.cors.methods)] as const] : [],
@@ -70,7 +71,7 @@ export function createGatewayHandler(
     [...table.routes.values()].map((route) => [
       route.key,
       routeChain(route, settings, {
-        usage: policy && route.limit ? { ...policy, gateway } : undefined,
+        usage: route.limit ? usage : undefined,
         cors: corsSteps.get(route.key),
       }),
     ]),
@@ -100,18 +101,26 @@ function upstreamClients(
   );
 }
 
-/** The one limit policy of the gateway's routes, over the injected limiter and metering. */
-function limitPolicy(
-  gateway: GatewayConfig,
+/** What the usage steps of every limited route share: one limit policy, over the injected limiter, and the metering. */
+interface UsageWiring {
+  limits: Limits;
+  routes: GatewayConfig["routes"];
+  policy: LimitPolicy;
+  metering: Metering;
+}
+
+function usageWiring(
+  limits: Limits,
+  routes: GatewayConfig["routes"],
   { limiter, metering, now }: GatewayDependencies,
-): { policy: LimitPolicy; metering: Metering } {
-  const limits = gateway.limits;
-  if (!limits) throw new Error("limitPolicy needs the config's limits");
+): UsageWiring {
   if (!limiter || !metering)
     throw new Error(
       "The config has limits: give the gateway handler a `limiter` and `metering` on the usage table",
     );
   return {
+    limits,
+    routes,
     policy: createLimitPolicy({
       limiter,
       onStoreFailure: limits.onStoreFailure,
@@ -130,26 +139,15 @@ function routeChain(
     usage,
     cors,
   }: {
-    usage: { policy: LimitPolicy; metering: Metering; gateway: GatewayConfig } | undefined;
+    usage: UsageWiring | undefined;
     cors: Step | undefined;
   },
 ): HttpHandler {
   const key = route.key;
   const routeKeyOf = () => key;
   const metrics = requestMetrics(routeKeyOf);
-  const limits = usage?.gateway.limits;
-  const usageSteps =
-    usage && limits
-      ? usageLimits({
-          limits,
-          routes: usage.gateway.routes,
-          routeKeyOf,
-          policy: usage.policy,
-          metering: usage.metering,
-          // The check leaves the route's upstream attempts their time.
-          reserveMs: () => route.reserveMs,
-        })
-      : undefined;
+  // The check leaves the route's upstream attempts their time.
+  const usageSteps = usage && usageLimits({ ...usage, routeKeyOf, reserveMs: () => route.reserveMs });
   const body = { rules: route.body, ...(route.validate ? { validate: route.validate } : {}) };
   return httpHandler(routeHandler(route, settings), {
     request: [metrics.start, ...(usageSteps ? [usageSteps.check] : []), requestBody(() => body)],
