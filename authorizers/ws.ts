@@ -1,6 +1,6 @@
 import { createAuthorizerRuntime } from "#shared/auth/authorizer-runtime.ts";
 import { createWsAuthorizer } from "#shared/auth/ws-authorizer.ts";
-import { documentClient } from "#shared/clients/dynamodb.ts";
+import { createDocumentClient } from "#shared/clients/dynamodb.ts";
 import { env } from "#shared/config/env.ts";
 import { loadGateway } from "#shared/config/gateway.ts";
 import definition from "../gateway.config.ts";
@@ -9,7 +9,7 @@ import definition from "../gateway.config.ts";
 export const handler = createWsAuthorizer(
   createAuthorizerRuntime({
     gateway: loadGateway(definition, env.stage),
-    client: documentClient(),
+    client: createDocumentClient(),
     apiKeysTable: env.apiKeysTable,
   }),
   { offline: env.isOffline },

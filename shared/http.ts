@@ -1,9 +1,23 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
+import type { ParsedBody } from "./middleware/request-body.ts";
+import type { UpstreamSample } from "./middleware/request-metrics.ts";
+import type { ResponseMap } from "./middleware/response-transform.ts";
 
-/** The Lambda context as Gatehouse's chains leave it: the request id is always set. */
+/**
+ * The Lambda context as Gatehouse's chains leave it: the request id is always set. Lambda hands a
+ * new context to every invocation, so what one step of the chain gives the handler (or the handler
+ * a later step) travels here, in plain sight, as Middy's own middlewares do (`setToContext`); what
+ * only middlewares share goes on `request.internal`.
+ */
 export interface GatehouseContext extends Context {
   /** The id of this request: the caller's valid `x-request-id`, else API Gateway's request id. */
   requestId: string;
+  /** The body the body step checked (raw bytes, and the JSON when it is JSON), for the handler. */
+  requestBody?: ParsedBody | undefined;
+  /** The answering target's response mapping, set by the proxy call for the response transform. */
+  responseMap?: ResponseMap | undefined;
+  /** This request's upstream calls, noted by the handler for the metrics step to publish. */
+  upstreamCalls?: UpstreamSample[] | undefined;
 }
 
 export type HttpEvent = APIGatewayProxyEventV2;

@@ -13,7 +13,7 @@
  */
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { defineGateway, type GatewayConfigInput, loadGateway } from "#shared/config/gateway.ts";
-import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
+import { createGatewayHandler } from "#shared/gateway/gateway-handler.ts";
 import type { HttpEvent, HttpResult } from "#shared/http.ts";
 import { lambdaContext } from "../../tests/support/lambda-context.ts";
 import { runForkedWorker, type WorkerResult } from "./forked-worker.ts";

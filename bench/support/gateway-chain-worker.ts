@@ -19,7 +19,7 @@
  */
 import { Ajv } from "ajv";
 import { defineGateway, loadGateway } from "#shared/config/gateway.ts";
-import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
+import { createGatewayHandler } from "#shared/gateway/gateway-handler.ts";
 import type { GatehouseContext, HttpEvent, HttpResult } from "#shared/http.ts";
 import { metrics } from "#shared/observability/metrics.ts";
 import { httpTransport, type Transport } from "#shared/upstream/http-client.ts";

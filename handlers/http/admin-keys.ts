@@ -2,7 +2,7 @@ import * as v from "valibot";
 import { type ApiKeyRecord, type ApiKeyStore, apiKeyStore, undeclaredPlan } from "#shared/auth/api-keys.ts";
 import { requestIdentity } from "#shared/auth/identity.ts";
 import { SCOPE_TOKEN } from "#shared/auth/scopes.ts";
-import { documentClient } from "#shared/clients/dynamodb.ts";
+import { createDocumentClient } from "#shared/clients/dynamodb.ts";
 import { env } from "#shared/config/env.ts";
 import { type GatewayConfig, loadGateway } from "#shared/config/gateway.ts";
 import { BadRequestError, ForbiddenError, NotFoundError, UnsupportedMediaTypeError } from "#shared/errors.ts";
@@ -130,6 +130,6 @@ function pathKeyId(event: HttpEvent): string {
 
 const gateway = loadGateway(definition, env.stage);
 export const handler = createAdminKeysHandler({
-  keys: apiKeyStore({ client: documentClient(), tableName: env.apiKeysTable }),
+  keys: apiKeyStore({ client: createDocumentClient(), tableName: env.apiKeysTable }),
   gateway,
 });

@@ -1,5 +1,5 @@
 import { requestIdentity } from "#shared/auth/identity.ts";
-import { limiterDocumentClient } from "#shared/clients/dynamodb.ts";
+import { createDocumentClient, createLimiterDocumentClient } from "#shared/clients/dynamodb.ts";
 import { env } from "#shared/config/env.ts";
 import { type GatewayConfig, loadGateway } from "#shared/config/gateway.ts";
 import { BadRequestError } from "#shared/errors.ts";
@@ -11,7 +11,7 @@ import { routeLimitSteps } from "#shared/middleware/usage-limits.ts";
 import { createLimiter, type Limiter } from "#shared/quota/limiter.ts";
 import { createMetering, type Metering } from "#shared/quota/metering.ts";
 import { type Chat, messageFrame } from "#shared/ws/chat.ts";
-import { chatFromEnv } from "#shared/ws/chat-runtime.ts";
+import { createChatRuntime } from "#shared/ws/chat-runtime.ts";
 import { managementEndpoint } from "#shared/ws/endpoint.ts";
 import { broadcastBudget } from "#shared/ws/fanout.ts";
 import { MESSAGE_ID, ROOM_NAME } from "#shared/ws/protocol.ts";
@@ -128,9 +128,24 @@ export function createRoomsHandler({
 }
 
 const gateway = loadGateway(definition, env.stage);
+const usageClient = createLimiterDocumentClient();
 export const handler = createRoomsHandler({
   gateway,
-  chat: chatFromEnv(gateway, managementEndpoint({ apiId: env.websocketApiId, stage: env.stage })).chat,
-  limiter: createLimiter({ client: limiterDocumentClient(), tableName: env.usageTable }),
-  metering: createMetering({ client: limiterDocumentClient(), tableName: env.usageTable }),
+  chat: createChatRuntime({
+    gateway,
+    client: createDocumentClient(),
+    tables: {
+      connections: env.connectionsTable,
+      roomMembers: env.roomMembersTable,
+      messages: env.messagesTable,
+    },
+    endpoint: managementEndpoint({
+      given: env.websocketEndpoint,
+      region: env.region,
+      apiId: env.websocketApiId,
+      stage: env.stage,
+    }),
+  }).chat,
+  limiter: createLimiter({ client: usageClient, tableName: env.usageTable }),
+  metering: createMetering({ client: usageClient, tableName: env.usageTable }),
 });

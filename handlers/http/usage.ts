@@ -1,5 +1,5 @@
 import { requestIdentity } from "#shared/auth/identity.ts";
-import { documentClient } from "#shared/clients/dynamodb.ts";
+import { createDocumentClient } from "#shared/clients/dynamodb.ts";
 import { env } from "#shared/config/env.ts";
 import { type GatewayConfig, loadGateway } from "#shared/config/gateway.ts";
 import { BadRequestError, ForbiddenError, NotFoundError } from "#shared/errors.ts";
@@ -97,7 +97,7 @@ export function createUsageHandler({
   return httpHandler(routes, usage);
 }
 
-const client = documentClient();
+const client = createDocumentClient();
 export const handler = createUsageHandler({
   gateway: loadGateway(definition, env.stage),
   limiter: createLimiter({ client, tableName: env.usageTable }),

@@ -1,6 +1,6 @@
 import type { Context } from "aws-lambda";
 import * as v from "valibot";
-import { limiterDocumentClient } from "#shared/clients/dynamodb.ts";
+import { createDocumentClient, createLimiterDocumentClient } from "#shared/clients/dynamodb.ts";
 import { env } from "#shared/config/env.ts";
 import { type GatewayConfig, loadGateway } from "#shared/config/gateway.ts";
 import {
@@ -16,7 +16,7 @@ import { createLimitPolicy } from "#shared/quota/limit-policy.ts";
 import { createLimiter, type Limiter } from "#shared/quota/limiter.ts";
 import { checkWebSocketMessage } from "#shared/quota/ws-limits.ts";
 import { type Chat, messageFrame, type Published } from "#shared/ws/chat.ts";
-import { chatFromEnv } from "#shared/ws/chat-runtime.ts";
+import { createChatRuntime } from "#shared/ws/chat-runtime.ts";
 import { type ConnectionStore, RoomLimitError } from "#shared/ws/connection-store.ts";
 import { managementEndpoint } from "#shared/ws/endpoint.ts";
 import { broadcastBudget } from "#shared/ws/fanout.ts";
@@ -202,14 +202,21 @@ function fitReply(messages: StoredMessage[], hasMore: boolean, cursor: string | 
 
 const gateway = loadGateway(definition, env.stage);
 const limiter = gateway.limits
-  ? createLimiter({ client: limiterDocumentClient(), tableName: env.usageTable })
+  ? createLimiter({ client: createLimiterDocumentClient(), tableName: env.usageTable })
   : undefined;
+const client = createDocumentClient();
 /** One chain per management endpoint: in practice one, the API this function serves. */
 const handlers = new Map<string, ReturnType<typeof createChatHandler>>();
 function handlerFor(endpoint: string) {
   let handler = handlers.get(endpoint);
   if (!handler) {
-    const { chat, connections } = chatFromEnv(gateway, endpoint);
+    // Read here, not at import: the tables are needed only once a message comes.
+    const tables = {
+      connections: env.connectionsTable,
+      roomMembers: env.roomMembersTable,
+      messages: env.messagesTable,
+    };
+    const { chat, connections } = createChatRuntime({ gateway, client, tables, endpoint });
     handler = createChatHandler({ gateway, chat, connections, limiter });
     handlers.set(endpoint, handler);
   }
@@ -218,7 +225,10 @@ function handlerFor(endpoint: string) {
 
 /** The endpoint comes from the event's API id and stage (see shared/ws/endpoint.ts). */
 export const handler = (event: WsEvent, context: Context) =>
-  handlerFor(managementEndpoint(event.requestContext as { apiId: string; stage: string }))(
-    event,
-    context as GatehouseContext,
-  );
+  handlerFor(
+    managementEndpoint({
+      given: env.websocketEndpoint,
+      region: env.region,
+      ...(event.requestContext as { apiId: string; stage: string }),
+    }),
+  )(event, context as GatehouseContext);

@@ -1,6 +1,6 @@
 import { parseScopes } from "#shared/auth/scopes.ts";
 import { WS_SUBPROTOCOL } from "#shared/auth/ws-authorizer.ts";
-import { documentClient } from "#shared/clients/dynamodb.ts";
+import { createDocumentClient } from "#shared/clients/dynamodb.ts";
 import { env } from "#shared/config/env.ts";
 import { loadGateway } from "#shared/config/gateway.ts";
 import { type WsResult, wsHandler } from "#shared/middleware/ws-handler.ts";
@@ -77,10 +77,11 @@ export function createConnectHandler({
   });
 }
 
+const client = createDocumentClient();
 export const handler = createConnectHandler({
-  connections: connectionStore({ client: documentClient(), tableName: env.connectionsTable }),
+  connections: connectionStore({ client, tableName: env.connectionsTable }),
   slots: connectionSlots({
-    client: documentClient(),
+    client,
     usageTable: env.usageTable,
     connectionsTable: env.connectionsTable,
   }),

@@ -1,4 +1,4 @@
-import { documentClient } from "#shared/clients/dynamodb.ts";
+import { createDocumentClient } from "#shared/clients/dynamodb.ts";
 import { env } from "#shared/config/env.ts";
 import { wsHandler } from "#shared/middleware/ws-handler.ts";
 import { logger } from "#shared/observability/logger.ts";
@@ -50,11 +50,12 @@ export function createDisconnectHandler({
   });
 }
 
+const client = createDocumentClient();
 export const handler = createDisconnectHandler({
-  connections: connectionStore({ client: documentClient(), tableName: env.connectionsTable }),
-  rooms: roomStore({ client: documentClient(), tableName: env.roomMembersTable }),
+  connections: connectionStore({ client, tableName: env.connectionsTable }),
+  rooms: roomStore({ client, tableName: env.roomMembersTable }),
   slots: connectionSlots({
-    client: documentClient(),
+    client,
     usageTable: env.usageTable,
     connectionsTable: env.connectionsTable,
   }),

@@ -2,7 +2,8 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from "@aws-sdk/lib-dynamodb";
 
 /**
- * DynamoDB clients are made once per container. Timeouts are set so a slow or unreachable table
+ * A DynamoDB document client; a handler makes one at module scope, so once per container, and passes
+ * it to what needs it (nothing in shared/ makes its own). Timeouts are set so a slow or unreachable table
  * fails the call in about a second instead of hanging until the Lambda timeout; the endpoint comes
  * from the SDK's own `AWS_ENDPOINT_URL_DYNAMODB` (the local stack sets it), so nothing here changes
  * between local and AWS.
@@ -16,29 +17,18 @@ export function createDocumentClient(
   return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
 }
 
-let shared: DynamoDBDocumentClient | undefined;
-
-/** The container's document client, created on first use. */
-export function documentClient(): DynamoDBDocumentClient {
-  shared ??= createDocumentClient();
-  return shared;
-}
-
-let limiterShared: DynamoDBDocumentClient | undefined;
-
 /**
- * The usage limiter's client. A limit check runs under its own time budget (`limits.timeoutMs`, an
+ * A client for the usage limiter. A limit check runs under its own time budget (`limits.timeoutMs`, an
  * abort signal), so this client sets no request timeout of its own: a slow answer must surface as
  * the budget running out (refused, 503), never as a store failure (which `onStoreFailure: open` would
  * admit in memory). A connection that cannot be made within a second is the store being unreachable.
  * No SDK retries: a throttled counter is a refusal at once, and a retried conditional write could
- * count twice.
+ * count twice. Make it once per container, in the handler.
  */
-export function limiterDocumentClient(): DynamoDBDocumentClient {
-  limiterShared ??= createDocumentClient(
+export function createLimiterDocumentClient(): DynamoDBDocumentClient {
+  return createDocumentClient(
     new DynamoDBClient({ maxAttempts: 1, requestHandler: { connectionTimeout: 1_000 } }),
   );
-  return limiterShared;
 }
 
 /** Whether a DynamoDB call failed only because its condition did not hold (the SDK's error name). */

@@ -17,16 +17,13 @@ export function deprecationHeaders(deprecation: Deprecation): Record<string, str
   };
 }
 
-/** Adds a deprecated route's headers to all its responses, errors included (computed once per route). */
+/** Adds a deprecated route's headers to all its responses, errors included (computed once, at cold start). */
 export function deprecation(
-  routes: ReadonlyMap<string, Deprecation>,
-  routeKeyOf: (event: HttpEvent) => string | undefined,
+  deprecated: Deprecation,
 ): middy.MiddlewareObj<HttpEvent, HttpResult, Error, GatehouseContext> {
-  const headersByRoute = new Map([...routes].map(([key, value]) => [key, deprecationHeaders(value)]));
+  const headers = deprecationHeaders(deprecated);
   const deprecationAfter: middy.MiddlewareFn<HttpEvent, HttpResult, Error, GatehouseContext> = (request) => {
-    const key = routeKeyOf(request.event);
-    const headers = key === undefined ? undefined : headersByRoute.get(key);
-    if (headers && request.response) request.response.headers = { ...request.response.headers, ...headers };
+    if (request.response) request.response.headers = { ...request.response.headers, ...headers };
   };
   return { after: deprecationAfter, onError: deprecationAfter };
 }

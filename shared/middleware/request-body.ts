@@ -19,11 +19,9 @@ export interface ParsedBody {
   json?: unknown;
 }
 
-const bodies = new WeakMap<GatehouseContext, ParsedBody>();
-
 /** The body `requestBody` checked for this invocation, if there was one. */
 export function parsedBody(context: GatehouseContext): ParsedBody | undefined {
-  return bodies.get(context);
+  return context.requestBody;
 }
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json$/i;
@@ -44,6 +42,7 @@ export function requestBody(
 ): middy.MiddlewareObj<HttpEvent, HttpResult, Error, GatehouseContext> {
   const requestBodyBefore: middy.MiddlewareFn<HttpEvent, HttpResult, Error, GatehouseContext> = (request) => {
     const { event } = request;
+    request.context.requestBody = undefined;
     const found = rulesFor(event);
     if (!found) return;
     const { rules, validate } = found;
@@ -88,7 +87,7 @@ export function requestBody(
     } else if (validate) {
       throw new UnsupportedMediaTypeError("This route takes a JSON body");
     }
-    bodies.set(request.context, { raw, ...(json !== undefined ? { json } : {}) });
+    request.context.requestBody = { raw, ...(json !== undefined ? { json } : {}) };
   };
   return { before: requestBodyBefore };
 }

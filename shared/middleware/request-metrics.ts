@@ -10,15 +10,15 @@ export interface UpstreamSample {
   failed: boolean;
 }
 
-interface RequestMetricsState {
+/** What the start step hands to the publish step, on the Middy request. */
+interface MetricsState {
   began: number;
-  upstream: UpstreamSample[];
 }
-const state = new WeakMap<GatehouseContext, RequestMetricsState>();
+const stateOf = (request: { internal: object }) => request.internal as { metrics?: MetricsState };
 
 /** Notes an upstream call of this request; `requestMetrics` publishes it with the request's own metrics. */
 export function recordUpstream(context: GatehouseContext, sample: UpstreamSample): void {
-  state.get(context)?.upstream.push(sample);
+  context.upstreamCalls?.push(sample);
 }
 
 /**
@@ -40,16 +40,18 @@ export function requestMetrics(
   const requestMetricsBefore: middy.MiddlewareFn<HttpEvent, HttpResult, Error, GatehouseContext> = (
     request,
   ) => {
-    state.set(request.context, { began: performance.now(), upstream: [] });
+    stateOf(request).metrics = { began: performance.now() };
+    request.context.upstreamCalls = [];
   };
   const requestMetricsAfter: middy.MiddlewareFn<HttpEvent, HttpResult, Error, GatehouseContext> = (
     request,
   ) => {
     const status = request.response?.statusCode ?? 500;
-    const current = state.get(request.context);
-    state.delete(request.context);
+    const current = stateOf(request).metrics;
+    stateOf(request).metrics = undefined;
     const route = routeKeyOf(request.event) ?? "unmatched";
-    const samples = current?.upstream ?? [];
+    const samples = request.context.upstreamCalls ?? [];
+    request.context.upstreamCalls = undefined;
     const single = samples.length === 1 ? samples[0] : undefined;
 
     metrics.addDimension("route", route);

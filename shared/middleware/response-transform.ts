@@ -11,11 +11,9 @@ export interface ResponseMap {
   body: ((data: unknown) => unknown) | undefined;
 }
 
-const chosen = new WeakMap<GatehouseContext, ResponseMap>();
-
 /** Called by the handler once it knows which target (version, canary) answers this request. */
 export function useResponseMap(context: GatehouseContext, map: ResponseMap | undefined): void {
-  if (map) chosen.set(context, map);
+  context.responseMap = map;
 }
 
 const JSON_BODY = /^application\/([\w.+-]+\+)?json\b/i;
@@ -34,7 +32,7 @@ export function responseTransform(): middy.MiddlewareObj<HttpEvent, HttpResult, 
   const responseTransformAfter: middy.MiddlewareFn<HttpEvent, HttpResult, Error, GatehouseContext> = (
     request,
   ) => {
-    const map = chosen.get(request.context);
+    const map = request.context.responseMap;
     const response = request.response;
     if (!map || !response) return;
     const status = response.statusCode ?? 200;

@@ -1,5 +1,5 @@
 import type { InvokeCommand, InvokeCommandOutput, LambdaClient } from "@aws-sdk/client-lambda";
-import { env } from "../config/env.ts";
+import { type LambdaClientSource, lambdaSdk } from "../clients/lambda.ts";
 import { PayloadTooLargeError } from "../errors.ts";
 import { LAMBDA_PAYLOAD_LIMIT_BYTES } from "../http.ts";
 import {
@@ -31,27 +31,15 @@ export interface LambdaUpstreamOptions extends Omit<UpstreamOptions, "targets" |
   /** A serverless.yml function key (deployed as `<service>-<stage>-<key>`) or a function ARN. */
   function: string;
   payload: "http" | "json";
-  /** Injectable for tests. */
-  client?: LambdaClient;
-}
-
-/**
- * The SDK is loaded on the first invocation, not at cold start: it is most of the gateway bundle's
- * import time, and a gateway whose config has no lambda upstream never pays it.
- */
-let sdk: Promise<typeof import("@aws-sdk/client-lambda")> | undefined;
-let sharedClient: LambdaClient | undefined;
-async function lambdaSdk() {
-  sdk ??= import("@aws-sdk/client-lambda");
-  const loaded = await sdk;
-  // No SDK retries: the upstream policy retries (idempotent methods only) and keeps the time budget.
-  sharedClient ??= new loaded.LambdaClient({ maxAttempts: 1, requestHandler: { connectionTimeout: 1_000 } });
-  return { client: sharedClient, InvokeCommand: loaded.InvokeCommand };
+  /** `<service>-<stage>-`: turns a function key into the deployed function's name. */
+  functionPrefix: string;
+  /** The client to invoke through (shared/clients/lambda.ts `lazyLambdaClient()`, or a test's). */
+  client: LambdaClientSource;
 }
 
 /** The deployed name of a function key; an ARN is used as it is. */
-export function functionName(key: string): string {
-  return key.startsWith("arn:") ? key : `${env.functionPrefix}${key}`;
+export function functionName(key: string, functionPrefix: string): string {
+  return key.startsWith("arn:") ? key : `${functionPrefix}${key}`;
 }
 
 export class FunctionError extends Error {
@@ -59,7 +47,7 @@ export class FunctionError extends Error {
 }
 
 export function createLambdaUpstreamClient(options: LambdaUpstreamOptions) {
-  const name = functionName(options.function);
+  const name = functionName(options.function, options.functionPrefix);
   return createUpstreamClient({
     ...options,
     targets: [{ url: `lambda:${name}`, weight: 1 }],
@@ -70,8 +58,8 @@ export function createLambdaUpstreamClient(options: LambdaUpstreamOptions) {
 function lambdaTransport(name: string, options: LambdaUpstreamOptions): Transport {
   return async (request) => {
     // Loaded here, so a cold SDK import never eats into the first attempt's timeout.
-    const { client: defaultClient, InvokeCommand } = await lambdaSdk();
-    const client = options.client ?? defaultClient;
+    const { InvokeCommand } = await lambdaSdk();
+    const client = typeof options.client === "function" ? await options.client() : options.client;
     const event = options.payload === "http" ? httpEvent(request) : jsonEvent(request);
     const payload = Buffer.from(JSON.stringify(event));
     // Lambda would refuse a bigger event, so the gateway does first: the caller's 413, not the function's failure.

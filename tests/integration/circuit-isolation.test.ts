@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, it, mock } from "node:test";
 import fc from "fast-check";
 import { defineGateway, loadGateway } from "#shared/config/gateway.ts";
-import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
+import { createGatewayHandler } from "#shared/gateway/gateway-handler.ts";
 import type { HttpEvent, HttpResult } from "#shared/http.ts";
 import { logger } from "#shared/observability/logger.ts";
 import { captureEmf } from "../support/emf.ts";

@@ -3,7 +3,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it, mock } from "node:test";
 import { defineGateway, loadGateway } from "#shared/config/gateway.ts";
-import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
+import { createGatewayHandler } from "#shared/gateway/gateway-handler.ts";
 import type { HttpEvent, HttpResult } from "#shared/http.ts";
 import { captureEmf } from "../support/emf.ts";
 import { httpEvent, loadEvent } from "../support/events.ts";

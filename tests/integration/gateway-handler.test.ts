@@ -3,7 +3,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it, mock } from "node:test";
 import { defineGateway, loadGateway } from "#shared/config/gateway.ts";
-import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
+import { createGatewayHandler } from "#shared/gateway/gateway-handler.ts";
 import type { HttpEvent, HttpResult } from "#shared/http.ts";
 import { captureEmf } from "../support/emf.ts";
 import { httpEvent } from "../support/events.ts";
@@ -217,18 +217,13 @@ describe("gateway handler: the preflight of an ANY route behind an authorizer", 
     const { createMetering } = await import("#shared/quota/metering.ts");
     const { unreachableClient } = await import("../support/dynamo.ts");
     const { default: definition } = await import("../../gateway.config.ts");
-    const saved = process.env.GATEHOUSE_FUNCTION_PREFIX;
-    process.env.GATEHOUSE_FUNCTION_PREFIX = "gatehouse-test-"; // the config's lambda upstream names a function
-    let handler: ReturnType<typeof createGatewayHandler>;
-    try {
-      handler = createGatewayHandler(loadGateway(definition, "test"), {
-        limiter: createLimiter({ client: unreachableClient(), tableName: "unused" }),
-        metering: createMetering({ client: unreachableClient(), tableName: "unused" }),
-      });
-    } finally {
-      if (saved === undefined) delete process.env.GATEHOUSE_FUNCTION_PREFIX;
-      else process.env.GATEHOUSE_FUNCTION_PREFIX = saved;
-    }
+    const { lazyLambdaClient } = await import("#shared/clients/lambda.ts");
+    const handler = createGatewayHandler(loadGateway(definition, "test"), {
+      limiter: createLimiter({ client: unreachableClient(), tableName: "unused" }),
+      metering: createMetering({ client: unreachableClient(), tableName: "unused" }),
+      // the config's lambda upstream names a function
+      lambda: { functionPrefix: "gatehouse-test-", client: lazyLambdaClient() },
+    });
     const event = httpEvent({
       method: "OPTIONS",
       routeKey: "OPTIONS /v1/echo/{rest+}",

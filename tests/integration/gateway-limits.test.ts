@@ -3,7 +3,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it, mock } from "node:test";
 import { defineGateway, type GatewayConfigInput, loadGateway } from "#shared/config/gateway.ts";
-import { createGatewayHandler } from "#shared/gateway/proxy-handler.ts";
+import { createGatewayHandler } from "#shared/gateway/gateway-handler.ts";
 import type { HttpResult } from "#shared/http.ts";
 import { createLimiter } from "#shared/quota/limiter.ts";
 import { createMetering } from "#shared/quota/metering.ts";

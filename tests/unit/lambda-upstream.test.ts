@@ -32,6 +32,7 @@ const options = {
   retries: 1,
   breaker: { consecutiveFailures: 2, halfOpenAfterMs: 60_000 },
   maxResponseBytes: 1_000,
+  functionPrefix: "gatehouse-test-",
 };
 const get = {
   method: "GET",
@@ -50,8 +51,6 @@ const statusOf = async (promise: Promise<unknown>) => {
 };
 
 describe("lambda upstream", () => {
-  process.env.GATEHOUSE_FUNCTION_PREFIX ??= "gatehouse-test-";
-
   it("invokes the deployed function with an API Gateway v2 event and reads its HTTP result", async () => {
     const { client, sent } = fakeClient([
       payload({ statusCode: 201, headers: { "Content-Type": "application/json" }, body: '{"ok":true}' }),
@@ -60,7 +59,7 @@ describe("lambda upstream", () => {
     const response = await call({ ...get, query: "a=1" });
     assert.deepEqual([response.status, response.body.toString()], [201, '{"ok":true}']);
     assert.equal(response.headers["content-type"], "application/json");
-    assert.equal(sent[0]?.input.FunctionName, `${process.env.GATEHOUSE_FUNCTION_PREFIX}catalog`);
+    assert.equal(sent[0]?.input.FunctionName, "gatehouse-test-catalog");
     const event = JSON.parse(Buffer.from(sent[0]?.input.Payload as Uint8Array).toString());
     assert.equal(event.version, "2.0");
     assert.equal(event.rawPath, "/products/p-1");
@@ -190,7 +189,7 @@ describe("lambda upstream", () => {
 
   it("names functions by their serverless.yml key, or by ARN as given", () => {
     const arn = "arn:aws:lambda:eu-west-1:123456789012:function:other-service-prod-thing:live";
-    assert.equal(functionName(arn), arn);
-    assert.equal(functionName("catalog"), `${process.env.GATEHOUSE_FUNCTION_PREFIX}catalog`);
+    assert.equal(functionName(arn, "gatehouse-test-"), arn);
+    assert.equal(functionName("catalog", "gatehouse-test-"), "gatehouse-test-catalog");
   });
 });
