@@ -96,6 +96,8 @@ export default defineGateway(({ stage }) => ({
   },
   routes: {
     "GET /health": { auth: "public", handler: "health" },
+    // This gateway's OpenAPI 3.1 document, made from this config (public, cacheable: ETag and 304).
+    "GET /openapi.json": { auth: "public", handler: "openapi" },
     "GET /me": { auth: { jwt: {} }, handler: "whoami" },
     "GET /keys/self": { auth: { apiKey: {} }, handler: "whoami" },
     // Proxied routes (the gateway function): API key holders only.
