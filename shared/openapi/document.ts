@@ -273,6 +273,10 @@ function successResponses(route: Route): Json {
       description: `The ${route.handler ?? "system"} function's answer.`,
       content: { "application/json": { schema: {} } },
     },
+    default: {
+      description: `Any other problem the ${route.handler ?? "system"} function reports (bad input, a thing not found).`,
+      content: { [PROBLEM]: { schema: ref("schemas", "Problem") } },
+    },
   };
 }
 

@@ -144,7 +144,8 @@ describe("OpenAPI document from the gateway config", () => {
 
   it("answers only its own statuses on a public system route, and takes no body there", () => {
     const op = operationOf(documentFor("local"), "get", "/health");
-    assert.deepEqual(Object.keys(op.responses).sort(), ["2XX", "500"]);
+    assert.deepEqual(Object.keys(op.responses).sort(), ["2XX", "500", "default"]);
+    assert.deepEqual(Object.keys(op.responses.default.content), ["application/problem+json"]);
     assert.equal(op.requestBody, undefined);
   });
 
