@@ -132,8 +132,15 @@ async function main(): Promise<void> {
   }
 
   // The routes the config has now, less the ones this import made before (a re-import replaces them).
-  const definition = (await import(pathToFileURL(configPath).href)).default as GatewayDefinition;
-  const current = definition({ stage: values.stage });
+  let current: ReturnType<GatewayDefinition>;
+  try {
+    const definition = (await import(pathToFileURL(configPath).href)).default as GatewayDefinition;
+    current = definition({ stage: values.stage });
+  } catch (error) {
+    throw new OpenApiImportError(
+      `cannot load ${values.config}: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
   const previous = existsSync(moduleFile)
     ? Object.keys((await import(pathToFileURL(moduleFile).href)).default as object)
     : [];
@@ -168,6 +175,29 @@ async function main(): Promise<void> {
     console.log("Not mapped:");
     for (const line of result.unmapped) console.log(`  - ${line}`);
   }
+  checkConfig(configPath, values.stage);
+}
+
+/**
+ * Loads the written config as the functions will (a fresh process: this one has the old modules
+ * cached), so a route the gateway would refuse at cold start is reported now.
+ */
+function checkConfig(configPath: string, stage: string): void {
+  const probe = `
+    const { loadGateway } = await import("#shared/config/gateway.ts");
+    const definition = (await import(${JSON.stringify(pathToFileURL(configPath).href)})).default;
+    loadGateway(definition, ${JSON.stringify(stage)});`;
+  const check = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", probe], {
+    encoding: "utf8",
+    cwd: join(import.meta.dirname, ".."),
+  });
+  if (check.status !== 0) {
+    const problem = check.stderr.match(/gateway\.config\.ts is invalid[\s\S]*?(?=\n\s+at |$)/)?.[0];
+    throw new OpenApiImportError(
+      `the config does not load for stage ${stage} now; fix it (or the spec) and import again:\n${problem ?? check.stderr}`,
+    );
+  }
+  console.log(`The config loads for stage ${stage}.`);
 }
 
 main().catch((error: unknown) => {

@@ -63,6 +63,7 @@ describe("npm run openapi:import on the sample spec", () => {
       /Not mapped:\n(.*\n)* {2}- DELETE \/inventory\/items\/\{itemId\}: left out — .*http basic/,
     );
     assert.match(output.stdout, /query parameter limit — passed on unchecked/);
+    assert.match(output.stdout, /The config loads for stage local\.\n$/);
   });
 
   it("run again, rewrites the module only and reports no conflict with its own routes", async () => {
