@@ -409,6 +409,13 @@ function toJsonSchema(value: unknown, context: SchemaContext, at = ""): unknown 
     // Subschemas are converted; any other value (enum, const, default, examples) is data, kept as it is.
     out[keyword] = SUBSCHEMAS.has(keyword) ? toJsonSchema(child, context, `${at}/${keyword}`) : child;
   }
+  // A required readOnly property is required in responses only (OpenAPI): never of a request body.
+  if (Array.isArray(out.required) && isObject(out.properties)) {
+    const properties = out.properties;
+    out.required = out.required.filter(
+      (name) => !(isObject(properties[name]) && properties[name].readOnly === true),
+    );
+  }
   if (context.v30 && value.nullable === true) {
     if (typeof out.type === "string") out.type = [out.type, "null"];
     else if (Array.isArray(out.type) && !out.type.includes("null")) out.type = [...out.type, "null"];

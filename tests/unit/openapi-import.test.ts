@@ -187,6 +187,27 @@ describe("OpenAPI import", () => {
     assert.ok(result.unmapped.some((line) => line.includes("recursive schema #/components/schemas/Node")));
   });
 
+  it("does not require in a request body a property the spec marks readOnly", () => {
+    const result = imported(
+      specWith({
+        security: [],
+        requestBody: {
+          required: true,
+          content: {
+            "application/json": {
+              schema: {
+                type: "object",
+                required: ["id", "name"],
+                properties: { id: { type: "string", readOnly: true }, name: { type: "string" } },
+              },
+            },
+          },
+        },
+      }),
+    );
+    assert.deepEqual(result.routes["POST /things/{id}"]?.body?.schema?.required, ["name"]);
+  });
+
   it("refuses what is not OpenAPI 3.0/3.1, and a $ref to another file, naming the problem", () => {
     assert.throws(() => imported({ swagger: "2.0" }), OpenApiImportError);
     const remote = specWith({
