@@ -396,6 +396,7 @@ export function openApiDocument(config: Config, options: OpenApiOptions): Json {
       description: [
         options.description ?? "",
         "Generated from gateway.config.ts. A path or method not listed here is answered 404 or 405 (problem+json).",
+        'Any route may also get an answer API Gateway makes itself, before or instead of the gateway\'s: 429 when its throttling refuses, 500 or 503 when a function failed or hung, with a `{ "message" }` body (components.schemas.ApiGatewayMessage).',
       ]
         .filter(Boolean)
         .join("\n\n"),
