@@ -1,5 +1,6 @@
 import { env } from "#shared/config/env.ts";
 import { defineGateway } from "#shared/config/gateway.ts";
+import inventoryRoutes from "./gateway/imported/inventory.ts";
 
 /** The local stack's development issuer (plugins/dev-issuer.mjs); its TLS certificate is trusted explicitly. */
 const devIssuer = () => ({
@@ -82,6 +83,8 @@ export default defineGateway(({ stage }) => ({
     catalog: { kind: "lambda", function: "catalog", timeoutMs: 3_000, retries: 1 },
     // The proxy fidelity demo: a service that compresses, and one that echoes the headers it received.
     fidelity: { targets: [{ url: serviceUrl(stage, "fidelity") }], timeoutMs: 2_000, retries: 1 },
+    // The inventory service, whose routes come from its own OpenAPI document (gateway/imported/).
+    inventory: { targets: [{ url: serviceUrl(stage, "inventory") }], timeoutMs: 2_000, retries: 1 },
   },
   // Usage plans: exact rate limits and quotas per API key, counted in the usage table.
   limits: {
@@ -103,7 +106,11 @@ export default defineGateway(({ stage }) => ({
     websocket: { perConnection: { perSecond: 5, burst: 10 }, perPrincipal: { perSecond: 10, burst: 20 } },
   },
   routes: {
+    // Imported from inventory's OpenAPI document (npm run openapi:import); see docs/openapi.md.
+    ...inventoryRoutes,
     "GET /health": { auth: "public", handler: "health" },
+    // This gateway's OpenAPI 3.1 document, made from this config (public, cacheable: ETag and 304).
+    "GET /openapi.json": { auth: "public", handler: "openapi" },
     "GET /me": { auth: { jwt: {} }, handler: "whoami" },
     "GET /keys/self": { auth: { apiKey: {} }, handler: "whoami" },
     // Proxied routes (the gateway function): API key holders only.

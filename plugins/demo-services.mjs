@@ -10,6 +10,8 @@
 //   GET  /flaky                       503 while switched down: POST /flaky/down, POST /flaky/up
 //   GET  /fidelity/...                the proxy fidelity demo (bodies, headers): see its block below
 //   GET  /cookies/set, /cookies/echo  proxy fidelity: several Set-Cookie headers; the cookies received
+//   /inventory/items[/{id}[/stock]]   the inventory service of examples/openapi/inventory.yaml: GET a list
+//                                     or one item, POST one, PUT its stock, DELETE it (in memory)
 
 import { createServer } from "node:http";
 import { gzipSync } from "node:zlib";
@@ -31,12 +33,69 @@ const PRODUCTS = [
   { id: "p-3", name: "Bombe", price: 1940 },
 ];
 
+/** @typedef {{ id: string, sku: string, name: string, price: number, stock: number }} InventoryItem */
+/** @type {InventoryItem[]} */
+const INVENTORY = [
+  { id: "i-1", sku: "ENG-0001", name: "Analytical Engine gear", price: 12.5, stock: 40 },
+  { id: "i-2", sku: "ENG-0002", name: "Punched card, blank", price: 0.1, stock: 5000 },
+];
+
+/**
+ * The inventory service (examples/openapi/inventory.yaml): it trusts the gateway for auth and
+ * validation, as a service behind it may.
+ * @param {import('node:http').IncomingMessage} request
+ * @param {URL} url
+ * @param {Buffer} body
+ * @param {Map<string, InventoryItem>} items
+ * @param {(status: number, body: unknown) => void} json
+ */
+function inventoryService(request, url, body, items, json) {
+  const [, , collection, id, sub] = url.pathname.split("/");
+  if (collection !== "items") return json(404, { error: "not found" });
+  /** @returns {Record<string, unknown> | undefined} */
+  const parsed = () => {
+    try {
+      return JSON.parse(body.toString() || "{}");
+    } catch {
+      return undefined;
+    }
+  };
+  if (!id) {
+    if (request.method === "GET") {
+      const limit = Number(url.searchParams.get("limit") ?? 100) || 100;
+      return json(200, { items: [...items.values()].slice(0, limit) });
+    }
+    if (request.method !== "POST") return json(405, { error: "GET or POST" });
+    const fields = parsed();
+    if (!fields) return json(400, { error: "the body is not JSON" });
+    const item = { ...fields, id: `i-${items.size + 1}`, stock: 0 };
+    items.set(item.id, /** @type {InventoryItem} */ (item));
+    return json(201, item);
+  }
+  const item = items.get(id);
+  if (!item) return json(404, { error: `no item ${id}` });
+  if (sub === "stock" && request.method === "PUT") {
+    const fields = parsed();
+    if (!fields) return json(400, { error: "the body is not JSON" });
+    item.stock = Number(fields.quantity);
+    return json(200, { id, stock: item.stock });
+  }
+  if (sub) return json(404, { error: "not found" });
+  if (request.method === "GET") return json(200, item);
+  if (request.method === "DELETE") {
+    items.delete(id);
+    return json(204, null);
+  }
+  return json(405, { error: "GET or DELETE" });
+}
+
 /**
  * @param {number} port
  * @returns {Promise<import('node:http').Server>}
  */
 export function startDemoServices(port) {
   let flakyDown = false;
+  const inventory = new Map(INVENTORY.map((item) => [item.id, { ...item }]));
   const server = createServer((request, response) => {
     const url = new URL(request.url ?? "/", "http://demo");
     const chunks = /** @type {Buffer[]} */ ([]);
@@ -48,6 +107,8 @@ export function startDemoServices(port) {
       };
       const [, resource, id, extra] = url.pathname.split("/");
       if (resource === "fidelity") return proxyFidelity(request, response, url);
+      if (resource === "inventory")
+        return inventoryService(request, url, Buffer.concat(chunks), inventory, json);
       if (resource === "cookies") return cookiesDemo(request, response, id);
       if (resource === "echo") {
         return json(200, {

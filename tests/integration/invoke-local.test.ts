@@ -93,6 +93,10 @@ describe("serverless invoke local with every sample event", () => {
         const body = JSON.parse(String(result.body)) as Record<string, unknown>;
         assert.equal(body.status, "ok");
         assert.equal(body.stage, "local");
+      } else if (functionName === "openapi") {
+        assert.equal(result.statusCode, 200);
+        assert.match(headers.etag ?? "", /^"[A-Za-z0-9_-]{43}"$/);
+        assert.equal((JSON.parse(String(result.body)) as { openapi: string }).openapi, "3.1.0");
       } else if (functionName === "wsConnect" || functionName === "wsDisconnect") {
         assert.equal(result.statusCode, 200);
         assert.equal(result.body, undefined);

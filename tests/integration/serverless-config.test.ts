@@ -102,6 +102,7 @@ describe("serverless.yml (stage prod)", () => {
       catalog: "HttpSystemRole",
       gateway: "GatewayRole",
       health: "HttpSystemRole",
+      openapi: "HttpSystemRole",
       usage: "UsageRole",
       httpAuthorizer: "AuthorizerRole",
       whoami: "HttpSystemRole",

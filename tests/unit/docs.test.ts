@@ -13,14 +13,6 @@ import { ACTIONS } from "#shared/ws/protocol.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
-/**
- * Files and scripts that other branches of issue #13 add (the config reference, the OpenAPI
- * export and import). Links to them, and commands running them, pass while they are missing; once
- * they exist they are checked like any other. Empty these at merge.
- */
-const PENDING_FILES = new Set(["docs/configuration.md", "docs/openapi.md"]);
-const PENDING_SCRIPTS = new Set(["openapi", "openapi:import"]);
-
 const README_MAX_LINES = 250;
 
 /** npm's own commands that the docs may show; `test`, `start`, `stop`, `restart` need their script. */
@@ -128,7 +120,6 @@ function checkLink(doc: Doc, target: string, repo: Repo): string | undefined {
   if (path.startsWith("../") || path === "..") return `${where} leaves the repository`;
   const file = path.replace(/\/$/, "");
   if (!repo.exists(file)) {
-    if (PENDING_FILES.has(file) && anchor === undefined) return undefined;
     return `${where}: ${file} does not exist`;
   }
   if (anchor === undefined) return undefined;
@@ -162,7 +153,7 @@ function checkCommands(doc: Doc, code: string, repo: Repo): string[] {
     const [command, script] = args;
     if (command === "run" || command === "run-script") {
       if (script === undefined) problems.push(`${shown}: names no script`);
-      else if (!repo.scripts.has(script) && !PENDING_SCRIPTS.has(script))
+      else if (!repo.scripts.has(script))
         problems.push(`${shown}: package.json has no script "${script}"`);
     } else if (command !== undefined && command in SCRIPT_SHORTCUTS) {
       const name = SCRIPT_SHORTCUTS[command] ?? command;
@@ -261,7 +252,7 @@ describe("docs checker", () => {
       path: "docs/usage.md",
       text: [
         "[a](../README.md#two-commands) [b](#who-is-counted-1) [c](#limitcost-units) [d](../shared/)",
-        "[e](../shared/errors.ts#L2) [f](https://example.com/nothing#here) [g](configuration.md)",
+        "[e](../shared/errors.ts#L2) [f](https://example.com/nothing#here)",
         "`[not a link](nowhere.md)`",
         "```",
         "[nor this](nowhere.md)",
@@ -287,7 +278,7 @@ describe("docs checker", () => {
     assert.match(problems[2] ?? "", /has no heading #three-commands/);
     assert.match(problems[3] ?? "", /leaves the repository/);
     assert.match(problems[4] ?? "", /has 4 lines/);
-    assert.match(problems[5] ?? "", /docs\/openapi\.md does not exist/); // pending, but an anchor needs the file
+    assert.match(problems[5] ?? "", /docs\/openapi\.md does not exist/);
     assert.match(problems[6] ?? "", /docs\/missing\.md does not exist/);
   });
 
@@ -302,7 +293,6 @@ describe("docs checker", () => {
         "npm test -- unit && npm start",
         "npx serverless print --stage prod",
         "npx -y node@24 scripts/test.mjs",
-        "npm run openapi",
         "```",
         "Run `npm run bench -- fanout`.",
       ].join("\n"),

@@ -8,6 +8,7 @@ import { gatewayWiring, httpEvents, websocketEvents } from "../../plugins/gatewa
 const gateway = loadGateway(definition, "prod");
 const FUNCTIONS = [
   "health",
+  "openapi",
   "whoami",
   "gateway",
   "catalog",
