@@ -153,8 +153,7 @@ function checkCommands(doc: Doc, code: string, repo: Repo): string[] {
     const [command, script] = args;
     if (command === "run" || command === "run-script") {
       if (script === undefined) problems.push(`${shown}: names no script`);
-      else if (!repo.scripts.has(script))
-        problems.push(`${shown}: package.json has no script "${script}"`);
+      else if (!repo.scripts.has(script)) problems.push(`${shown}: package.json has no script "${script}"`);
     } else if (command !== undefined && command in SCRIPT_SHORTCUTS) {
       const name = SCRIPT_SHORTCUTS[command] ?? command;
       if (!repo.scripts.has(name)) problems.push(`${shown}: package.json has no script "${name}"`);
