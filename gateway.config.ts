@@ -79,8 +79,14 @@ export default defineGateway(({ stage }) => ({
     },
     // The demo's cookie endpoints, to see cookies go both ways through the gateway.
     cookies: { targets: [{ url: serviceUrl(stage, "cookies") }], timeoutMs: 2_000, retries: 1 },
-    // A service that is a Lambda function (handlers/services/catalog.ts), invoked directly: no HTTP hop.
-    catalog: { kind: "lambda", function: "catalog", timeoutMs: 3_000, retries: 1 },
+    // A service that is a Lambda function, invoked directly: no HTTP hop. `code` declares the function.
+    catalog: {
+      kind: "lambda",
+      function: "catalog",
+      code: "handlers/services/catalog.handler",
+      timeoutMs: 3_000,
+      retries: 1,
+    },
     // The proxy fidelity demo: a service that compresses, and one that echoes the headers it received.
     fidelity: { targets: [{ url: serviceUrl(stage, "fidelity") }], timeoutMs: 2_000, retries: 1 },
     // The inventory service, whose routes come from its own OpenAPI document (gateway/imported/).

@@ -5,7 +5,8 @@
 //     needs, plus the gateway's catch-all `httpApi: "*"`;
 //   - the WebSocket routes: $connect (behind wsAuthorizer unless `websocket.connect.auth` is public),
 //     $disconnect, $default and one route per action of shared/ws/protocol.ts;
-//   - the gateway role's lambda:InvokeFunction grants, one per `kind: "lambda"` upstream;
+//   - the gateway role's lambda:InvokeFunction grants, one per `kind: "lambda"` upstream, and the
+//     function itself when the upstream gives its `code` (with the logs-and-tracing role only);
 //   - what a function serving a limited route needs: USAGE_TABLE and the counting grant on its role;
 //   - API Gateway's throttling (plugins/api-throttling.mjs) once the events are compiled.
 // It runs at `initialize`, before any command's lifecycle, so `serverless print`, `package`, `deploy`,
@@ -36,7 +37,7 @@ export const WEBSOCKET_FUNCTIONS = {
 
 /**
  * @typedef {{ auth: "public" | { jwt: object } | { apiKey: object }, handler?: string, limit?: unknown }} Route
- * @typedef {{ kind?: string, function?: string }} Upstream
+ * @typedef {{ kind?: string, function?: string, code?: string }} Upstream
  * @typedef {{
  *   routes: Record<string, Route>,
  *   upstreams: Record<string, Upstream>,
@@ -45,6 +46,39 @@ export const WEBSOCKET_FUNCTIONS = {
  * @typedef {{ events?: unknown[], role?: string, environment?: Record<string, unknown> }} FunctionConfig
  * @typedef {{ key: string, functionKey: string, event: Record<string, unknown> }} GeneratedEvent
  */
+
+/**
+ * The role of a function the build declares for a Lambda upstream's `code`: logs and traces only. A
+ * service that needs more (a table, a secret) is declared in serverless.yml with its own role.
+ */
+export const SERVICE_ROLE = "HttpSystemRole";
+
+/**
+ * The functions the config declares: one per Lambda upstream that gives its `code`.
+ * Example: `catalog: { kind: "lambda", function: "catalog", code: "handlers/services/catalog.handler" }` →
+ * `{ catalog: { handler: "handlers/services/catalog.handler", role: "HttpSystemRole", ... } }`.
+ * @param {Gateway} gateway
+ * @returns {Record<string, FunctionConfig & { handler: string, description: string }>}
+ */
+export function serviceFunctions(gateway) {
+  return Object.fromEntries(
+    Object.entries(gateway.upstreams).flatMap(([name, upstream]) =>
+      upstream.kind === "lambda" && upstream.function && upstream.code
+        ? [
+            [
+              upstream.function,
+              {
+                handler: upstream.code,
+                description: `The ${name} upstream, invoked by the gateway (declared by gateway.config.ts)`,
+                role: SERVICE_ROLE,
+                events: [],
+              },
+            ],
+          ]
+        : [],
+    ),
+  );
+}
 
 /** The authorizer a route's auth needs, or undefined for a public route. */
 export function httpAuthorizer(/** @type {Route["auth"]} */ auth) {
@@ -145,9 +179,19 @@ export function invokeResources(gateway, logicalId) {
  *   logicalId: (functionKey: string) => string,
  * }} input
  */
-export function gatewayWiring({ gateway, chatActions, functions, logicalId }) {
+export function gatewayWiring({ gateway, chatActions, functions: declared, logicalId }) {
   /** @type {string[]} */
   const problems = [];
+  const declares = serviceFunctions(gateway);
+  for (const key of Object.keys(declares)) {
+    if (!declared[key]) continue;
+    const upstream = Object.entries(gateway.upstreams).find(([, u]) => u.function === key)?.[0];
+    problems.push(
+      `upstreams.${upstream}.code: function "${key}" is also declared in serverless.yml; remove code from the upstream, or the function from serverless.yml`,
+    );
+  }
+  /** @type {Record<string, FunctionConfig>} */
+  const functions = { ...declares, ...declared };
   const known = Object.keys(functions);
   const missing = (/** @type {string} */ field, /** @type {string} */ key) =>
     `${field}: "${key}" is not a function of serverless.yml (it has ${known.join(", ")}); add it under functions: or name one of those`;
@@ -197,7 +241,7 @@ export function gatewayWiring({ gateway, chatActions, functions, logicalId }) {
       ),
     ),
   ];
-  return { problems, events, invoke: invokeResources(gateway, logicalId), limited };
+  return { problems, declares, events, invoke: invokeResources(gateway, logicalId), limited };
 }
 
 /** The statement that lets a function count: one conditional UpdateItem, a GetItem when refused. */
@@ -259,12 +303,16 @@ export default class GatewayWiring {
     };
     const { gateway, chatActions } = await this.load();
     const functions = /** @type {Record<string, FunctionConfig>} */ (service.functions);
-    const { problems, events, invoke, limited } = gatewayWiring({
+    const { problems, declares, events, invoke, limited } = gatewayWiring({
       gateway,
       chatActions,
       functions,
       logicalId: (key) => naming.getLambdaLogicalId(key),
     });
+    if (problems.length === 0 && Object.keys(declares).length > 0) {
+      Object.assign(functions, declares);
+      service.setFunctionNames(this.options); // names `<service>-<stage>-<key>`, as for the others
+    }
     const resources = service.resources?.Resources ?? {};
     const roleOf = (/** @type {string} */ key) => {
       const role = functions[key]?.role;

@@ -113,6 +113,18 @@ const LambdaUpstreamSchema = described(
       ),
       "A function key of serverless.yml (it becomes `<service>-<stage>-<key>`) or a full function ARN.",
     ),
+    code: described(
+      v.optional(
+        v.pipe(
+          v.string(),
+          v.regex(
+            /^[A-Za-z0-9_./-]+\.[A-Za-z_$][A-Za-z0-9_$]*$/,
+            "code is <file without extension>.<export>, such as handlers/services/catalog.handler",
+          ),
+        ),
+      ),
+      "The function's code, `<file>.<export>` (e.g. `handlers/services/catalog.handler`): the build then declares the function itself, with the logs-and-tracing role only. Leave it out when serverless.yml declares the function (it needs more rights, say).",
+    ),
     payload: described(
       v.optional(v.picklist(["http", "json"], 'payload is "http" or "json"'), "http"),
       "`http` sends an API Gateway v2 event and expects an HTTP result (any Lambda HTTP handler fits); `json` sends `{ method, path, params, query, headers, body, identity }` and answers whatever JSON the function returns with 200.",
@@ -178,13 +190,32 @@ export function routeWorstCaseMs(config: Pick<GatewayConfig, "upstreams">, route
   return Math.max(0, ...routeUpstreams(route).map((name) => upstreamWorstCaseMs(config.upstreams[name])));
 }
 
-/** Every upstream's attempts together fit the gateway function's time. */
+/**
+ * Every upstream's attempts together fit the gateway function's time; a Lambda upstream's `code`
+ * declares a function of this service, so it names one by key, once.
+ */
 export function checkUpstreams(config: GatewayConfig): ConfigProblem[] {
-  return Object.entries(config.upstreams).flatMap(([name, upstream]) =>
-    upstreamWorstCaseMs(upstream) >= GATEWAY_BUDGET_MS
-      ? [
-          `upstreams.${name}: ${upstream.retries + 1} attempts of ${upstream.timeoutMs} ms (with ${upstream.retries} backoffs of up to ${RETRY_BACKOFF.maxDelayMs} ms) can pass the gateway's ${GATEWAY_BUDGET_MS / 1000} s under API Gateway's 30 s limit; lower timeoutMs or retries`,
-        ]
-      : [],
-  );
+  const problems: ConfigProblem[] = [];
+  const declaredBy = new Map<string, string>();
+  for (const [name, upstream] of Object.entries(config.upstreams)) {
+    if (upstreamWorstCaseMs(upstream) >= GATEWAY_BUDGET_MS) {
+      problems.push(
+        `upstreams.${name}: ${upstream.retries + 1} attempts of ${upstream.timeoutMs} ms (with ${upstream.retries} backoffs of up to ${RETRY_BACKOFF.maxDelayMs} ms) can pass the gateway's ${GATEWAY_BUDGET_MS / 1000} s under API Gateway's 30 s limit; lower timeoutMs or retries`,
+      );
+    }
+    if (upstream.kind !== "lambda" || upstream.code === undefined) continue;
+    if (upstream.function.startsWith("arn:")) {
+      problems.push(
+        `upstreams.${name}.code: the function is an ARN, deployed elsewhere; remove code, or name a function key of this service`,
+      );
+    }
+    const other = declaredBy.get(upstream.function);
+    if (other !== undefined) {
+      problems.push(
+        `upstreams.${name}.code: upstreams.${other} already gives the code of function "${upstream.function}"; remove one of them`,
+      );
+    }
+    declaredBy.set(upstream.function, name);
+  }
+  return problems;
 }

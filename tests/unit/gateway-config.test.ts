@@ -248,6 +248,40 @@ describe("gateway config validation", () => {
     );
   });
 
+  it("lets a Lambda upstream give its function's code once, and only for a function of this service", () => {
+    const config = base();
+    const arn = "arn:aws:lambda:us-east-1:123456789012:function:elsewhere";
+    const code = "handlers/services/catalog.handler";
+    config.upstreams = {
+      remote: { kind: "lambda", function: arn, code, timeoutMs: 1_000, retries: 0 },
+      catalog: { kind: "lambda", function: "catalog", code, timeoutMs: 1_000, retries: 0 },
+      "catalog-json": {
+        kind: "lambda",
+        function: "catalog",
+        code,
+        payload: "json",
+        timeoutMs: 1_000,
+        retries: 0,
+      },
+    };
+    assert.deepEqual(problemsOf(config), [
+      "upstreams.remote.code: the function is an ARN, deployed elsewhere; remove code, or name a function key of this service",
+      'upstreams.catalog-json.code: upstreams.catalog already gives the code of function "catalog"; remove one of them',
+    ]);
+    config.upstreams = {
+      loose: {
+        kind: "lambda",
+        function: "loose",
+        code: "handlers/services/loose",
+        timeoutMs: 1_000,
+        retries: 0,
+      },
+    };
+    assert.deepEqual(problemsOf(config), [
+      "upstreams.loose.code: code is <file without extension>.<export>, such as handlers/services/catalog.handler",
+    ]);
+  });
+
   it("refuses compression levels out of range and a mapped content coding, naming the fields", () => {
     const config = base();
     config.compression = { minBytes: -1, gzipLevel: 0, brotliQuality: 12 };

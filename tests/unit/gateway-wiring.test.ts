@@ -11,7 +11,6 @@ const FUNCTIONS = [
   "openapi",
   "whoami",
   "gateway",
-  "catalog",
   "usage",
   "adminKeys",
   "rooms",
@@ -81,6 +80,37 @@ describe("the wiring plugins/gateway-wiring.mjs generates from gateway.config.ts
     });
     assert.deepEqual(problems, []);
     assert.deepEqual(invoke, [{ "Fn::GetAtt": ["CatalogLambdaFunction", "Arn"] }, arn]);
+  });
+
+  it("declares the function of a Lambda upstream that gives its code, with the logs-only role", () => {
+    const { problems, declares, invoke } = gatewayWiring({
+      gateway,
+      chatActions: CHAT_ACTIONS,
+      functions: functions(),
+      logicalId,
+    });
+    assert.deepEqual(problems, []);
+    assert.deepEqual(declares, {
+      catalog: {
+        handler: "handlers/services/catalog.handler",
+        description: "The catalog upstream, invoked by the gateway (declared by gateway.config.ts)",
+        role: "HttpSystemRole",
+        events: [],
+      },
+    });
+    assert.deepEqual(invoke, [{ "Fn::GetAtt": ["CatalogLambdaFunction", "Arn"] }]);
+  });
+
+  it("refuses a function both declared by an upstream's code and in serverless.yml", () => {
+    const { problems } = gatewayWiring({
+      gateway,
+      chatActions: CHAT_ACTIONS,
+      functions: { ...functions(), catalog: { events: [] } },
+      logicalId,
+    });
+    assert.deepEqual(problems, [
+      'upstreams.catalog.code: function "catalog" is also declared in serverless.yml; remove code from the upstream, or the function from serverless.yml',
+    ]);
   });
 
   it("names the field when the config names a function serverless.yml does not define", () => {
