@@ -49,7 +49,7 @@ type Template = {
   Resources: Record<string, { Type: string; Properties: Record<string, unknown>; DependsOn?: unknown }>;
 };
 
-describe("one edit of gateway.config.ts adds a route, an HTTP upstream, a Lambda upstream and a plan", () => {
+describe("one edit of gateway.config.ts adds routes, an HTTP upstream, Lambda upstreams and a plan", () => {
   let copy: string;
   let config: string;
   let stack: LocalStack | undefined;
@@ -62,9 +62,11 @@ describe("one edit of gateway.config.ts adds a route, an HTTP upstream, a Lambda
       config,
       "  upstreams: {\n",
       `  upstreams: {
-    // Added: a new HTTP service (the demo's products locally) and a Lambda function as a service.
-    inventory: { targets: [{ url: serviceUrl(stage, "inventory") }], timeoutMs: 2_000, retries: 1 },
+    // Added: a new HTTP service (the demo's products locally), a Lambda upstream on a function
+    // serverless.yml has, and one on a new function whose code the upstream gives.
+    warehouse: { targets: [{ url: serviceUrl(stage, "warehouse") }], timeoutMs: 2_000, retries: 1 },
     status: { kind: "lambda", function: "health", timeoutMs: 2_000, retries: 0 },
+    shelf: { kind: "lambda", function: "shelf", code: "handlers/services/catalog.handler", timeoutMs: 2_000, retries: 0 },
 `,
     );
     edit(
@@ -79,13 +81,14 @@ describe("one edit of gateway.config.ts adds a route, an HTTP upstream, a Lambda
       config,
       "  routes: {\n",
       `  routes: {
-    // Added: a proxied route on the new upstream, and one on the Lambda upstream.
-    "GET /v1/inventory/{sku}": {
+    // Added: a proxied route on the new upstream, and one on each Lambda upstream.
+    "GET /v1/warehouse/{sku}": {
       auth: { apiKey: {} },
       limit: {},
-      proxy: { upstream: "inventory", path: "/products/{sku}" },
+      proxy: { upstream: "warehouse", path: "/products/{sku}" },
     },
     "GET /v1/status": { auth: { apiKey: {} }, proxy: { upstream: "status", path: "/health" } },
+    "GET /v1/shelf/{id}": { auth: { apiKey: {} }, proxy: { upstream: "shelf", path: "/products/{id}" } },
 `,
     );
   });
@@ -102,7 +105,7 @@ describe("one edit of gateway.config.ts adds a route, an HTTP upstream, a Lambda
     assert.deepEqual(changed, ["gateway.config.ts"]);
   });
 
-  it("serverless package emits their API Gateway routes and the gateway's invoke grant", async () => {
+  it("serverless package emits their API Gateway routes, the new function and the gateway's invoke grant", async () => {
     // Act
     const out = join(copy, ".serverless-test");
     const packaged = await serverless(["package", "--stage", "prod", "--package", out], {}, copy);
@@ -115,8 +118,13 @@ describe("one edit of gateway.config.ts adds a route, an HTTP upstream, a Lambda
       .filter((resource) => resource.Type === "AWS::ApiGatewayV2::Route")
       .map((resource) => resource.Properties);
     const route = (key: string) => routes.find((properties) => properties.RouteKey === key);
-    assert.equal(route("GET /v1/inventory/{sku}")?.AuthorizationType, "CUSTOM");
+    assert.equal(route("GET /v1/warehouse/{sku}")?.AuthorizationType, "CUSTOM");
     assert.equal(route("GET /v1/status")?.AuthorizationType, "CUSTOM");
+    assert.equal(route("GET /v1/shelf/{id}")?.AuthorizationType, "CUSTOM");
+    const shelf = template.Resources.ShelfLambdaFunction;
+    assert.equal(shelf?.Type, "AWS::Lambda::Function");
+    assert.equal(shelf?.Properties.FunctionName, "gatehouse-prod-shelf");
+    assert.deepEqual(shelf?.Properties.Role, { "Fn::GetAtt": ["HttpSystemRole", "Arn"] });
     const policies = template.Resources.GatewayRole?.Properties.Policies as {
       PolicyName: string;
       PolicyDocument: { Statement: { Action: string[]; Resource: unknown[] }[] };
@@ -128,6 +136,7 @@ describe("one edit of gateway.config.ts adds a route, an HTTP upstream, a Lambda
         Action: ["lambda:InvokeFunction"],
         Resource: [
           { "Fn::GetAtt": ["HealthLambdaFunction", "Arn"] },
+          { "Fn::GetAtt": ["ShelfLambdaFunction", "Arn"] },
           { "Fn::GetAtt": ["CatalogLambdaFunction", "Arn"] },
         ],
       },
@@ -147,8 +156,9 @@ describe("one edit of gateway.config.ts adds a route, an HTTP upstream, a Lambda
     const { key } = (await created.json()) as { key: string };
 
     // Act
-    const product = await fetch(`${stack.httpUrl}/v1/inventory/p-2`, { headers: { "x-api-key": key } });
+    const product = await fetch(`${stack.httpUrl}/v1/warehouse/p-2`, { headers: { "x-api-key": key } });
     const status = await fetch(`${stack.httpUrl}/v1/status`, { headers: { "x-api-key": key } });
+    const shelved = await fetch(`${stack.httpUrl}/v1/shelf/p-3`, { headers: { "x-api-key": key } });
     const usage = await fetch(`${stack.httpUrl}/usage`, { headers: { "x-api-key": key } });
 
     // Assess
@@ -156,6 +166,9 @@ describe("one edit of gateway.config.ts adds a route, an HTTP upstream, a Lambda
     assert.deepEqual(await product.json(), { id: "p-2", name: "Difference Engine", price: 1822 });
     assert.equal(status.status, 200, await status.clone().text());
     assert.equal(((await status.json()) as { status: string }).status, "ok");
+    assert.equal(shelved.status, 200, await shelved.clone().text());
+    const shelf = (await shelved.json()) as { id: string; name: string; servedBy: string };
+    assert.deepEqual([shelf.id, shelf.name, shelf.servedBy], ["p-3", "Bombe", "lambda"]);
     assert.equal(usage.status, 200, await usage.clone().text());
     // The new route is limited and counted against the new plan's quota (the status route is not limited).
     const body = (await usage.json()) as { plan: string; quota: { limit: number; used: number } | null };
