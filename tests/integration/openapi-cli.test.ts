@@ -11,7 +11,7 @@ import pkg from "../../package.json" with { type: "json" };
 const ROOT = join(import.meta.dirname, "..", "..");
 const run = promisify(execFile);
 const openapi = (args: string[]) =>
-  run(process.execPath, ["--import", "tsx", "scripts/openapi.ts", ...args], {
+  run(process.execPath, ["--import", "tsx", "scripts/api-document.ts", "openapi", ...args], {
     cwd: ROOT,
     env: { ...process.env, GATEHOUSE_HTTP_PORT: "3999" },
   });
