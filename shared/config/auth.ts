@@ -22,6 +22,13 @@ export const IpRulesSchema = strict("ipRules", {
 const issuerId = v.pipe(
   v.string(),
   v.regex(/^[a-z][a-z0-9-]{0,31}$/, "an issuer id is lower-case letters, digits and -, such as cognito"),
+  // A token's principal is `<id>:<sub>`; API-key callers are `key:<owner>` and anonymous ones
+  // `anonymous:<ip>`, so an issuer of either id would let a token's subject share their quotas,
+  // connection slots and chat inbox.
+  v.check(
+    (id) => id !== "key" && id !== "anonymous",
+    'an issuer id may not be "key" or "anonymous": principals of API keys and anonymous callers begin with those; pick another id',
+  ),
 );
 const claimNames = v.optional(
   strict("claims", {

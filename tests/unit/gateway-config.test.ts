@@ -499,6 +499,18 @@ describe("gateway config validation", () => {
       'auth.issuers.1.id: "idp" is used twice; give each issuer its own id',
     ]);
   });
+
+  it("refuses issuer ids that would make a token's principal read as an API key's or an anonymous caller's", () => {
+    const config = base();
+    const issuer = { kind: "oidc" as const, issuer: "https://idp.example.com", audience: ["api"] };
+    config.auth.issuers = [
+      { ...issuer, id: "key" },
+      { ...issuer, id: "anonymous" },
+    ];
+    const refusal =
+      'an issuer id may not be "key" or "anonymous": principals of API keys and anonymous callers begin with those; pick another id';
+    assert.deepEqual(problemsOf(config), [`auth.issuers.0.id: ${refusal}`, `auth.issuers.1.id: ${refusal}`]);
+  });
 });
 
 describe("preflight routes", () => {
