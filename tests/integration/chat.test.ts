@@ -62,6 +62,8 @@ async function managementEndpoint({ delayMs = 5 } = {}) {
     broken,
     delivered,
     maxInFlight: () => maxInFlight,
+    /** Sends received and not answered yet. */
+    inFlight: () => inFlight,
     close: () => new Promise((resolve) => server.close(resolve)),
   };
 }
@@ -139,7 +141,6 @@ describe("chat stores and fan-out against dynalite", () => {
     const slow = await managementEndpoint({ delayMs: 60 });
     try {
       const ids = Array.from({ length: 20 }, (_, index) => `late-${index}=`);
-      const began = performance.now();
       const report = await fanOut({
         post: postToConnection(slow.url),
         connectionIds: ids,
@@ -149,12 +150,13 @@ describe("chat stores and fan-out against dynalite", () => {
         kind: "room",
         signal: AbortSignal.timeout(150),
       });
-      const elapsed = performance.now() - began;
+      // Sends take 60 ms and two are always under way: at the 150 ms budget some are mid-flight.
+      const unanswered = slow.inFlight();
       assert.ok(report.delivered >= 2 && report.delivered < 20, `${report.delivered} delivered`);
       assert.equal(report.delivered + report.skipped + report.failed, 20);
       assert.ok(report.skipped > 0);
       assert.equal(report.failed, 0, "a cut-off send is skipped, not failed");
-      assert.ok(elapsed < 400, `returned ${elapsed.toFixed(0)} ms after starting, near its 150 ms budget`);
+      assert.ok(unanswered > 0, "it returned without waiting for the sends in flight");
     } finally {
       await slow.close();
     }

@@ -19,6 +19,7 @@ describe("gateway handler: mapping, canary and aggregate routes", () => {
   let handler: (event: HttpEvent) => Promise<HttpResult>;
   /** Slow requests the upstream saw cancelled (the socket closed before it answered). */
   let slowCancelled = 0;
+  let slowAnswered = 0;
   /** Every path the upstream was asked for. */
   const seen: string[] = [];
 
@@ -52,7 +53,13 @@ describe("gateway handler: mapping, canary and aggregate routes", () => {
           return response.writeHead(200, { "content-type": "application/json" }).end("{not json");
         }
         if (kind === "slow") {
-          const timer = setTimeout(() => json(200, { slow: true }), Number(url.searchParams.get("ms")));
+          const timer = setTimeout(
+            () => {
+              slowAnswered += 1;
+              json(200, { slow: true });
+            },
+            Number(url.searchParams.get("ms")),
+          );
           response.on("close", () => {
             if (!response.writableEnded) {
               slowCancelled += 1;
@@ -368,14 +375,14 @@ describe("gateway handler: mapping, canary and aggregate routes", () => {
     const warn = mock.method(logger, "warn", (message: string) => {
       warned.push(message);
     });
-    const began = performance.now();
+    const answeredBefore = slowAnswered;
     const result = await request("GET", "GET /agg-fail", "/agg-fail");
     warn.mock.restore();
     assert.deepEqual(warned, [], "the cancelled call is not logged as a failure of its own");
     assert.equal(result.statusCode, 404);
     assert.equal(result.headers["content-type"], "application/problem+json");
     assert.match(String(bodyOf(result).detail), /missing/);
-    assert.ok(performance.now() - began < 3_000, "the 4 s call did not hold the answer");
+    assert.equal(slowAnswered, answeredBefore, "the answer came before the slow call's: it did not wait");
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal(slowCancelled, cancelledBefore + 1, "the upstream saw the slow call cancelled");
     const down = await request("GET", "GET /agg-fail-503", "/agg-fail-503");
@@ -384,10 +391,10 @@ describe("gateway handler: mapping, canary and aggregate routes", () => {
   });
 
   it("answers what came under `partial`, with each failure marked, and a per-call timeout of its own", async () => {
-    const began = performance.now();
+    const answeredBefore = slowAnswered;
     const result = await request("GET", "GET /agg-partial", "/agg-partial");
     assert.equal(result.statusCode, 200, String(result.body));
-    assert.ok(performance.now() - began < 2_500, "the late call was cut at its 200 ms budget");
+    assert.equal(slowAnswered, answeredBefore, "the answer came before the late call's: it was cut");
     assert.equal(result.headers["x-gatehouse-complete"], "false");
     const body = bodyOf(result);
     assert.equal(body.okPath, "/echo/ok");

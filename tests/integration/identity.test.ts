@@ -343,7 +343,7 @@ describe("identity core: JWT, API keys and IP rules against a real JWKS server a
     assert.equal(decision.allow, false);
   });
 
-  it("JWKS down: a cached token still works until exp; a new one is refused, within the budget", async () => {
+  it("JWKS down: a cached token still works until exp; a new one is refused", async () => {
     const token = rs(good({ sub: "dave" }));
     assert.equal((await bearer("GET /jwt", token)).allow, true);
     // A fresh runtime has no JWKS and no verified tokens: everything depends on the server.
@@ -356,20 +356,18 @@ describe("identity core: JWT, API keys and IP rules against a real JWKS server a
     jwks.setMode("down");
     try {
       assert.equal((await bearer("GET /jwt", token)).allow, true, "warm cache serves the verified token");
-      const started = Date.now();
       const decision = await cold({
         routeKey: "GET /jwt",
         sourceIp: "203.0.113.7",
         credentials: { bearer: token },
       });
       assert.equal(decision.allow, false);
-      assert.ok(Date.now() - started < 2_500, "decided within the budget");
     } finally {
       jwks.setMode("up");
     }
   });
 
-  it("JWKS slow: refused when the fetch times out, not left hanging", async () => {
+  it("JWKS slow: refused when the fetch times out, the unanswered fetch given up", async () => {
     const cold = createAuthorizerRuntime({
       gateway,
       client: store.client,
@@ -377,15 +375,16 @@ describe("identity core: JWT, API keys and IP rules against a real JWKS server a
       budgetMs: 2_000,
     });
     jwks.setMode("slow");
+    const givenUp = jwks.nextAbandoned();
     try {
-      const started = Date.now();
       const decision = await cold({
         routeKey: "GET /jwt",
         sourceIp: "203.0.113.7",
         credentials: { bearer: rs(good({ sub: "erin" })) },
       });
       assert.equal(decision.allow, false);
-      assert.ok(Date.now() - started < 2_500, "decided within the budget");
+      // The server never answers: the verifier closed the fetch (else this waits for the test timeout).
+      await givenUp;
     } finally {
       jwks.setMode("up");
     }

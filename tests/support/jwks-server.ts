@@ -19,6 +19,8 @@ export interface TestIssuer {
   ec: { kid: string; privateKey: KeyObject; publicKey: KeyObject };
   /** JWKS requests served so far. */
   requests(): number;
+  /** Settles when the client gives up on (closes) a request left unanswered in `slow` mode. */
+  nextAbandoned(): Promise<void>;
   setMode(mode: JwksMode): void;
   stop(): Promise<void>;
 }
@@ -40,11 +42,18 @@ export async function startJwksServer(): Promise<TestIssuer> {
 
   let mode: JwksMode = "up";
   let requests = 0;
+  const abandonWaiters: (() => void)[] = [];
   const sockets = new Set<Socket>();
   const server: Server = createServer({ key: tls.private, cert: tls.cert }, (request, response) => {
     requests++;
     if (mode === "down") return request.socket.destroy();
-    if (mode === "slow") return; // never answers: the verifier's timeout must end it
+    if (mode === "slow") {
+      // Never answers: the verifier's timeout must end it, by closing the request.
+      request.socket.once("close", () => {
+        for (const settle of abandonWaiters.splice(0)) settle();
+      });
+      return;
+    }
     if (request.url !== "/.well-known/jwks.json") {
       response.writeHead(404).end();
       return;
@@ -65,6 +74,7 @@ export async function startJwksServer(): Promise<TestIssuer> {
     rsa,
     ec,
     requests: () => requests,
+    nextAbandoned: () => new Promise<void>((resolve) => abandonWaiters.push(resolve)),
     setMode: (next) => {
       mode = next;
     },
