@@ -226,7 +226,7 @@ function requestBody(body: NonNullable<Route["body"]>): Json {
 
 /** The statuses the gateway itself answers on this route (not the upstream's). */
 function problemsOf(route: Route): string[] {
-  const upstream = route.proxy !== undefined || route.aggregate !== undefined;
+  const upstream = route.kind === "proxy" || route.kind === "aggregate";
   const names: string[] = [];
   if (upstream) names.push("BadRequest");
   if (route.auth !== "public") names.push("Unauthorized", "Forbidden");
@@ -350,11 +350,6 @@ function operation(
   };
 }
 
-/** Whether a route is only a CORS preflight (the gateway's CORS step answers it): not an operation. */
-export function isPreflightOnly(key: string, route: Route): boolean {
-  return key.startsWith("OPTIONS ") && !route.proxy && !route.aggregate && !route.handler;
-}
-
 /** The methods an OpenAPI document lists for a route key (`ANY` expanded). */
 export function operationMethods(key: string, routes: Config["routes"]): string[] {
   const [method, path] = key.split(" ") as [string, string];
@@ -368,7 +363,7 @@ export function openApiDocument(config: Config, options: OpenApiOptions): Json {
   const byPath = ([a]: [string, Route], [b]: [string, Route]) =>
     (a.split(" ")[1] as string).localeCompare(b.split(" ")[1] as string) || a.localeCompare(b);
   for (const [key, route] of Object.entries(config.routes).sort(byPath)) {
-    if (isPreflightOnly(key, route)) continue;
+    if (route.kind === "preflight") continue; // the gateway's CORS step answers it: not an operation
     const { path, params } = pathTemplate(key.split(" ")[1] as string);
     const item = paths[path] ?? {};
     paths[path] = item;
