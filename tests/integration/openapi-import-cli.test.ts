@@ -18,17 +18,9 @@ describe("npm run openapi:import on the sample spec", () => {
   let output: { stdout: string; stderr: string };
   const committedConfig = readFileSync(join(ROOT, "gateway.config.ts"), "utf8");
 
-  before(async () => {
-    // Prepare: the config as it was before the import (its import line, comment and spread removed).
-    dir = mkdtempSync(join(ROOT, "tests", ".openapi-import-"));
-    const unwired = committedConfig
-      .split("\n")
-      .filter((line) => !/inventoryRoutes|Imported from inventory's OpenAPI document/.test(line))
-      .join("\n");
-    assert.equal(committedConfig.split("\n").length - unwired.split("\n").length, 3, "three lines unwired");
-    writeFileSync(join(dir, "gateway.config.ts"), unwired);
-    // Act: the command the README and docs/openapi.md show, against the copy.
-    output = await run(
+  /** The command the README and docs/openapi.md show, against the copy of the config. */
+  const importInventory = () =>
+    run(
       process.execPath,
       [
         "--import",
@@ -42,6 +34,18 @@ describe("npm run openapi:import on the sample spec", () => {
       ],
       { cwd: ROOT },
     );
+
+  before(async () => {
+    // Prepare: the config as it was before the import (its import line, comment and spread removed).
+    dir = mkdtempSync(join(ROOT, "tests", ".openapi-import-"));
+    const unwired = committedConfig
+      .split("\n")
+      .filter((line) => !/inventoryRoutes|Imported from inventory's OpenAPI document/.test(line))
+      .join("\n");
+    assert.equal(committedConfig.split("\n").length - unwired.split("\n").length, 3, "three lines unwired");
+    writeFileSync(join(dir, "gateway.config.ts"), unwired);
+    // Act
+    output = await importInventory();
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -67,20 +71,7 @@ describe("npm run openapi:import on the sample spec", () => {
   });
 
   it("run again, rewrites the module only and reports no conflict with its own routes", async () => {
-    const again = await run(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        "scripts/openapi-import.ts",
-        "examples/openapi/inventory.yaml",
-        "--upstream",
-        "inventory",
-        "--config",
-        join(dir, "gateway.config.ts"),
-      ],
-      { cwd: ROOT },
-    );
+    const again = await importInventory();
     assert.doesNotMatch(again.stdout, /Conflicts/);
     assert.doesNotMatch(again.stdout, /imports the module/);
     assert.equal(readFileSync(join(dir, "gateway.config.ts"), "utf8"), committedConfig);
