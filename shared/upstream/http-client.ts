@@ -400,7 +400,10 @@ async function exchange(
         try {
           outgoing = (url.protocol === "https:" ? https : http).request(url, {
             method,
-            headers,
+            // node:http frames a body itself only for methods it expects one with: a DELETE's (or a
+            // GET's) would go out unframed, and its bytes would be read as the start of the next
+            // request on the kept-alive connection. Every body says its length.
+            headers: body === undefined ? headers : { ...headers, "content-length": String(body.byteLength) },
             agent: agents[url.protocol as "http:" | "https:"],
             signal,
           });

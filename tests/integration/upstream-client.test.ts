@@ -124,6 +124,19 @@ describe("upstream HTTP client against real loopback servers", () => {
     await bothCut; // the client closed both (else this waits for the test timeout)
   });
 
+  it("frames a DELETE's body, so the next request on the kept-alive connection arrives intact", async () => {
+    const seen: string[] = [];
+    service.set((request, response, body) => {
+      seen.push(`${request.method} ${body.toString()}`);
+      response.writeHead(200, { "content-type": "text/plain" }).end("ok");
+    });
+    const request = createUpstreamClient(options(service.url, { retries: 0 }));
+    const deleted = await request({ method: "DELETE", path: "/", headers: {}, body: Buffer.from("L") });
+    const next = await request({ method: "GET", path: "/", headers: {} });
+    assert.deepEqual([deleted.status, next.status], [200, 200]);
+    assert.deepEqual(seen, ["DELETE L", "GET "]);
+  });
+
   it("retries idempotent methods only", async () => {
     let calls = 0;
     service.set((request, response, body) => {
