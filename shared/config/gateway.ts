@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { AuthSchema, checkAuth, IpRulesSchema } from "./auth.ts";
+import { CacheSchema, checkCache } from "./cache.ts";
 import { type ConfigProblem, described, strict } from "./fields.ts";
 import { httpEntries } from "./http.ts";
 import { checkLimits, LimitsSchema } from "./limits.ts";
@@ -11,7 +12,7 @@ import { WebSocketSchema } from "./websocket.ts";
  * The gateway config: one typed module (`gateway.config.ts`) that says who may call which route.
  * It is validated when the project builds (the tests and `npm run package` load it) and again at
  * cold start. An error names the field's path and how to fix it. Each concern (auth, http,
- * upstreams, routes, limits, websocket) owns its schema and its cross-field checks; this module
+ * upstreams, routes, limits, cache, websocket) owns its schema and its cross-field checks; this module
  * puts them together. docs/configuration.md is generated from the schema (`npm run config:docs`).
  */
 
@@ -38,6 +39,7 @@ export const GatewayConfigSchema = strict("the gateway config", {
   upstreams: UpstreamsSchema,
   routes: RoutesSchema,
   limits: LimitsSchema,
+  cache: CacheSchema,
   websocket: WebSocketSchema,
 });
 
@@ -72,6 +74,11 @@ export const CONFIG_CHECKS: ReadonlyArray<{
     concern: "limits",
     says: "a limited route has limits.plans, its plan exists, its subject exists on the route, and `limits.timeoutMs` plus its upstream attempts fit the gateway's 28 s; a public handler route is not limited; a plan's routes are limited routes, its burst per shard covers the largest route cost and lasts at least 100 ms",
     check: checkLimits,
+  },
+  {
+    concern: "cache",
+    says: 'only GET and HEAD routes cache (an ANY route is refused); a write route\'s cache says only `invalidates`, naming cached routes; `scope: "public"` behind an authorizer needs `sameForEveryCaller: true`; `tenant` and `principal` need an authorizer; a cache stores something (a TTL or a stale-if-error window)',
+    check: checkCache,
   },
   {
     concern: "upstreams",

@@ -3,6 +3,7 @@ import { largestBody } from "../http.ts";
 import { SECURITY_HEADER_NAMES } from "../middleware/security-headers.ts";
 import { jmespathProblem } from "../upstream/transform.ts";
 import { IpRulesSchema, RouteAuthSchema } from "./auth.ts";
+import { RouteCacheSchema } from "./cache.ts";
 import { type ConfigProblem, described, headerName, int, strict } from "./fields.ts";
 import type { GatewayConfig } from "./gateway.ts";
 import { CorsSchema } from "./http.ts";
@@ -278,6 +279,10 @@ const commonRouteEntries = {
   ),
   throttle: v.optional(ThrottleSchema),
 };
+const cacheEntry = described(
+  v.optional(RouteCacheSchema),
+  "Cache this route's answers (GET and HEAD routes), or, on a write route, purge the cached routes it changes. See docs/caching.md.",
+);
 const bodyEntry = described(
   v.optional(BodySchema, {}),
   "What the route accepts as a request body (checked by the gateway function before anything is sent upstream).",
@@ -286,6 +291,7 @@ const bodyEntry = described(
 const proxyRouteEntries = {
   ...commonRouteEntries,
   body: bodyEntry,
+  cache: cacheEntry,
   proxy: described(ProxySchema, "Send the request on to an upstream service."),
   aggregate: not("a route has proxy or aggregate, not both; remove one"),
   handler: not("a proxy route is answered by the gateway function; remove handler or proxy"),
@@ -293,6 +299,7 @@ const proxyRouteEntries = {
 const aggregateRouteEntries = {
   ...commonRouteEntries,
   body: bodyEntry,
+  cache: cacheEntry,
   aggregate: described(AggregateSchema, "Answer from several upstreams at once (GET routes only)."),
   proxy: not("a route has proxy or aggregate, not both; remove one"),
   handler: not("an aggregate route is answered by the gateway function; remove handler or aggregate"),
@@ -305,6 +312,9 @@ const handlerRouteEntries = {
   ),
   body: not(
     "a handler route's function reads its own request body; body rules apply to proxy and aggregate routes, so remove body",
+  ),
+  cache: not(
+    "a handler route's function makes its own answer; the cache applies to proxy and aggregate routes, so remove cache",
   ),
   proxy: not("a handler route is answered by its function; remove proxy or handler"),
   aggregate: not("a handler route is answered by its function; remove aggregate or handler"),
@@ -379,6 +389,7 @@ const PreflightRouteSchema = v.strictObject({
   limit: v.optional(v.never()),
   throttle: v.optional(v.never()),
   body: v.optional(v.never()),
+  cache: v.optional(v.never()),
   proxy: v.optional(v.never()),
   aggregate: v.optional(v.never()),
   handler: v.optional(v.never()),

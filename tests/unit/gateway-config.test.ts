@@ -586,7 +586,7 @@ describe("route kinds", () => {
     const problems = problemsOf(config);
     assert.deepEqual(problems, [
       "routes.POST /h.body: a handler route's function reads its own request body; body rules apply to proxy and aggregate routes, so remove body",
-      "routes.GET /p.timeoutMs: a proxy route takes auth, cors, deprecated, ipRules, limit, throttle, body, proxy, aggregate, handler; remove timeoutMs",
+      "routes.GET /p.timeoutMs: a proxy route takes auth, cors, deprecated, ipRules, limit, throttle, body, cache, proxy, aggregate, handler; remove timeoutMs",
     ]);
   });
 
@@ -668,7 +668,7 @@ describe("error messages", () => {
     config.auth.apiKeys = { cacheSecond: 5 } as never;
     assert.deepEqual(problemsOf(config), [
       'auth.apiKeys.cacheSecond: auth.apiKeys has no member "cacheSecond"; remove it or fix its name (auth.apiKeys takes cacheSeconds, cacheEntries, legacyKeys, unknownKeys)',
-      'upstream: the gateway config has no member "upstream"; remove it or fix its name (the gateway config takes auth, ipRules, trustedProxies, versionHeader, cors, compression, upstreams, routes, limits, websocket)',
+      'upstream: the gateway config has no member "upstream"; remove it or fix its name (the gateway config takes auth, ipRules, trustedProxies, versionHeader, cors, compression, upstreams, routes, limits, cache, websocket)',
     ]);
   });
 
