@@ -30,6 +30,13 @@ export interface CacheEntry {
  */
 export type Freshness = "fresh" | "stale-while-revalidate" | "stale-if-error" | "expired";
 
+/** An entry found in a tier, with how usable it is now (never `expired`: a tier misses those). */
+export interface CacheHit {
+  entry: CacheEntry;
+  freshness: Exclude<Freshness, "expired">;
+  ageSeconds: number;
+}
+
 /** How usable an entry is at `now`, and its age in whole seconds (the `Age` header). */
 export function freshnessOf(entry: CacheEntry, now: number): { freshness: Freshness; ageSeconds: number } {
   // A clock that went back (another container's entry, in the shared tier) is age 0, not negative.

@@ -1,5 +1,5 @@
 import { LRUCache } from "lru-cache";
-import { type CacheEntry, entryBytes, type Freshness, freshnessOf } from "./entry.ts";
+import { type CacheEntry, type CacheHit, entryBytes, freshnessOf } from "./entry.ts";
 
 /**
  * The container tier (docs/caching.md, "Tiers"): an LRU bounded by bytes, made once per container.
@@ -16,18 +16,12 @@ export interface MemoryTierOptions {
   now?: () => number;
 }
 
-export interface MemoryHit {
-  entry: CacheEntry;
-  freshness: Exclude<Freshness, "expired">;
-  ageSeconds: number;
-}
-
 /** Why an entry was not stored. */
 export type NotStored = "too-large" | "tier-off";
 
 export interface MemoryTier {
   /** The entry under `id` if it is of any use now (an expired one is dropped and missed). */
-  get(id: string): MemoryHit | undefined;
+  get(id: string): CacheHit | undefined;
   /** Stores `entry` under `id`, replacing any; says why when it does not. */
   set(id: string, entry: CacheEntry): { stored: true } | { stored: false; reason: NotStored };
   delete(id: string): boolean;

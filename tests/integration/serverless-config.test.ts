@@ -202,7 +202,7 @@ describe("serverless.yml (stage prod)", () => {
       DeletionPolicy: string;
       Properties: Record<string, unknown>;
     }>(service.resources.Resources).filter((resource) => resource.Type === "AWS::DynamoDB::Table");
-    assert.equal(tables.length, 5);
+    assert.equal(tables.length, 6);
     for (const table of tables) {
       assert.equal(table.DeletionPolicy, "Retain");
       assert.deepEqual(table.Properties.SSESpecification, { SSEEnabled: true });
