@@ -3,7 +3,11 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
 import type { CacheEntry } from "#shared/cache/entry.ts";
+import { compileCacheKey } from "#shared/cache/key.ts";
+import { createMemoryTier } from "#shared/cache/memory.ts";
+import { createResponseCache } from "#shared/cache/response-cache.ts";
 import { createTableTier, MAX_ITEM_BYTES } from "#shared/cache/table.ts";
+import { DEFAULT_CACHE_STATUSES } from "#shared/config/cache.ts";
 import { faultyClient, getItem, startTestStore, type TestStore } from "../support/dynamo.ts";
 
 const T0 = Date.UTC(2026, 10, 30, 9, 0, 0);
@@ -121,5 +125,51 @@ describe("cache table tier (dynalite)", () => {
     );
     assert.equal(await tier.purge(route), 1);
     assert.equal(await tier.get(keys[1] as string), undefined);
+  });
+
+  it("through the response cache: a shared hit costs one read and fills the container tier (then none)", async () => {
+    const { tier, sent } = countingTier();
+    const memory = () => createMemoryTier({ maxBytes: 1_000_000, maxEntryBytes: 100_000, now: () => T0 });
+    const keyOf = compileCacheKey({
+      routeKey: `GET /shared-${process.pid}`,
+      query: [],
+      headers: [],
+      scope: "public",
+    });
+    const key = keyOf({ method: "GET", headers: {}, identity: undefined });
+    assert.ok(key.cacheable);
+    const request = (
+      fetch: () =>
+        | Promise<never>
+        | Promise<{ status: number; headers: Record<string, string>; body: Buffer }>,
+    ) => ({
+      key,
+      policy: {
+        ttlSeconds: 60,
+        statuses: DEFAULT_CACHE_STATUSES,
+        respectUpstreamCacheControl: false,
+        staleWhileRevalidateSeconds: 0,
+        staleIfErrorSeconds: 0,
+        scope: "public" as const,
+        key: { query: [], headers: [] },
+      },
+      keyedHeaders: [],
+      method: "GET",
+      fetch,
+    });
+    // Container A misses and stores in both tiers.
+    const containerA = createResponseCache({ memory: memory(), table: tier, now: () => T0 });
+    const answer = { status: 200, headers: { "content-type": "text/plain" }, body: Buffer.from("shared") };
+    assert.equal((await containerA.serve(request(async () => answer))).status, "miss");
+    // Container B (its own memory) hits the table once, then its memory.
+    const containerB = createResponseCache({ memory: memory(), table: tier, now: () => T0 });
+    const unreachable = () => Promise.reject(new Error("the upstream must not be called"));
+    sent.length = 0;
+    const first = await containerB.serve(request(unreachable));
+    assert.deepEqual([first.status, first.answer.body.toString()], ["hit", "shared"]);
+    assert.deepEqual(sent, ["GetItemCommand"]);
+    sent.length = 0;
+    assert.equal((await containerB.serve(request(unreachable))).status, "hit");
+    assert.deepEqual(sent, [], "a container hit costs no DynamoDB read");
   });
 });

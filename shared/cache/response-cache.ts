@@ -1,0 +1,173 @@
+import type { CachePolicy } from "../config/cache.ts";
+import { type Coalescer, createCoalescer } from "./coalesce.ts";
+import type { CacheEntry, CacheHit } from "./entry.ts";
+import { type CacheStatus, entityTag, storeDecision } from "./http-semantics.ts";
+import type { CacheKey } from "./key.ts";
+import type { MemoryTier } from "./memory.ts";
+import type { TableTier } from "./table.ts";
+
+/**
+ * The response cache: the two tiers, coalescing and the HTTP rules put together for one request
+ * (docs/caching.md). The chain step (not written yet) calls `serve` with the request's key and a
+ * function that calls the upstream; it gets back the answer and how it was served. Made once per
+ * container; nothing per request is kept here beyond the calls in flight.
+ */
+
+/** An answer as the cache stores and serves it: body bytes in the coding its headers name. */
+export interface CacheableAnswer {
+  status: number;
+  headers: Readonly<Record<string, string>>;
+  body: Buffer;
+  cookies?: readonly string[] | undefined;
+}
+
+/** What happened, for metrics (`CacheHit`, `CacheMiss`, `CacheStale`, `CacheTooLarge`, …) and logs. */
+export type CacheEvent =
+  | { type: "hit"; tier: "memory" | "table" }
+  | { type: "miss" | "stale" }
+  | { type: "too-large"; tier: "memory" | "table" }
+  | { type: "table-error"; error: unknown };
+
+export interface ServeRequest {
+  key: Extract<CacheKey, { cacheable: true }>;
+  policy: CachePolicy;
+  /** The headers the key holds (the answer may `Vary` on these). */
+  keyedHeaders: readonly string[];
+  /** The method of the request (a HEAD is served from the GET entry, but its miss is not stored). */
+  method: string;
+  /** Calls the upstream. A throw is an upstream failure (timeout, unreachable, open circuit). */
+  fetch: () => Promise<CacheableAnswer>;
+  /** Skip the stored entry and ask again (a client's `max-age=0` with the `cache:invalidate` scope). */
+  revalidate?: boolean;
+}
+
+export interface Served {
+  answer: CacheableAnswer;
+  status: Exclude<CacheStatus, "bypass">;
+  /** Seconds since the served entry was stored (0 for a fresh answer). */
+  ageSeconds: number;
+  /** The entity tag of a served entry (for `If-None-Match`), when it came from the cache. */
+  etag?: string;
+  /** A stale-while-revalidate refresh still running: the chain awaits it before the invocation ends. */
+  refresh?: Promise<void>;
+}
+
+export interface ResponseCacheOptions {
+  memory: MemoryTier;
+  /** The shared tier; without it only the container tier is used. */
+  table?: TableTier | undefined;
+  now?: () => number;
+  onEvent?: (event: CacheEvent) => void;
+}
+
+/** Example: `createResponseCache({ memory: createMemoryTier(config.cache.memory), table })`. */
+export function createResponseCache({
+  memory,
+  table,
+  now = Date.now,
+  onEvent = () => {},
+}: ResponseCacheOptions) {
+  const coalescer: Coalescer = createCoalescer();
+
+  /** The entry in the container tier, else in the table (filling the container tier); table failures miss. */
+  async function lookup(id: string): Promise<(CacheHit & { tier: "memory" | "table" }) | undefined> {
+    const local = memory.get(id);
+    if (local) return { ...local, tier: "memory" };
+    if (!table) return undefined;
+    try {
+      const shared = await table.get(id);
+      if (!shared) return undefined;
+      memory.set(id, shared.entry);
+      return { ...shared, tier: "table" };
+    } catch (error) {
+      onEvent({ type: "table-error", error });
+      return undefined;
+    }
+  }
+
+  /** Calls the upstream (coalesced) and stores what may be stored, in both tiers. */
+  function fetchAndStore(request: ServeRequest): Promise<CacheableAnswer> {
+    const { key, policy } = request;
+    return coalescer
+      .run(key.id, async () => {
+        const answer = await request.fetch();
+        const decision = storeDecision({ ...answer, method: request.method }, policy, request.keyedHeaders);
+        if (!decision.store) return { value: answer, shareable: false };
+        const entry: CacheEntry = {
+          routeKey: key.routeKey,
+          params: key.params,
+          status: answer.status,
+          headers: answer.headers,
+          body: answer.body,
+          etag: entityTag(answer.headers, answer.body),
+          storedAt: now(),
+          ttlMs: decision.ttlMs,
+          staleWhileRevalidateMs: policy.staleWhileRevalidateSeconds * 1_000,
+          staleIfErrorMs: policy.staleIfErrorSeconds * 1_000,
+        };
+        const inMemory = memory.set(key.id, entry);
+        if (!inMemory.stored && inMemory.reason === "too-large")
+          onEvent({ type: "too-large", tier: "memory" });
+        if (table) {
+          try {
+            const shared = await table.set(key.id, entry);
+            if (!shared.stored) onEvent({ type: "too-large", tier: "table" });
+          } catch (error) {
+            onEvent({ type: "table-error", error });
+          }
+        }
+        return { value: answer, shareable: true };
+      })
+      .then(({ value }) => value);
+  }
+
+  const fromEntry = (hit: CacheHit, status: "hit" | "stale"): Served => ({
+    answer: { status: hit.entry.status, headers: hit.entry.headers, body: hit.entry.body },
+    status,
+    ageSeconds: hit.ageSeconds,
+    etag: hit.entry.etag,
+  });
+
+  return {
+    /**
+     * Answers one cacheable request: a fresh entry as `hit`; an entry inside its
+     * stale-while-revalidate window as `stale`, with one refresh started; otherwise the upstream's
+     * answer as `miss`, unless the upstream fails (throws, or answers 5XX) while an entry is inside
+     * its stale-if-error window, which is then served as `stale`.
+     */
+    async serve(request: ServeRequest): Promise<Served> {
+      // Read even when revalidating: the entry is still the fallback if the upstream fails.
+      const hit = await lookup(request.key.id);
+      if (hit && !request.revalidate) {
+        if (hit.freshness === "fresh") {
+          onEvent({ type: "hit", tier: hit.tier });
+          return fromEntry(hit, "hit");
+        }
+        if (hit.freshness === "stale-while-revalidate") {
+          onEvent({ type: "stale" });
+          // A refresh that fails leaves the stale entry in place; the caller already has its answer.
+          const refresh = fetchAndStore(request).then(
+            () => undefined,
+            () => undefined,
+          );
+          return { ...fromEntry(hit, "stale"), refresh };
+        }
+      }
+      try {
+        const answer = await fetchAndStore(request);
+        if (answer.status >= 500 && hit) {
+          onEvent({ type: "stale" });
+          return fromEntry(hit, "stale");
+        }
+        onEvent({ type: "miss" });
+        return { answer, status: "miss", ageSeconds: 0 };
+      } catch (error) {
+        if (!hit) throw error;
+        onEvent({ type: "stale" });
+        return fromEntry(hit, "stale");
+      }
+    },
+  };
+}
+
+export type ResponseCache = ReturnType<typeof createResponseCache>;
