@@ -1,5 +1,7 @@
 import type { ValidateFunction } from "ajv";
 import { compileIpRules } from "../auth/ip-rules.ts";
+import { type CacheKey, type CacheKeyRequest, compileCacheKey } from "../cache/key.ts";
+import { type CachePolicy, routeCachePolicy } from "../config/cache.ts";
 import { type GatewayConfig, type RouteConfig, routeWorstCaseMs } from "../config/gateway.ts";
 import type { CorsRules } from "../middleware/cors.ts";
 import type { BodyRules } from "../middleware/request-body.ts";
@@ -62,6 +64,14 @@ export interface AggregatePlan {
   onFailure: "fail" | "partial";
 }
 
+/** A cached route's policy and key derivation (docs/caching.md); the chain step uses both. */
+export interface RouteCache {
+  policy: CachePolicy;
+  /** The headers the key holds: the route's own `key.headers` and the ones its plan varies on. */
+  keyedHeaders: readonly string[];
+  keyOf: (request: CacheKeyRequest) => CacheKey;
+}
+
 /** A route the gateway function answers, as the chain needs it. */
 export interface CompiledRoute {
   /** The declared key, `METHOD /path` (the metrics' route dimension). */
@@ -76,6 +86,8 @@ export interface CompiledRoute {
   reserveMs: number;
   cors: { rules: CorsRules; methods: readonly string[] } | undefined;
   deprecated: Deprecation | undefined;
+  /** How the route is cached; undefined when it is not (no `cache`, or caching is off for the stage). */
+  cache: RouteCache | undefined;
   plan: ProxyPlan | AggregatePlan;
 }
 
@@ -198,6 +210,7 @@ export function compileGateway(gateway: GatewayConfig, { clients }: CompileDepen
       reserveMs: routeWorstCaseMs(gateway, route) + 1_000,
       cors: corsRules && { rules: corsRules, methods: method === "ANY" ? [...METHODS] : [method] },
       deprecated: route.deprecated,
+      cache: compileRouteCache(gateway, key, plan),
       plan,
     });
   }
@@ -223,5 +236,26 @@ export function compileGateway(gateway: GatewayConfig, { clients }: CompileDepen
     versionHeader: gateway.versionHeader,
     compression: gateway.compression,
     trustedProxy: (ip) => gateway.trustedProxies.length > 0 && trustedRanges(ip).allowed,
+  };
+}
+
+/** A route's cache: its policy, and its key over the route's keyed headers plus the ones its plan varies on. */
+function compileRouteCache(
+  gateway: GatewayConfig,
+  key: string,
+  plan: ProxyPlan | AggregatePlan,
+): RouteCache | undefined {
+  const policy = routeCachePolicy(gateway, key);
+  if (!policy) return undefined;
+  const keyedHeaders = [...new Set([...policy.key.headers, ...(plan.kind === "proxy" ? plan.varies : [])])];
+  return {
+    policy,
+    keyedHeaders,
+    keyOf: compileCacheKey({
+      routeKey: key,
+      query: policy.key.query,
+      headers: keyedHeaders,
+      scope: policy.scope,
+    }),
   };
 }

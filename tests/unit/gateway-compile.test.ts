@@ -96,6 +96,28 @@ describe("compileGateway: the config as a route table", () => {
     assert.equal(table.route("GET", "/health").value, "GET /health");
   });
 
+  it("compiles a cached route's policy and key, keying the headers its versions vary on", () => {
+    const config = input();
+    const things = config.routes["GET /things/{id}"];
+    assert.ok(things && "proxy" in things);
+    things.cache = { ttlSeconds: 30, key: { query: ["page"], headers: ["accept-language"] } };
+    const table = compile(config);
+    const cache = table.routes.get("GET /things/{id}")?.cache;
+    assert.equal(cache?.policy.ttlSeconds, 30);
+    assert.deepEqual(cache?.keyedHeaders, ["accept-language", "x-api-version"]);
+    const key = cache?.keyOf({
+      method: "GET",
+      pathParameters: { id: "1" },
+      rawQueryString: "page=2&utm=x",
+      headers: { "x-api-version": "2", "x-forwarded-host": "evil.example" },
+      identity: undefined,
+    });
+    assert.ok(key?.cacheable);
+    assert.equal(key.query, "page=2");
+    assert.deepEqual(key.headers, { "x-api-version": "2" });
+    assert.equal(table.routes.get("GET /both")?.cache, undefined, "a route without cache is not cached");
+  });
+
   it("names the route and the upstream when a client is missing", () => {
     assert.throws(
       () =>
