@@ -1,4 +1,5 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
+import type { CacheLookup } from "./gateway/proxy-call.ts";
 import type { ParsedBody } from "./middleware/request-body.ts";
 import type { UpstreamSample } from "./middleware/request-metrics.ts";
 import type { ResponseMap } from "./middleware/response-transform.ts";
@@ -16,6 +17,8 @@ export interface GatehouseContext extends Context {
   requestBody?: ParsedBody | undefined;
   /** The answering target's response mapping, set by the proxy call for the response transform. */
   responseMap?: ResponseMap | undefined;
+  /** On a cached route: the cache step's target, key and decision, for the handler (shared/gateway/cache-step.ts). */
+  cacheLookup?: CacheLookup | undefined;
   /** This request's upstream calls, noted by the handler for the metrics step to publish. */
   upstreamCalls?: UpstreamSample[] | undefined;
 }

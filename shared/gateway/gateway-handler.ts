@@ -1,4 +1,6 @@
 import type middy from "@middy/core";
+import { createMemoryTier } from "../cache/memory.ts";
+import { createResponseCache, type ResponseCache } from "../cache/response-cache.ts";
 import type { LambdaClientSource } from "../clients/lambda.ts";
 import type { GatewayConfig } from "../config/gateway.ts";
 import { MethodNotAllowedError } from "../errors.ts";
@@ -20,6 +22,7 @@ import type { Limits } from "../quota/plans.ts";
 import { METHODS } from "../routing/router.ts";
 import { createUpstreamClient, type UpstreamClient } from "../upstream/http-client.ts";
 import { createLambdaUpstreamClient } from "../upstream/lambda-client.ts";
+import { responseCacheStep } from "./cache-step.ts";
 import { type CompiledRoute, compileGateway, type GatewayTable } from "./compile.ts";
 import { type CallSettings, routeHandler } from "./proxy-call.ts";
 
@@ -35,6 +38,11 @@ export interface GatewayDependencies {
   now?: () => number;
   /** The scheme clients reach the gateway by: `https` on API Gateway (the default), `http` locally. */
   proto?: "http" | "https";
+  /**
+   * The response cache (both tiers, made once per container): used by the routes that say `cache`.
+   * Without it, such routes get a container-only cache from the stage's `cache.memory`.
+   */
+  cache?: ResponseCache;
   /** How `lambda` upstreams are invoked: required when the config has one. */
   lambda?: { functionPrefix: string; client: LambdaClientSource };
 }
@@ -62,6 +70,9 @@ export function createGatewayHandler(
     proto: dependencies.proto ?? "https",
   };
   const usage = gateway.limits && usageWiring(gateway.limits, gateway.routes, dependencies);
+  const caches = [...table.routes.values()].some((route) => route.cache);
+  const cache =
+    caches && (dependencies.cache ?? createResponseCache({ memory: createMemoryTier(gateway.cache.memory) }));
   const corsSteps = new Map(
     [...table.routes.values()].flatMap((route) =>
       route.cors ? [[route.key, routeCors(route.cors.rules, route.cors.methods)] as const] : [],
@@ -73,6 +84,10 @@ export function createGatewayHandler(
       routeChain(route, settings, {
         usage: route.limit ? usage : undefined,
         cors: corsSteps.get(route.key),
+        cache:
+          route.cache && cache
+            ? responseCacheStep(route, route.cache, cache, table.versionHeader)
+            : undefined,
       }),
     ]),
   );
@@ -138,9 +153,11 @@ function routeChain(
   {
     usage,
     cors,
+    cache,
   }: {
     usage: UsageWiring | undefined;
     cors: Step | undefined;
+    cache: Step | undefined;
   },
 ): HttpHandler {
   const key = route.key;
@@ -150,7 +167,13 @@ function routeChain(
   const usageSteps = usage && usageLimits({ ...usage, routeKeyOf, reserveMs: () => route.reserveMs });
   const body = { rules: route.body, ...(route.validate ? { validate: route.validate } : {}) };
   return httpHandler(routeHandler(route, settings), {
-    request: [metrics.start, ...(usageSteps ? [usageSteps.check] : []), requestBody(() => body)],
+    // The cache step after the usage check: a hit is still a counted, metered request.
+    request: [
+      metrics.start,
+      ...(usageSteps ? [usageSteps.check] : []),
+      ...(cache ? [cache] : []),
+      requestBody(() => body),
+    ],
     // Middy runs these in reverse: the mapping, compression of the final body, deprecation and CORS
     // headers, the size of the whole answer, then metering and metrics (so they see its 502).
     response: [

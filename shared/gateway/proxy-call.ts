@@ -1,4 +1,7 @@
 import { type Identity, optionalIdentity } from "../auth/identity.ts";
+import { cachedAnswerHeaders, notModified } from "../cache/http-semantics.ts";
+import type { CacheKey } from "../cache/key.ts";
+import type { CacheableAnswer, Served, ServeRequest } from "../cache/response-cache.ts";
 import { BadGatewayError, BadRequestError, HttpError } from "../errors.ts";
 import type { GatehouseContext, HttpEvent, HttpHandler, HttpResult } from "../http.ts";
 import { parsedBody } from "../middleware/request-body.ts";
@@ -14,6 +17,7 @@ import {
   canDecode,
   contentCodings,
   decodeBody,
+  GATEWAY_CODINGS,
   recodedHeaders,
   TEXT_MEDIA,
   upstreamAcceptEncoding,
@@ -35,10 +39,105 @@ export interface CallSettings extends Pick<GatewayTable, "versionHeader" | "comp
   proto: "http" | "https";
 }
 
-/** The handler of one route (the last link of its chain): its proxy call or its aggregate. */
+/**
+ * One request's upstream work, prepared: `fetch` calls the upstream(s) and returns the answer as the
+ * cache stores it (status, the headers the client may get, the body in the upstream's coding);
+ * `toClient` turns such an answer, fetched now or read from the cache, into this client's response
+ * (decoded or compressed for its `Accept-Encoding`). `toClient` never changes the answer it is given:
+ * a cached answer is shared.
+ */
+export interface PreparedCall {
+  fetch(): Promise<CacheableAnswer>;
+  toClient(answer: CacheableAnswer): HttpResult;
+}
+
+/** Which target answers a proxied request, and the variant a cache key holds for it. */
+export interface ChosenTarget {
+  target: CompiledTarget;
+  /** `default`, `version:<name>` or `canary`: a version and a canary side are answers of their own. */
+  variant: string;
+}
+
+/** What the cache step hands the handler of a cached route (on the context, see shared/http.ts). */
+export interface CacheLookup {
+  /** The target the step chose before keying (the key holds its variant); none on an aggregate. */
+  chosen?: ChosenTarget | undefined;
+  /** The request's key; undefined when the request is not cacheable (`X-Cache: bypass`). */
+  key?: Extract<CacheKey, { cacheable: true }> | undefined;
+  /** A client's `max-age=0` or `no-cache` from a caller with the `cache:invalidate` scope. */
+  revalidate: boolean;
+  /** The handler serves through this; it sets `served` and `refresh` for the step's response side. */
+  serve?: ((request: Omit<ServeRequest, "policy" | "keyedHeaders">) => Promise<Served>) | undefined;
+  served?: Served | undefined;
+}
+
+/**
+ * The handler of one route (the last link of its chain): its proxy call or its aggregate. On a cached
+ * route the cache step has put a `CacheLookup` on the context: with a key, the answer comes through
+ * the cache (shared/gateway/cache-step.ts says how it is served); without one, straight through.
+ */
 export function routeHandler(route: CompiledRoute, settings: CallSettings): HttpHandler {
   const plan = route.plan;
-  return plan.kind === "proxy" ? proxyHandler(route.key, plan, settings) : aggregateHandler(plan, settings);
+  const prepare =
+    plan.kind === "proxy" ? proxyCall(route.key, plan, settings) : aggregateCall(plan, settings);
+  return async (event, context) => {
+    const lookup = context.cacheLookup;
+    const call = prepare(event, context, lookup);
+    if (!lookup?.key || !lookup.serve) return call.toClient(await call.fetch());
+    return servedResponse(event, lookup, call);
+  };
+}
+
+/** Prepares one request's call; `lookup` is the cache step's decision on a cached route. */
+type Prepare = (event: HttpEvent, context: GatehouseContext, lookup: CacheLookup | undefined) => PreparedCall;
+
+/**
+ * A cached route's answer: served by the cache (fresh, stale or fetched now), then for this client:
+ * a 304 when `If-None-Match` matches the served entry's tag, no body on a HEAD, and `X-Cache` with
+ * `Age` on anything read from the cache.
+ */
+async function servedResponse(
+  event: HttpEvent,
+  lookup: CacheLookup,
+  call: PreparedCall,
+): Promise<HttpResult> {
+  const method = event.requestContext.http.method.toUpperCase();
+  const serve = lookup.serve as NonNullable<CacheLookup["serve"]>;
+  const served = await serve({
+    key: lookup.key as NonNullable<CacheLookup["key"]>,
+    method,
+    fetch: () => call.fetch(),
+    ...(lookup.revalidate ? { revalidate: true } : {}),
+  });
+  lookup.served = served;
+  const fromCache = served.status === "hit" || served.status === "stale";
+  if (fromCache && served.etag && notModified(event.headers["if-none-match"], served.etag)) {
+    return { statusCode: 304, headers: notModifiedHeaders(served), body: "" };
+  }
+  const result = call.toClient(served.answer);
+  const headers = result.headers as Record<string, string>;
+  if (fromCache) {
+    // The tag a later If-None-Match is compared with (made from the body when the upstream sent none).
+    if (headers.etag === undefined && served.etag) headers.etag = served.etag;
+    Object.assign(headers, cachedAnswerHeaders({}, served.ageSeconds, served.status as "hit"));
+  } else headers["x-cache"] = "miss";
+  if (method === "HEAD") {
+    result.body = "";
+    result.isBase64Encoded = false;
+  }
+  return result;
+}
+
+/** RFC 9110 §15.4.5: a 304 carries the headers a 200 would have that describe the entry. */
+function notModifiedHeaders(served: Served): Record<string, string> {
+  const stored = served.answer.headers;
+  const headers: Record<string, string> = {};
+  for (const name of ["cache-control", "content-location", "date", "expires", "vary"]) {
+    const value = stored[name];
+    if (value !== undefined) headers[name] = value;
+  }
+  headers.etag = served.etag as string;
+  return cachedAnswerHeaders(headers, served.ageSeconds, served.status as "hit");
 }
 
 function forwardingOf(
@@ -57,28 +156,49 @@ function forwardingOf(
 }
 
 /** An aggregate route: the calls in parallel, merged. */
-function aggregateHandler(plan: AggregatePlan, settings: CallSettings): HttpHandler {
-  return async (event, context) => {
-    // The gateway reads every call's JSON itself; its merged answer is compressed on the way out.
-    const headers = {
-      ...upstreamRequestHeaders(forwardingOf(event, context, settings)),
-      "accept-encoding": "identity",
-    };
-    return runAggregate(plan, event.pathParameters ?? {}, headers, (call, request) =>
-      timedUpstreamCall(context, call, request),
-    );
-  };
+function aggregateCall(plan: AggregatePlan, settings: CallSettings): Prepare {
+  return (event, context) => ({
+    async fetch() {
+      // The gateway reads every call's JSON itself; its merged answer is compressed on the way out.
+      const headers = {
+        ...upstreamRequestHeaders(forwardingOf(event, context, settings)),
+        "accept-encoding": "identity",
+      };
+      const result = await runAggregate(plan, event.pathParameters ?? {}, headers, (call, request) =>
+        timedUpstreamCall(context, call, request),
+      );
+      return {
+        status: result.statusCode ?? 200,
+        headers: result.headers as Record<string, string>,
+        body: Buffer.from(result.body ?? "", result.isBase64Encoded ? "base64" : "utf8"),
+      };
+    },
+    toClient(answer) {
+      const textual = TEXT_MEDIA.test(answer.headers["content-type"] ?? "");
+      return {
+        statusCode: answer.status,
+        headers: { ...answer.headers },
+        body: textual ? answer.body.toString("utf8") : answer.body.toString("base64"),
+        isBase64Encoded: !textual,
+      };
+    },
+  });
 }
 
-/** A proxied route: the request to the chosen target, its answer back as the client should get it. */
-function proxyHandler(key: string, proxy: ProxyPlan, settings: CallSettings): HttpHandler {
-  const { versionHeader, compression } = settings;
-  /** Which target answers: the version the header asks for, else the caller's canary side, else the default. */
-  const chooseTarget = (event: HttpEvent, identity: Identity | undefined): CompiledTarget => {
+/**
+ * Which target answers a proxied request: the version the header asks for, else the caller's canary
+ * side, else the default. An unknown version or a bad canary header is a 400.
+ */
+export function targetChooser(
+  key: string,
+  proxy: ProxyPlan,
+  versionHeader: string,
+): (event: HttpEvent, identity: Identity | undefined) => ChosenTarget {
+  return (event, identity) => {
     const requested = event.headers[versionHeader];
     if (requested !== undefined) {
       const version = proxy.versions.get(requested);
-      if (version) return version;
+      if (version) return { target: version, variant: `version:${requested}` };
       const known = [...proxy.versions.keys()];
       throw new BadRequestError(
         known.length > 0
@@ -87,72 +207,99 @@ function proxyHandler(key: string, proxy: ProxyPlan, settings: CallSettings): Ht
       );
     }
     const canary = proxy.canary;
-    if (!canary) return proxy.target;
+    if (!canary) return { target: proxy.target, variant: "default" };
     const forced = canary.header === undefined ? undefined : event.headers[canary.header];
     if (forced !== undefined) {
       if (forced !== "always" && forced !== "never")
         throw new BadRequestError(`${canary.header} is "always" or "never"`);
-      return forced === "always" ? canary.target : proxy.target;
+      return forced === "always"
+        ? { target: canary.target, variant: "canary" }
+        : { target: proxy.target, variant: "default" };
     }
     const caller = identity?.principal ?? event.requestContext.http.sourceIp ?? "";
-    return onCanary(key, caller, canary.weight) ? canary.target : proxy.target;
+    return onCanary(key, caller, canary.weight)
+      ? { target: canary.target, variant: "canary" }
+      : { target: proxy.target, variant: "default" };
   };
+}
 
-  return async (event, context): Promise<HttpResult> => {
+/** A proxied route: the request to the chosen target, its answer back as the client should get it. */
+function proxyCall(key: string, proxy: ProxyPlan, settings: CallSettings): Prepare {
+  const { compression } = settings;
+  const chooseTarget = targetChooser(key, proxy, settings.versionHeader);
+
+  return (event, context, lookup) => {
     const method = event.requestContext.http.method.toUpperCase();
     const forwarding = forwardingOf(event, context, settings);
-    const params = event.pathParameters ?? {};
-    const chosen = chooseTarget(event, forwarding.identity);
-    const path = chosen.rewrite(params);
-    const body = parsedBody(context);
-    let upstreamBody = body?.raw; // the raw bytes the body checks passed, not a re-serialisation
-    const headers = upstreamRequestHeaders({
-      ...forwarding,
-      headers: mapHeaders(forwarding.headers, chosen.requestHeaders),
-      forwardAuthorization: chosen.forwardAuthorization,
-    });
-    if (chosen.requestBody && body && body.json !== undefined) {
-      upstreamBody = mapRequestBody(chosen.requestBody, body.json);
-      headers["content-type"] = "application/json";
-    }
+    const chosen = (lookup?.chosen ?? chooseTarget(event, forwarding.identity)).target;
     const accepted = acceptedCodings(event.headers["accept-encoding"]);
-    headers["accept-encoding"] = upstreamAcceptEncoding(accepted);
     useResponseMap(context, chosen.response);
-    const response = await timedUpstreamCall(context, chosen, {
-      method,
-      path,
-      query: mapQuery(event.rawQueryString, chosen.requestQuery),
-      headers,
-      params: params as Record<string, string>,
-      ...(upstreamBody ? { body: upstreamBody } : {}),
-    });
-    const responseHeaders = clientResponseHeaders(response.headers, chosen.passHeaders);
-    // The answer depends on these request headers: caches must key on them.
-    for (const name of proxy.varies) addVary(responseHeaders, name);
-    const mapsBody = mapsResponseBody(chosen.response, response.status, responseHeaders["content-type"]);
-    let { body: bytes, coded } = clientBody(chosen, response, responseHeaders, accepted, mapsBody);
-    // Compressed here, from the bytes, unless a mapping will change the body (the compression step
-    // does it then): turning a large body into a string only to turn it back costs more than zlib.
-    const compressed =
-      !coded && !mapsBody && compression
-        ? compressForClient(
-            bytes,
-            { status: response.status, method, headers: responseHeaders, accepted },
-            compression,
-          )
-        : undefined;
-    if (compressed) [bytes, coded] = [compressed, true];
-    const textual = !coded && TEXT_MEDIA.test(responseHeaders["content-type"] ?? "");
     return {
-      statusCode: response.status,
-      headers: responseHeaders,
-      // Payload 2.0: API Gateway sends each entry as a Set-Cookie header of its own.
-      ...(response.cookies.length > 0 ? { cookies: [...response.cookies] } : {}),
-      body: textual ? bytes.toString("utf8") : bytes.toString("base64"),
-      isBase64Encoded: !textual,
+      async fetch() {
+        const params = event.pathParameters ?? {};
+        const path = chosen.rewrite(params);
+        const body = parsedBody(context);
+        let upstreamBody = body?.raw; // the raw bytes the body checks passed, not a re-serialisation
+        const headers = upstreamRequestHeaders({
+          ...forwarding,
+          headers: mapHeaders(forwarding.headers, chosen.requestHeaders),
+          forwardAuthorization: chosen.forwardAuthorization,
+        });
+        if (chosen.requestBody && body && body.json !== undefined) {
+          upstreamBody = mapRequestBody(chosen.requestBody, body.json);
+          headers["content-type"] = "application/json";
+        }
+        // A cached answer is served to clients of any coding: ask for what the gateway can decode.
+        headers["accept-encoding"] = upstreamAcceptEncoding(lookup?.key ? CACHE_CODINGS : accepted);
+        const response = await timedUpstreamCall(context, chosen, {
+          method,
+          path,
+          query: mapQuery(event.rawQueryString, chosen.requestQuery),
+          headers,
+          params: params as Record<string, string>,
+          ...(upstreamBody ? { body: upstreamBody } : {}),
+        });
+        const responseHeaders = clientResponseHeaders(response.headers, chosen.passHeaders);
+        // The answer depends on these request headers: caches must key on them.
+        for (const name of proxy.varies) addVary(responseHeaders, name);
+        return {
+          status: response.status,
+          headers: responseHeaders,
+          body: response.body,
+          ...(response.cookies.length > 0 ? { cookies: response.cookies } : {}),
+        };
+      },
+      toClient(answer) {
+        const responseHeaders = { ...answer.headers };
+        const mapsBody = mapsResponseBody(chosen.response, answer.status, responseHeaders["content-type"]);
+        let { body: bytes, coded } = clientBody(chosen, answer, responseHeaders, accepted, mapsBody);
+        // Compressed here, from the bytes, unless a mapping will change the body (the compression step
+        // does it then): turning a large body into a string only to turn it back costs more than zlib.
+        const compressed =
+          !coded && !mapsBody && compression
+            ? compressForClient(
+                bytes,
+                { status: answer.status, method, headers: responseHeaders, accepted },
+                compression,
+              )
+            : undefined;
+        if (compressed) [bytes, coded] = [compressed, true];
+        const textual = !coded && TEXT_MEDIA.test(responseHeaders["content-type"] ?? "");
+        return {
+          statusCode: answer.status,
+          headers: responseHeaders,
+          // Payload 2.0: API Gateway sends each entry as a Set-Cookie header of its own.
+          ...(answer.cookies && answer.cookies.length > 0 ? { cookies: [...answer.cookies] } : {}),
+          body: textual ? bytes.toString("utf8") : bytes.toString("base64"),
+          isBase64Encoded: !textual,
+        };
+      },
     };
   };
 }
+
+/** Every coding the gateway decodes: what a cached route's miss asks the upstream for. */
+const CACHE_CODINGS = acceptedCodings(GATEWAY_CODINGS.join(", "));
 
 /**
  * The body the client gets, and whether it is still content-coded. An upstream's coding passes
@@ -162,7 +309,7 @@ function proxyHandler(key: string, proxy: ProxyPlan, settings: CallSettings): Ht
  */
 function clientBody(
   target: { upstream: string; maxResponseBytes: number },
-  response: UpstreamResponse,
+  response: { body: Buffer },
   headers: Record<string, string>,
   accepted: AcceptedCodings,
   mapsBody: boolean,

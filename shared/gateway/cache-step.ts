@@ -1,0 +1,82 @@
+import type middy from "@middy/core";
+import { optionalIdentity } from "../auth/identity.ts";
+import { parseCacheControl } from "../cache/http-semantics.ts";
+import type { ResponseCache } from "../cache/response-cache.ts";
+import type { GatehouseContext, HttpEvent, HttpResult } from "../http.ts";
+import type { CompiledRoute, RouteCache } from "./compile.ts";
+import { type CacheLookup, type ChosenTarget, targetChooser } from "./proxy-call.ts";
+
+/** The scope that lets a caller's `Cache-Control: max-age=0` or `no-cache` refresh an entry. */
+export const CACHE_INVALIDATE_SCOPE = "cache:invalidate";
+
+type Step = middy.MiddlewareObj<HttpEvent, HttpResult, Error, GatehouseContext>;
+
+/** What the step's two sides share, on the Middy request. */
+const stateOf = (request: { internal: object }) => request.internal as { cache?: CacheLookup };
+
+/**
+ * The cache step of a cached route (docs/caching.md), a request step after the usage check, so a hit
+ * is still a counted and metered request. Before the handler it chooses the target (a version or a
+ * canary side is part of the key), derives the key, and decides whether a client's refresh request is
+ * honoured; the handler then serves through the cache (shared/gateway/proxy-call.ts). Middy's early
+ * return would skip every response step (metering, CORS, security headers, the error mapper), so a
+ * hit is answered by the handler, not from here. After the handler: `X-Cache: bypass` on an answer
+ * that did not go through the cache, and a stale-while-revalidate refresh awaited, since Lambda
+ * freezes the container once the invocation returns.
+ *
+ * Example: `responseCacheStep(route, route.cache, cache, "x-api-version")`.
+ */
+export function responseCacheStep(
+  route: CompiledRoute,
+  routeCache: RouteCache,
+  cache: ResponseCache,
+  versionHeader: string,
+): Step {
+  const plan = route.plan;
+  const choose = plan.kind === "proxy" ? targetChooser(route.key, plan, versionHeader) : undefined;
+  const serve: NonNullable<CacheLookup["serve"]> = (request) =>
+    cache.serve({ ...request, policy: routeCache.policy, keyedHeaders: routeCache.keyedHeaders });
+
+  const responseCacheBefore: middy.MiddlewareFn<HttpEvent, HttpResult, Error, GatehouseContext> = (
+    request,
+  ) => {
+    const event = request.event;
+    const identity = optionalIdentity(event);
+    const chosen: ChosenTarget | undefined = choose?.(event, identity);
+    const key = routeCache.keyOf({
+      method: event.requestContext.http.method,
+      pathParameters: event.pathParameters,
+      rawQueryString: event.rawQueryString,
+      headers: event.headers,
+      identity,
+      variant: chosen?.variant,
+    });
+    const directives = parseCacheControl(event.headers["cache-control"]);
+    const asksRefresh = directives.has("no-cache") || directives.get("max-age") === "0";
+    const lookup: CacheLookup = {
+      chosen,
+      key: key.cacheable ? key : undefined,
+      // Anyone else's refresh request is ignored: it would let any caller empty the cache at will.
+      revalidate: asksRefresh && (identity?.scopes.includes(CACHE_INVALIDATE_SCOPE) ?? false),
+      serve,
+    };
+    stateOf(request).cache = lookup;
+    request.context.cacheLookup = lookup;
+  };
+
+  const responseCacheAfter: middy.MiddlewareFn<HttpEvent, HttpResult, Error, GatehouseContext> = async (
+    request,
+  ) => {
+    const lookup = stateOf(request).cache;
+    if (!lookup) return;
+    stateOf(request).cache = undefined;
+    const response = request.response;
+    // Not cacheable: bypass. Keyed but failed with nothing stale to serve: the miss it was.
+    if (response && response.headers["x-cache"] === undefined)
+      response.headers["x-cache"] = lookup.key ? "miss" : "bypass";
+    // The answer is built; the refresh never fails (a failed one leaves the stale entry in place).
+    await lookup.served?.refresh;
+  };
+
+  return { before: responseCacheBefore, after: responseCacheAfter, onError: responseCacheAfter };
+}
