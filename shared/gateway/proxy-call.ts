@@ -2,6 +2,7 @@ import { type Identity, optionalIdentity } from "../auth/identity.ts";
 import { cachedAnswerHeaders, notModified } from "../cache/http-semantics.ts";
 import type { CacheKey } from "../cache/key.ts";
 import type { CacheableAnswer, Served, ServeRequest } from "../cache/response-cache.ts";
+import type { CacheScope } from "../config/cache.ts";
 import { BadGatewayError, BadRequestError, HttpError } from "../errors.ts";
 import type { GatehouseContext, HttpEvent, HttpHandler, HttpResult } from "../http.ts";
 import { parsedBody } from "../middleware/request-body.ts";
@@ -79,7 +80,9 @@ export interface CacheLookup {
 export function routeHandler(route: CompiledRoute, settings: CallSettings): HttpHandler {
   const plan = route.plan;
   const prepare =
-    plan.kind === "proxy" ? proxyCall(route.key, plan, settings) : aggregateCall(plan, settings);
+    plan.kind === "proxy"
+      ? proxyCall(route.key, plan, settings, route.cache?.policy.scope)
+      : aggregateCall(plan, settings, route.cache?.policy.scope);
   return async (event, context) => {
     const lookup = context.cacheLookup;
     const call = prepare(event, context, lookup);
@@ -155,13 +158,41 @@ function forwardingOf(
   };
 }
 
+/** Client headers the gateway reads to rebuild the forwarding headers from its own view. */
+const FORWARDING_INPUTS = ["host", "x-forwarded-for", "forwarded"] as const;
+
+/**
+ * What a cached route's miss forwards (docs/caching.md, "what is keyed is what is sent"): of the
+ * client's headers only the keyed ones, plus what the gateway rebuilds its forwarding headers from;
+ * and for a `public` entry no identity at all (no `x-gatehouse-*`, no `Authorization`), so the answer
+ * cannot have been built from who asked. Unkeyed inputs (`X-Original-URL`, a cookie, any other
+ * header) never reach the upstream, so they cannot change an entry.
+ */
+function keyedForwarding(
+  forwarding: ForwardingContext & { headers: Record<string, string> },
+  key: NonNullable<CacheLookup["key"]>,
+  scope: CacheScope | undefined,
+): ForwardingContext & { headers: Record<string, string> } {
+  const headers: Record<string, string> = {};
+  for (const name of FORWARDING_INPUTS) {
+    const value = forwarding.headers[name];
+    if (value !== undefined) headers[name] = value;
+  }
+  Object.assign(headers, key.headers);
+  if (scope === "public") return { ...forwarding, headers, identity: undefined };
+  // A per-caller entry may still carry the caller's token to a target that forwards it.
+  const authorization = forwarding.headers.authorization;
+  return { ...forwarding, headers: authorization === undefined ? headers : { ...headers, authorization } };
+}
+
 /** An aggregate route: the calls in parallel, merged. */
-function aggregateCall(plan: AggregatePlan, settings: CallSettings): Prepare {
-  return (event, context) => ({
+function aggregateCall(plan: AggregatePlan, settings: CallSettings, scope: CacheScope | undefined): Prepare {
+  return (event, context, lookup) => ({
     async fetch() {
+      const forwarding = forwardingOf(event, context, settings);
       // The gateway reads every call's JSON itself; its merged answer is compressed on the way out.
       const headers = {
-        ...upstreamRequestHeaders(forwardingOf(event, context, settings)),
+        ...upstreamRequestHeaders(lookup?.key ? keyedForwarding(forwarding, lookup.key, scope) : forwarding),
         "accept-encoding": "identity",
       };
       const result = await runAggregate(plan, event.pathParameters ?? {}, headers, (call, request) =>
@@ -224,7 +255,12 @@ export function targetChooser(
 }
 
 /** A proxied route: the request to the chosen target, its answer back as the client should get it. */
-function proxyCall(key: string, proxy: ProxyPlan, settings: CallSettings): Prepare {
+function proxyCall(
+  key: string,
+  proxy: ProxyPlan,
+  settings: CallSettings,
+  scope: CacheScope | undefined,
+): Prepare {
   const { compression } = settings;
   const chooseTarget = targetChooser(key, proxy, settings.versionHeader);
 
@@ -240,10 +276,11 @@ function proxyCall(key: string, proxy: ProxyPlan, settings: CallSettings): Prepa
         const path = chosen.rewrite(params);
         const body = parsedBody(context);
         let upstreamBody = body?.raw; // the raw bytes the body checks passed, not a re-serialisation
+        const sent = lookup?.key ? keyedForwarding(forwarding, lookup.key, scope) : forwarding;
         const headers = upstreamRequestHeaders({
-          ...forwarding,
-          headers: mapHeaders(forwarding.headers, chosen.requestHeaders),
-          forwardAuthorization: chosen.forwardAuthorization,
+          ...sent,
+          headers: mapHeaders(sent.headers, chosen.requestHeaders),
+          forwardAuthorization: chosen.forwardAuthorization && !(lookup?.key && scope === "public"),
         });
         if (chosen.requestBody && body && body.json !== undefined) {
           upstreamBody = mapRequestBody(chosen.requestBody, body.json);
@@ -254,7 +291,8 @@ function proxyCall(key: string, proxy: ProxyPlan, settings: CallSettings): Prepa
         const response = await timedUpstreamCall(context, chosen, {
           method,
           path,
-          query: mapQuery(event.rawQueryString, chosen.requestQuery),
+          // What is keyed is what is sent: a cached route's miss sends only the keyed parameters.
+          query: mapQuery(lookup?.key ? lookup.key.query : event.rawQueryString, chosen.requestQuery),
           headers,
           params: params as Record<string, string>,
           ...(upstreamBody ? { body: upstreamBody } : {}),

@@ -89,7 +89,7 @@ describe("gateway handler: response cache (both tiers, dynalite)", () => {
         },
         cache: {
           ttlSeconds: 60,
-          key: { query: ["page", "run"] },
+          key: { query: ["page", "run"], headers: ["accept-language"] },
           staleWhileRevalidateSeconds: 30,
           staleIfErrorSeconds: 600,
         },
@@ -99,6 +99,11 @@ describe("gateway handler: response cache (both tiers, dynalite)", () => {
         proxy: { upstream: "svc", path: "/mine" },
         cache: { ttlSeconds: 60, key: { query: ["run"] } },
         limit: {},
+      },
+      "GET /shared": {
+        auth: { apiKey: {} },
+        proxy: { upstream: "svc", path: "/shared", forwardAuthorization: true },
+        cache: { scope: "public", sameForEveryCaller: true, key: { query: ["run"] } },
       },
       "GET /cookie": {
         auth: "public",
@@ -317,6 +322,69 @@ describe("gateway handler: response cache (both tiers, dynalite)", () => {
     assert.equal(refused.statusCode, 429, "the quota of 3 is used up by one miss and two hits");
     assert.equal(refused.headers["x-cache"], undefined, "refused before the cache step");
     assert.equal(received.length, 2);
+  });
+
+  it("sends a miss only the keyed query, canonical, and the keyed headers: poisoning inputs never reach the upstream", async () => {
+    const call = container();
+    const miss = await call("GET /things/{id}", {
+      id: "1",
+      query: "utm=x&page=%7e&page=b+c&callback=evil",
+      headers: {
+        "accept-language": " fr ",
+        "x-forwarded-host": "evil.example",
+        "x-original-url": "/admin",
+        "x-rewrite-url": "/admin",
+        "x-custom": "unkeyed",
+        authorization: "Bearer stolen",
+      },
+    });
+    assert.equal(miss.headers["x-cache"], "miss");
+    const sent = received[0] as Received;
+    assert.equal(sent.url, `/things/1?page=~&page=b%20c&run=${run}`);
+    assert.equal(sent.headers["accept-language"], "fr");
+    assert.equal(sent.headers["x-forwarded-host"], "api.example.com", "rebuilt from the gateway's own view");
+    for (const name of ["x-original-url", "x-rewrite-url", "x-custom", "authorization"])
+      assert.equal(sent.headers[name], undefined, `${name} is not sent`);
+    const otherCasing = await call("GET /things/{id}", {
+      id: "1",
+      query: "page=~&page=b%20c&X-Original-URL=/admin",
+      headers: { "Accept-Language": "fr", "X-Original-URL": "/admin" },
+    });
+    assert.equal(
+      otherCasing.headers["x-cache"],
+      "hit",
+      "the same keyed inputs in another spelling: the same entry",
+    );
+    const otherLanguage = await call("GET /things/{id}", {
+      id: "1",
+      query: "page=~&page=b%20c",
+      headers: { "accept-language": "de" },
+    });
+    assert.equal(otherLanguage.headers["x-cache"], "miss", "a keyed header is part of the key");
+    const swapped = await call("GET /things/{id}", {
+      id: "1",
+      query: "page=b%20c&page=~",
+      headers: { "accept-language": "fr" },
+    });
+    assert.equal(
+      swapped.headers["x-cache"],
+      "miss",
+      "repeated parameters in another order are another entry",
+    );
+    assert.equal(received.length, 3);
+  });
+
+  it("fetches a public entry behind an authorizer without the caller's identity or Authorization", async () => {
+    const call = container();
+    const a = await call("GET /shared", { keyId: `pa${run}`, headers: { authorization: "Bearer a" } });
+    const sent = received[0] as Received;
+    assert.equal(sent.headers["x-gatehouse-principal"], undefined);
+    assert.equal(sent.headers.authorization, undefined);
+    const b = await call("GET /shared", { keyId: `pb${run}` });
+    assert.equal(b.headers["x-cache"], "hit", "one entry for every caller");
+    assert.equal(data(b).who, "nobody");
+    assert.deepEqual(data(b), data(a));
+    assert.equal(received.length, 1);
   });
 
   it("answers X-Cache: bypass for a request it cannot key, and never stores an answer with Set-Cookie", async () => {
