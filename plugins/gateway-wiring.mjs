@@ -8,6 +8,7 @@
 //   - the gateway role's lambda:InvokeFunction grants, one per `kind: "lambda"` upstream, and the
 //     function itself when the upstream gives its `code` (with the logs-and-tracing role only);
 //   - what a function serving a limited route needs: USAGE_TABLE and the counting grant on its role;
+//   - when a route caches: CACHE_TABLE and Get/Put/DeleteItem on CacheTable for the gateway function;
 //   - API Gateway's throttling (plugins/api-throttling.mjs) once the events are compiled.
 // It runs at `initialize`, before any command's lifecycle, so `serverless print`, `package`, `deploy`,
 // `invoke local` and serverless-offline all see the same events. A hand-written httpApi or websocket
@@ -36,12 +37,13 @@ export const WEBSOCKET_FUNCTIONS = {
 };
 
 /**
- * @typedef {{ auth: "public" | { jwt: object } | { apiKey: object }, handler?: string, limit?: unknown }} Route
+ * @typedef {{ auth: "public" | { jwt: object } | { apiKey: object }, handler?: string, limit?: unknown, cache?: unknown }} Route
  * @typedef {{ kind?: string, function?: string, code?: string }} Upstream
  * @typedef {{
  *   routes: Record<string, Route>,
  *   upstreams: Record<string, Upstream>,
  *   websocket: { connect: { auth: Route["auth"] } },
+ *   cache?: { enabled?: boolean },
  * }} Gateway
  * @typedef {{ events?: unknown[], role?: string, environment?: Record<string, unknown> }} FunctionConfig
  * @typedef {{ key: string, functionKey: string, event: Record<string, unknown> }} GeneratedEvent
@@ -241,8 +243,20 @@ export function gatewayWiring({ gateway, chatActions, functions: declared, logic
       ),
     ),
   ];
-  return { problems, declares, events, invoke: invokeResources(gateway, logicalId), limited };
+  // Cached routes (and write routes that invalidate them) are the gateway function's: it reads and
+  // writes the shared tier. A stage with caching off needs neither the table nor the grant.
+  const caches =
+    gateway.cache?.enabled !== false &&
+    Object.values(gateway.routes).some((route) => route.cache !== undefined);
+  return { problems, declares, events, invoke: invokeResources(gateway, logicalId), limited, caches };
 }
+
+/** The statement that lets the gateway function use the shared cache tier: one item at a time. */
+export const CACHE_ACCESS = {
+  Effect: "Allow",
+  Action: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+  Resource: { "Fn::GetAtt": ["CacheTable", "Arn"] },
+};
 
 /** The statement that lets a function count: one conditional UpdateItem, a GetItem when refused. */
 const USAGE_COUNT = {
@@ -303,7 +317,7 @@ export default class GatewayWiring {
     };
     const { gateway, chatActions } = await this.load();
     const functions = /** @type {Record<string, FunctionConfig>} */ (service.functions);
-    const { problems, declares, events, invoke, limited } = gatewayWiring({
+    const { problems, declares, events, invoke, limited, caches } = gatewayWiring({
       gateway,
       chatActions,
       functions,
@@ -328,7 +342,13 @@ export default class GatewayWiring {
         "custom.tables.usage: the usage table's name, needed by the functions serving limited routes",
       );
     }
-    const gatewayRole = invoke.length > 0 ? roleOf(GATEWAY_FUNCTION) : undefined;
+    const cacheTable = service.custom?.tables?.cache;
+    if (caches && typeof cacheTable !== "string") {
+      problems.push(
+        "custom.tables.cache: the cache table's name, needed by the gateway function for cached routes",
+      );
+    }
+    const gatewayRole = invoke.length > 0 || caches ? roleOf(GATEWAY_FUNCTION) : undefined;
     const countingRoles = limited.flatMap((key) => (functions[key] ? [[key, roleOf(key)]] : []));
     if (problems.length > 0) fail(problems);
 
@@ -336,7 +356,7 @@ export default class GatewayWiring {
       const fn = /** @type {FunctionConfig} */ (functions[key]);
       fn.events = [...(fn.events ?? []), ...generated];
     }
-    if (gatewayRole) {
+    if (gatewayRole && invoke.length > 0) {
       gatewayRole.Properties.Policies = [
         ...(gatewayRole.Properties.Policies ?? []),
         {
@@ -345,6 +365,17 @@ export default class GatewayWiring {
             Version: "2012-10-17",
             Statement: [{ Effect: "Allow", Action: ["lambda:InvokeFunction"], Resource: invoke }],
           },
+        },
+      ];
+    }
+    if (gatewayRole && caches) {
+      const fn = /** @type {FunctionConfig} */ (functions[GATEWAY_FUNCTION]);
+      fn.environment = { CACHE_TABLE: cacheTable, ...fn.environment };
+      gatewayRole.Properties.Policies = [
+        ...(gatewayRole.Properties.Policies ?? []),
+        {
+          PolicyName: "response-cache",
+          PolicyDocument: { Version: "2012-10-17", Statement: [CACHE_ACCESS] },
         },
       ];
     }

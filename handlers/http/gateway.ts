@@ -1,5 +1,9 @@
-import { createLimiterDocumentClient } from "#shared/clients/dynamodb.ts";
+import { createMemoryTier } from "#shared/cache/memory.ts";
+import { createResponseCache } from "#shared/cache/response-cache.ts";
+import { createTableTier } from "#shared/cache/table.ts";
+import { createCacheDocumentClient, createLimiterDocumentClient } from "#shared/clients/dynamodb.ts";
 import { lazyLambdaClient } from "#shared/clients/lambda.ts";
+import { routeCachePolicy } from "#shared/config/cache.ts";
 import { env } from "#shared/config/env.ts";
 import { loadGateway } from "#shared/config/gateway.ts";
 import { createGatewayHandler } from "#shared/gateway/gateway-handler.ts";
@@ -11,6 +15,14 @@ const gateway = loadGateway(definition, env.stage);
 // The deployment's parts, from the environment, once per container.
 const usageClient = gateway.limits ? createLimiterDocumentClient() : undefined;
 const invokesFunctions = Object.values(gateway.upstreams).some((upstream) => upstream.kind === "lambda");
+const caches = Object.keys(gateway.routes).some((key) => routeCachePolicy(gateway, key) !== undefined);
+// Both tiers, made once: the container's LRU lives as long as the container, the table is shared.
+const cache = caches
+  ? createResponseCache({
+      memory: createMemoryTier(gateway.cache.memory),
+      table: createTableTier({ client: createCacheDocumentClient(), tableName: env.cacheTable }),
+    })
+  : undefined;
 
 /** The config-driven gateway: the routes of gateway.config.ts that proxy to an upstream, and the catch-all. */
 export const handler = createGatewayHandler(gateway, {
@@ -20,6 +32,7 @@ export const handler = createGatewayHandler(gateway, {
         metering: createMetering({ client: usageClient, tableName: env.usageTable }),
       }
     : {}),
+  ...(cache ? { cache } : {}),
   // API Gateway is HTTPS only; serverless-offline (the local stack) serves plain HTTP.
   proto: env.isOffline ? "http" : "https",
   ...(invokesFunctions ? { lambda: { functionPrefix: env.functionPrefix, client: lazyLambdaClient() } } : {}),

@@ -31,6 +31,17 @@ export function createLimiterDocumentClient(): DynamoDBDocumentClient {
   );
 }
 
+/**
+ * A client for the response cache's shared tier. A table read sits in front of the upstream call, so
+ * it must fail fast: a read or write the table does not answer in a second is a miss (the cache logs
+ * it and calls the upstream), never a wait as long as the upstream's. Make it once per container.
+ */
+export function createCacheDocumentClient(): DynamoDBDocumentClient {
+  return createDocumentClient(
+    new DynamoDBClient({ maxAttempts: 2, requestHandler: { connectionTimeout: 500, requestTimeout: 1_000 } }),
+  );
+}
+
 /** Whether a DynamoDB call failed only because its condition did not hold (the SDK's error name). */
 export const isConditionFailure = (error: unknown): boolean =>
   (error as Error | undefined)?.name === "ConditionalCheckFailedException";

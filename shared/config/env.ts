@@ -48,6 +48,10 @@ export const env = {
   get usageTable(): string {
     return req("USAGE_TABLE");
   },
+  /** The response cache's shared tier (set by plugins/gateway-wiring.mjs when a route caches). */
+  get cacheTable(): string {
+    return req("CACHE_TABLE");
+  },
   /** The local stack's development issuer (`none` on deployed stages). */
   get devIssuerUrl(): string | undefined {
     const value = opt("GATEHOUSE_DEV_ISSUER_URL");

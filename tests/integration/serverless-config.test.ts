@@ -196,6 +196,23 @@ describe("serverless.yml (stage prod)", () => {
     }
   });
 
+  it("gives the gateway function the cache table and Get/Put/DeleteItem on it exactly when a route caches", () => {
+    const gateway = loadGateway(definition, "prod");
+    const resources = service.resources.Resources as Resources;
+    const caches = gateway.cache.enabled && Object.values(gateway.routes).some((route) => route.cache);
+    const fn = (service.functions as Record<string, { role: string; environment?: Record<string, unknown> }>)
+      .gateway;
+    assert.ok(fn);
+    const cacheGrant = grants(resources, fn.role).CacheTable;
+    if (caches) {
+      assert.equal(fn.environment?.CACHE_TABLE, "gatehouse-prod-cache");
+      assert.deepEqual(cacheGrant, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]);
+    } else {
+      assert.equal(fn.environment?.CACHE_TABLE, undefined, "no cached route: no cache table");
+      assert.equal(cacheGrant, undefined, "no cached route: no grant on the cache table");
+    }
+  });
+
   it("keeps prod tables on stack deletion and encrypts them", () => {
     const tables = Object.values<{
       Type: string;

@@ -3,7 +3,12 @@ import { describe, it } from "node:test";
 import { loadGateway } from "#shared/config/gateway.ts";
 import { CHAT_ACTIONS } from "#shared/ws/protocol.ts";
 import definition from "../../gateway.config.ts";
-import { gatewayWiring, httpEvents, websocketEvents } from "../../plugins/gateway-wiring.mjs";
+import GatewayWiring, {
+  CACHE_ACCESS,
+  gatewayWiring,
+  httpEvents,
+  websocketEvents,
+} from "../../plugins/gateway-wiring.mjs";
 
 const gateway = loadGateway(definition, "prod");
 const FUNCTIONS = [
@@ -162,4 +167,84 @@ describe("the wiring plugins/gateway-wiring.mjs generates from gateway.config.ts
     });
     assert.deepEqual(limited.sort(), ["gateway", "rooms"]);
   });
+
+  it("says whether a route caches, so the gateway function gets the cache table; not when the stage turns caching off", () => {
+    const wiring = (config: typeof gateway) =>
+      gatewayWiring({ gateway: config, chatActions: CHAT_ACTIONS, functions: functions(), logicalId });
+    assert.equal(wiring(gateway).caches, false, "gateway.config.ts has no cached route yet");
+    const cached = withCachedRoute();
+    assert.equal(wiring(cached).caches, true);
+    assert.equal(wiring({ ...cached, cache: { ...cached.cache, enabled: false } }).caches, false);
+  });
+
+  it("gives the gateway function CACHE_TABLE and Get/Put/DeleteItem on CacheTable when a route caches", async () => {
+    const { serverless, service, role } = fakeServerless();
+    const plugin = new GatewayWiring(serverless, {});
+    plugin.loaded = Promise.resolve({ gateway: withCachedRoute(), chatActions: CHAT_ACTIONS });
+    await plugin.wire();
+    assert.equal(service.functions.gateway?.environment?.CACHE_TABLE, "gatehouse-prod-cache");
+    assert.equal(service.functions.rooms?.environment?.CACHE_TABLE, undefined, "only the gateway function");
+    const cachePolicies = role.Properties.Policies.filter((policy) => policy.PolicyName === "response-cache");
+    assert.deepEqual(
+      cachePolicies.map((policy) => policy.PolicyDocument.Statement),
+      [[CACHE_ACCESS]],
+    );
+    assert.deepEqual(CACHE_ACCESS.Action, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]);
+    assert.deepEqual(CACHE_ACCESS.Resource, { "Fn::GetAtt": ["CacheTable", "Arn"] });
+  });
+
+  it("refuses a cached route when serverless.yml names no cache table", async () => {
+    const { serverless, service } = fakeServerless();
+    delete service.custom.tables.cache;
+    const plugin = new GatewayWiring(serverless, {});
+    plugin.loaded = Promise.resolve({ gateway: withCachedRoute(), chatActions: CHAT_ACTIONS });
+    await assert.rejects(plugin.wire(), /custom\.tables\.cache: the cache table's name/);
+  });
 });
+
+/** The prod config with a cache on its first GET route that the gateway function answers. */
+function withCachedRoute(): typeof gateway {
+  const [key, route] = Object.entries(gateway.routes).find(
+    ([routeKey, r]) => routeKey.startsWith("GET ") && r.handler === undefined,
+  ) ?? [undefined, undefined];
+  assert.ok(key && route, "the prod config has a GET route on the gateway function");
+  return {
+    ...gateway,
+    routes: { ...gateway.routes, [key]: { ...route, cache: { ttlSeconds: 30 } } },
+  } as typeof gateway;
+}
+
+interface Policy {
+  PolicyName: string;
+  PolicyDocument: { Statement: unknown[] };
+}
+
+/** Just enough of the Serverless Framework for the plugin's `wire`: functions, one role, the table names. */
+function fakeServerless() {
+  const role = { Type: "AWS::IAM::Role", Properties: { Policies: [] as Policy[] } };
+  const service = {
+    functions: Object.fromEntries(
+      FUNCTIONS.map((key) => [
+        key,
+        {
+          events: [] as unknown[],
+          role: "SharedRole",
+          environment: undefined as Record<string, unknown> | undefined,
+        },
+      ]),
+    ),
+    resources: { Resources: { SharedRole: role } },
+    custom: {
+      tables: { usage: "gatehouse-prod-usage", cache: "gatehouse-prod-cache" } as Record<string, string>,
+    },
+    provider: { stage: "prod" },
+    setFunctionNames: () => {},
+  };
+  const serverless = {
+    service,
+    serviceDir: process.cwd(),
+    getProvider: () => ({ naming: { getLambdaLogicalId: logicalId } }),
+    classes: { Error },
+  };
+  return { serverless, service, role };
+}
