@@ -274,7 +274,8 @@ function proxyCall(
       async fetch() {
         const params = event.pathParameters ?? {};
         const path = chosen.rewrite(params);
-        const body = parsedBody(context);
+        // A body is not keyed, so a cached route's miss sends none (it could shape a shared answer).
+        const body = lookup?.key ? undefined : parsedBody(context);
         let upstreamBody = body?.raw; // the raw bytes the body checks passed, not a re-serialisation
         const sent = lookup?.key ? keyedForwarding(forwarding, lookup.key, scope) : forwarding;
         const headers = upstreamRequestHeaders({

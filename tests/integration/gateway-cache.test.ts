@@ -22,6 +22,7 @@ interface Received {
   method: string;
   url: string;
   headers: IncomingMessage["headers"];
+  body: string;
 }
 
 /**
@@ -40,8 +41,16 @@ describe("gateway handler: response cache (both tiers, dynalite)", () => {
 
   before(async () => {
     store = await startTestStore();
-    upstream = createServer((request, response) => {
-      received.push({ method: request.method ?? "", url: request.url ?? "", headers: request.headers });
+    upstream = createServer(async (request, response) => {
+      const chunks: Buffer[] = [];
+      request.on("data", (chunk: Buffer) => chunks.push(chunk));
+      await new Promise((resolve) => request.on("end", resolve));
+      received.push({
+        method: request.method ?? "",
+        url: request.url ?? "",
+        headers: request.headers,
+        body: Buffer.concat(chunks).toString(),
+      });
       if (down) return void response.writeHead(503, { "content-type": "text/plain" }).end("down");
       const headers: Record<string, string> = { "content-type": "application/json" };
       if (request.url?.startsWith("/cookie")) headers["set-cookie"] = "session=1";
@@ -143,7 +152,9 @@ describe("gateway handler: response cache (both tiers, dynalite)", () => {
         id,
         keyId,
         scopes = "",
+        body,
       }: {
+        body?: string;
         method?: string;
         query?: string;
         headers?: Record<string, string>;
@@ -160,6 +171,7 @@ describe("gateway handler: response cache (both tiers, dynalite)", () => {
         headers,
         query: query ? `${query}&run=${run}` : `run=${run}`,
         ...(id ? { pathParameters: { id } } : {}),
+        ...(body ? { body, headers: { ...headers, "content-type": "application/json" } } : {}),
       });
       if (keyId) {
         (event.requestContext as unknown as { authorizer: unknown }).authorizer = {
@@ -372,6 +384,16 @@ describe("gateway handler: response cache (both tiers, dynalite)", () => {
       "repeated parameters in another order are another entry",
     );
     assert.equal(received.length, 3);
+  });
+
+  it("sends a cached route's miss no request body: a body is not keyed", async () => {
+    const call = container();
+    const miss = await call("GET /things/{id}", { id: "1", body: '{"role":"admin"}' });
+    assert.equal(miss.headers["x-cache"], "miss");
+    assert.equal((received[0] as Received).body, "");
+    const other = await call("GET /things/{id}", { id: "1", body: '{"role":"guest"}' });
+    assert.equal(other.headers["x-cache"], "hit");
+    assert.equal(received.length, 1);
   });
 
   it("fetches a public entry behind an authorizer without the caller's identity or Authorization", async () => {
