@@ -2,6 +2,7 @@ import type middy from "@middy/core";
 import { createMemoryTier } from "../cache/memory.ts";
 import { createResponseCache, type ResponseCache } from "../cache/response-cache.ts";
 import type { LambdaClientSource } from "../clients/lambda.ts";
+import { routeCachePolicy } from "../config/cache.ts";
 import type { GatewayConfig } from "../config/gateway.ts";
 import { MethodNotAllowedError } from "../errors.ts";
 import type { GatehouseContext, HttpEvent, HttpHandler, HttpResult } from "../http.ts";
@@ -87,7 +88,9 @@ export function createGatewayHandler(
         cache:
           route.cache && cache
             ? responseCacheStep(route, route.cache, cache, table.versionHeader)
-            : undefined,
+            : declaresCache(gateway, route.key)
+              ? cacheOffStep
+              : undefined,
       }),
     ]),
   );
@@ -98,6 +101,18 @@ export function createGatewayHandler(
     return (chain ?? unmatched)(event, context);
   };
 }
+
+/** Whether a route says `cache` on a stage that turns caching off (`cache.enabled: false`). */
+const declaresCache = (gateway: GatewayConfig, key: string) =>
+  !gateway.cache.enabled &&
+  routeCachePolicy({ ...gateway, cache: { ...gateway.cache, enabled: true } }, key) !== undefined;
+
+/** A cached route on a stage with caching off says so: `X-Cache: bypass`, as the config reference promises. */
+const cacheOffStep: Step = {
+  after: (request) => {
+    if (request.response) request.response.headers["x-cache"] = "bypass";
+  },
+};
 
 /** The upstream clients, one per upstream of the config, made once. */
 function upstreamClients(

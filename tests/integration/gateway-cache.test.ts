@@ -396,6 +396,16 @@ describe("gateway handler: response cache (both tiers, dynalite)", () => {
     assert.equal(received.length, 1);
   });
 
+  it("answers X-Cache: bypass on every cached route of a stage that turns caching off", async () => {
+    const input = config();
+    input.cache = { enabled: false };
+    const call = container(input);
+    const first = await call("GET /things/{id}", { id: "1" });
+    const second = await call("GET /things/{id}", { id: "1" });
+    assert.deepEqual([first.headers["x-cache"], second.headers["x-cache"]], ["bypass", "bypass"]);
+    assert.equal(received.length, 2);
+  });
+
   it("fetches a public entry behind an authorizer without the caller's identity or Authorization", async () => {
     const call = container();
     const a = await call("GET /shared", { keyId: `pa${run}`, headers: { authorization: "Bearer a" } });
