@@ -114,6 +114,13 @@ describe("gateway handler: response cache (both tiers, dynalite)", () => {
         proxy: { upstream: "svc", path: "/shared", forwardAuthorization: true },
         cache: { scope: "public", sameForEveryCaller: true, key: { query: ["run"] } },
       },
+      "GET /both/{id}": {
+        auth: "public",
+        aggregate: {
+          calls: { a: { upstream: "svc", path: "/a/{id}" }, b: { upstream: "svc", path: "/b/{id}" } },
+        },
+        cache: { key: { query: ["run"] } },
+      },
       "GET /cookie": {
         auth: "public",
         proxy: { upstream: "svc", path: "/cookie" },
@@ -394,6 +401,17 @@ describe("gateway handler: response cache (both tiers, dynalite)", () => {
     const other = await call("GET /things/{id}", { id: "1", body: '{"role":"guest"}' });
     assert.equal(other.headers["x-cache"], "hit");
     assert.equal(received.length, 1);
+  });
+
+  it("caches an aggregate route's merged answer", async () => {
+    const call = container();
+    const miss = await call("GET /both/{id}", { id: "7" });
+    assert.equal(miss.statusCode, 200);
+    assert.equal(miss.headers["x-cache"], "miss");
+    const hit = await call("GET /both/{id}", { id: "7" });
+    assert.equal(hit.headers["x-cache"], "hit");
+    assert.deepEqual(data(hit), data(miss));
+    assert.equal(received.length, 2, "two calls for the miss, none for the hit");
   });
 
   it("answers X-Cache: bypass on every cached route of a stage that turns caching off", async () => {
