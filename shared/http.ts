@@ -1,7 +1,7 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import type { CacheLookup } from "./gateway/proxy-call.ts";
 import type { ParsedBody } from "./middleware/request-body.ts";
-import type { UpstreamSample } from "./middleware/request-metrics.ts";
+import type { RequestCount, UpstreamSample } from "./middleware/request-metrics.ts";
 import type { ResponseMap } from "./middleware/response-transform.ts";
 
 /**
@@ -19,6 +19,8 @@ export interface GatehouseContext extends Context {
   responseMap?: ResponseMap | undefined;
   /** On a cached route: the cache step's target, key and decision, for the handler (shared/gateway/cache-step.ts). */
   cacheLookup?: CacheLookup | undefined;
+  /** Counts of this request noted by steps and the handler, for the metrics step to publish. */
+  requestCounts?: Partial<Record<RequestCount, number>> | undefined;
   /** This request's upstream calls, noted by the handler for the metrics step to publish. */
   upstreamCalls?: UpstreamSample[] | undefined;
 }

@@ -3,6 +3,7 @@ import { optionalIdentity } from "../auth/identity.ts";
 import { parseCacheControl } from "../cache/http-semantics.ts";
 import type { ResponseCache } from "../cache/response-cache.ts";
 import type { GatehouseContext, HttpEvent, HttpResult } from "../http.ts";
+import { recordCount } from "../middleware/request-metrics.ts";
 import type { CompiledRoute, RouteCache } from "./compile.ts";
 import { type CacheLookup, type ChosenTarget, targetChooser } from "./proxy-call.ts";
 
@@ -62,6 +63,13 @@ export function responseCacheStep(
     };
     stateOf(request).cache = lookup;
     request.context.cacheLookup = lookup;
+    // 0 or 1 each, so a route's average is its rate. A keyed request is a miss until the handler
+    // says otherwise (one that fails with nothing stale to serve stays one).
+    const context = request.context;
+    recordCount(context, "CacheHit", 0);
+    recordCount(context, "CacheMiss", lookup.key ? 1 : 0);
+    recordCount(context, "CacheStale", 0);
+    recordCount(context, "CacheBypass", lookup.key ? 0 : 1);
   };
 
   const responseCacheAfter: middy.MiddlewareFn<HttpEvent, HttpResult, Error, GatehouseContext> = async (

@@ -6,7 +6,7 @@ import type { CacheScope } from "../config/cache.ts";
 import { BadGatewayError, BadRequestError, HttpError } from "../errors.ts";
 import type { GatehouseContext, HttpEvent, HttpHandler, HttpResult } from "../http.ts";
 import { parsedBody } from "../middleware/request-body.ts";
-import { recordUpstream } from "../middleware/request-metrics.ts";
+import { recordCount, recordUpstream } from "../middleware/request-metrics.ts";
 import { compressForClient } from "../middleware/response-compression.ts";
 import { mapsResponseBody, useResponseMap } from "../middleware/response-transform.ts";
 import {
@@ -87,7 +87,7 @@ export function routeHandler(route: CompiledRoute, settings: CallSettings): Http
     const lookup = context.cacheLookup;
     const call = prepare(event, context, lookup);
     if (!lookup?.key || !lookup.serve) return call.toClient(await call.fetch());
-    return servedResponse(event, lookup, call);
+    return servedResponse(event, context, lookup, call);
   };
 }
 
@@ -101,6 +101,7 @@ type Prepare = (event: HttpEvent, context: GatehouseContext, lookup: CacheLookup
  */
 async function servedResponse(
   event: HttpEvent,
+  context: GatehouseContext,
   lookup: CacheLookup,
   call: PreparedCall,
 ): Promise<HttpResult> {
@@ -113,6 +114,10 @@ async function servedResponse(
     ...(lookup.revalidate ? { revalidate: true } : {}),
   });
   lookup.served = served;
+  if (served.status !== "miss") {
+    recordCount(context, "CacheMiss", 0);
+    recordCount(context, served.status === "hit" ? "CacheHit" : "CacheStale", 1);
+  }
   const fromCache = served.status === "hit" || served.status === "stale";
   if (fromCache && served.etag && notModified(event.headers["if-none-match"], served.etag)) {
     return { statusCode: 304, headers: notModifiedHeaders(served), body: "" };

@@ -21,10 +21,18 @@ export function recordUpstream(context: GatehouseContext, sample: UpstreamSample
   context.upstreamCalls?.push(sample);
 }
 
+/** Counts a later step or the handler adds to this request's record (the cache's `CacheHit`, …). */
+export type RequestCount = "CacheHit" | "CacheMiss" | "CacheStale" | "CacheBypass";
+
+/** Sets a count of this request's record (by route); `requestMetrics` publishes it with the others. */
+export function recordCount(context: GatehouseContext, name: RequestCount, value: number): void {
+  if (context.requestCounts) context.requestCounts[name] = value;
+}
+
 /**
  * Per request, by route: `Requests`, `Status4XX`, `Status5XX` (0 or 1, so averages are rates) and
  * `Latency` in ms; per upstream call, by route × upstream × target: `UpstreamLatency` and
- * `UpstreamErrors`. The route dimension is the declared route key, so cardinality stays the config's.
+ * `UpstreamErrors`; and the counts other steps note (`recordCount`). The route dimension is the declared route key, so cardinality stays the config's.
  *
  * A proxied request (one upstream call) is one EMF record with two dimension sets, [route] and
  * [route, upstream, target], so the request counts are also there per target; writing a record is
@@ -42,6 +50,7 @@ export function requestMetrics(
   ) => {
     stateOf(request).metrics = { began: performance.now() };
     request.context.upstreamCalls = [];
+    request.context.requestCounts = {};
   };
   const requestMetricsAfter: middy.MiddlewareFn<HttpEvent, HttpResult, Error, GatehouseContext> = (
     request,
@@ -63,6 +72,9 @@ export function requestMetrics(
     metrics.addMetric("Status4XX", MetricUnit.Count, status >= 400 && status < 500 ? 1 : 0);
     metrics.addMetric("Status5XX", MetricUnit.Count, status >= 500 ? 1 : 0);
     if (current) metrics.addMetric("Latency", MetricUnit.Milliseconds, performance.now() - current.began);
+    for (const [name, value] of Object.entries(request.context.requestCounts ?? {}))
+      metrics.addMetric(name, MetricUnit.Count, value);
+    request.context.requestCounts = undefined;
     metrics.publishStoredMetrics();
     if (single) return;
     for (const sample of samples) {

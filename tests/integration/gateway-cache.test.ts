@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { after, before, beforeEach, describe, it } from "node:test";
+import { after, before, beforeEach, describe, it, mock } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { createMemoryTier } from "#shared/cache/memory.ts";
 import { createResponseCache } from "#shared/cache/response-cache.ts";
@@ -12,6 +12,7 @@ import type { HttpResult } from "#shared/http.ts";
 import { createLimiter } from "#shared/quota/limiter.ts";
 import { createMetering } from "#shared/quota/metering.ts";
 import { startTestStore, type TestStore } from "../support/dynamo.ts";
+import { captureEmf } from "../support/emf.ts";
 import { httpEvent } from "../support/events.ts";
 import { lambdaContext } from "../support/lambda-context.ts";
 
@@ -67,6 +68,7 @@ describe("gateway handler: response cache (both tiers, dynalite)", () => {
     upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
   });
   after(async () => {
+    mock.restoreAll();
     await new Promise<void>((resolve) => upstream.close(() => resolve()));
     await store?.stop();
   });
@@ -412,6 +414,37 @@ describe("gateway handler: response cache (both tiers, dynalite)", () => {
     assert.equal(hit.headers["x-cache"], "hit");
     assert.deepEqual(data(hit), data(miss));
     assert.equal(received.length, 2, "two calls for the miss, none for the hit");
+  });
+
+  it("counts CacheHit, CacheMiss, CacheStale and CacheBypass per request, by route, 0 or 1 each", async () => {
+    const emf = captureEmf();
+    try {
+      const call = container();
+      await call("GET /things/{id}", { id: "1" });
+      await call("GET /things/{id}", { id: "1" });
+      clock += 61_000;
+      await call("GET /things/{id}", { id: "1" });
+      await call("GET /things/{id}", { id: "1", query: "page=%zz" });
+      await call("GET /plain");
+      const counts = emf
+        .filter((record) => "Requests" in record)
+        .map((record) => [
+          record.route,
+          record.CacheHit,
+          record.CacheMiss,
+          record.CacheStale,
+          record.CacheBypass,
+        ]);
+      assert.deepEqual(counts, [
+        ["GET /things/{id}", 0, 1, 0, 0],
+        ["GET /things/{id}", 1, 0, 0, 0],
+        ["GET /things/{id}", 0, 0, 1, 0],
+        ["GET /things/{id}", 0, 0, 0, 1],
+        ["GET /plain", undefined, undefined, undefined, undefined],
+      ]);
+    } finally {
+      mock.restoreAll();
+    }
   });
 
   it("answers X-Cache: bypass on every cached route of a stage that turns caching off", async () => {
