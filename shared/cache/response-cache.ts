@@ -130,6 +130,22 @@ export function createResponseCache({
 
   return {
     /**
+     * Drops the entries of `routeKey` whose parameters include all of `params` (canonical, as in the
+     * key), from this container's tier and the shared table. Other containers keep their copies until
+     * their TTL. A table that fails is reported (`table-error`) and thrown: the caller decides.
+     */
+    async purge(routeKey: string, params: Readonly<Record<string, string>> = {}): Promise<number> {
+      const dropped = memory.purge(routeKey, params);
+      if (!table) return dropped;
+      try {
+        return dropped + (await table.purge(routeKey, params));
+      } catch (error) {
+        onEvent({ type: "table-error", error });
+        throw error;
+      }
+    },
+
+    /**
      * Answers one cacheable request: a fresh entry as `hit`; an entry inside its
      * stale-while-revalidate window as `stale`, with one refresh started; otherwise the upstream's
      * answer as `miss`, unless the upstream fails (throws, or answers 5XX) while an entry is inside

@@ -4,7 +4,9 @@ import { parseCacheControl } from "../cache/http-semantics.ts";
 import type { ResponseCache } from "../cache/response-cache.ts";
 import type { GatehouseContext, HttpEvent, HttpResult } from "../http.ts";
 import { recordCount } from "../middleware/request-metrics.ts";
-import type { CompiledRoute, RouteCache } from "./compile.ts";
+import { logger } from "../observability/logger.ts";
+import { MetricUnit, metrics } from "../observability/metrics.ts";
+import type { CacheInvalidation, CompiledRoute, RouteCache } from "./compile.ts";
 import { type CacheLookup, type ChosenTarget, targetChooser } from "./proxy-call.ts";
 
 /** The scope that lets a caller's `Cache-Control: max-age=0` or `no-cache` refresh an entry. */
@@ -87,4 +89,37 @@ export function responseCacheStep(
   };
 
   return { before: responseCacheBefore, after: responseCacheAfter, onError: responseCacheAfter };
+}
+
+/**
+ * The invalidation step of a write route that says `cache.invalidates`: after a 2XX, the entries of
+ * each named route whose shared path parameters have this request's values are purged from this
+ * container's tier and the table (a route sharing none is purged whole), before the invocation ends.
+ * A purge that fails is logged and counted, never the write's failure: the write has happened.
+ */
+export function cacheInvalidationStep(invalidates: readonly CacheInvalidation[], cache: ResponseCache): Step {
+  const cacheInvalidationAfter: middy.MiddlewareFn<HttpEvent, HttpResult, Error, GatehouseContext> = async (
+    request,
+  ) => {
+    const status = request.response?.statusCode ?? 500;
+    if (status < 200 || status >= 300) return;
+    const values = request.event.pathParameters ?? {};
+    await Promise.all(
+      invalidates.map(async ({ routeKey, params }) => {
+        // Encoded as the key encodes them (shared/cache/key.ts), so the purge matches stored entries.
+        const wanted: Record<string, string> = {};
+        for (const name of params) {
+          const value = values[name];
+          if (value !== undefined) wanted[name] = encodeURIComponent(value);
+        }
+        try {
+          await cache.purge(routeKey, wanted);
+        } catch (error) {
+          logger.warn("cache purge after a write failed; entries live until their TTL", { routeKey, error });
+          metrics.addMetric("CachePurgeFailed", MetricUnit.Count, 1);
+        }
+      }),
+    );
+  };
+  return { after: cacheInvalidationAfter };
 }

@@ -72,6 +72,12 @@ export interface RouteCache {
   keyOf: (request: CacheKeyRequest) => CacheKey;
 }
 
+/** One cached route a write route purges after a 2XX. */
+export interface CacheInvalidation {
+  routeKey: string;
+  params: readonly string[];
+}
+
 /** A route the gateway function answers, as the chain needs it. */
 export interface CompiledRoute {
   /** The declared key, `METHOD /path` (the metrics' route dimension). */
@@ -88,6 +94,11 @@ export interface CompiledRoute {
   deprecated: Deprecation | undefined;
   /** How the route is cached; undefined when it is not (no `cache`, or caching is off for the stage). */
   cache: RouteCache | undefined;
+  /**
+   * The cached routes a write route's 2XX purges (`cache.invalidates`), each with the path parameters
+   * the two routes share (the entries of those values are purged; none shared: the whole route).
+   */
+  invalidates: readonly CacheInvalidation[];
   plan: ProxyPlan | AggregatePlan;
 }
 
@@ -211,6 +222,7 @@ export function compileGateway(gateway: GatewayConfig, { clients }: CompileDepen
       cors: corsRules && { rules: corsRules, methods: method === "ANY" ? [...METHODS] : [method] },
       deprecated: route.deprecated,
       cache: compileRouteCache(gateway, key, plan),
+      invalidates: compileInvalidations(gateway, key, route),
       plan,
     });
   }
@@ -237,6 +249,21 @@ export function compileGateway(gateway: GatewayConfig, { clients }: CompileDepen
     compression: gateway.compression,
     trustedProxy: (ip) => gateway.trustedProxies.length > 0 && trustedRanges(ip).allowed,
   };
+}
+
+/** Path parameter names of a route key: `PUT /things/{id}/{rest+}` → `["id", "rest"]`. */
+const pathParams = (routeKey: string) =>
+  [...routeKey.matchAll(/\{([^}+]+)\+?\}/g)].map((m) => m[1] as string);
+
+/** A write route's invalidations; none when the stage has caching off (there is nothing to purge). */
+function compileInvalidations(gateway: GatewayConfig, key: string, route: RouteConfig): CacheInvalidation[] {
+  const targets = route.cache && "invalidates" in route.cache ? (route.cache.invalidates ?? []) : [];
+  if (!gateway.cache.enabled) return [];
+  const own = new Set(pathParams(key));
+  return targets.map((target) => ({
+    routeKey: target,
+    params: pathParams(target).filter((name) => own.has(name)),
+  }));
 }
 
 /** A route's cache: its policy, and its key over the route's keyed headers plus the ones its plan varies on. */

@@ -23,7 +23,7 @@ import type { Limits } from "../quota/plans.ts";
 import { METHODS } from "../routing/router.ts";
 import { createUpstreamClient, type UpstreamClient } from "../upstream/http-client.ts";
 import { createLambdaUpstreamClient } from "../upstream/lambda-client.ts";
-import { responseCacheStep } from "./cache-step.ts";
+import { cacheInvalidationStep, responseCacheStep } from "./cache-step.ts";
 import { type CompiledRoute, compileGateway, type GatewayTable } from "./compile.ts";
 import { type CallSettings, routeHandler } from "./proxy-call.ts";
 
@@ -91,6 +91,8 @@ export function createGatewayHandler(
             : declaresCache(gateway, route.key)
               ? cacheOffStep
               : undefined,
+        invalidation:
+          route.invalidates.length > 0 && cache ? cacheInvalidationStep(route.invalidates, cache) : undefined,
       }),
     ]),
   );
@@ -169,10 +171,12 @@ function routeChain(
     usage,
     cors,
     cache,
+    invalidation,
   }: {
     usage: UsageWiring | undefined;
     cors: Step | undefined;
     cache: Step | undefined;
+    invalidation: Step | undefined;
   },
 ): HttpHandler {
   const key = route.key;
@@ -187,6 +191,8 @@ function routeChain(
       metrics.start,
       ...(usageSteps ? [usageSteps.check] : []),
       ...(cache ? [cache] : []),
+      // Its after side runs once the answer is final, and holds the invocation until the purge is done.
+      ...(invalidation ? [invalidation] : []),
       requestBody(() => body),
     ],
     // Middy runs these in reverse: the mapping, compression of the final body, deprecation and CORS

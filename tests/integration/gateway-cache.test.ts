@@ -55,6 +55,7 @@ describe("gateway handler: response cache (both tiers, dynalite)", () => {
       if (down) return void response.writeHead(503, { "content-type": "text/plain" }).end("down");
       const headers: Record<string, string> = { "content-type": "application/json" };
       if (request.url?.startsWith("/cookie")) headers["set-cookie"] = "session=1";
+      if (request.url?.startsWith("/reject")) return void response.writeHead(409, headers).end("{}");
       const who = request.headers["x-gatehouse-principal"] ?? "nobody";
       response
         .writeHead(200, headers)
@@ -115,6 +116,16 @@ describe("gateway handler: response cache (both tiers, dynalite)", () => {
         auth: { apiKey: {} },
         proxy: { upstream: "svc", path: "/shared", forwardAuthorization: true },
         cache: { scope: "public", sameForEveryCaller: true, key: { query: ["run"] } },
+      },
+      "POST /things/{id}": {
+        auth: "public",
+        proxy: { upstream: "svc", path: "/things/{id}" },
+        cache: { invalidates: ["GET /things/{id}"] },
+      },
+      "DELETE /things/{id}": {
+        auth: "public",
+        proxy: { upstream: "svc", path: "/reject/{id}" },
+        cache: { invalidates: ["GET /things/{id}"] },
       },
       "GET /both/{id}": {
         auth: "public",
@@ -445,6 +456,34 @@ describe("gateway handler: response cache (both tiers, dynalite)", () => {
     } finally {
       mock.restoreAll();
     }
+  });
+
+  it("purges a cached route's entries of the same id after a write route's 2XX, from both tiers", async () => {
+    const a = container();
+    const b = container();
+    await a("GET /things/{id}", { id: "1" });
+    await a("GET /things/{id}", { id: "2" });
+    assert.equal((await b("GET /things/{id}", { id: "1" })).headers["x-cache"], "hit", "b reads the table");
+    const written = await a("POST /things/{id}", { method: "POST", id: "1" });
+    assert.equal(written.statusCode, 200);
+    assert.equal(
+      (await a("GET /things/{id}", { id: "1" })).headers["x-cache"],
+      "miss",
+      "purged here and in the table",
+    );
+    assert.equal((await a("GET /things/{id}", { id: "2" })).headers["x-cache"], "hit", "another id is kept");
+    assert.equal(
+      (await b("GET /things/{id}", { id: "1" })).headers["x-cache"],
+      "hit",
+      "another container keeps its own copy until its TTL (docs/caching.md says so)",
+    );
+    const refused = await a("DELETE /things/{id}", { method: "DELETE", id: "2" });
+    assert.equal(refused.statusCode, 409);
+    assert.equal(
+      (await a("GET /things/{id}", { id: "2" })).headers["x-cache"],
+      "hit",
+      "a refused write purges nothing",
+    );
   });
 
   it("answers X-Cache: bypass on every cached route of a stage that turns caching off", async () => {

@@ -118,6 +118,31 @@ describe("compileGateway: the config as a route table", () => {
     assert.equal(table.routes.get("GET /both")?.cache, undefined, "a route without cache is not cached");
   });
 
+  it("compiles a write route's invalidations with the path parameters it shares with each cached route", () => {
+    const config = input();
+    const things = config.routes["GET /things/{id}"];
+    const both = config.routes["GET /both"];
+    assert.ok(things && "proxy" in things && both && "aggregate" in both);
+    things.cache = { ttlSeconds: 30 };
+    both.cache = { ttlSeconds: 30 };
+    config.routes["PUT /things/{id}"] = {
+      auth: "public",
+      proxy: { upstream: "svc", path: "/things/{id}" },
+      cache: { invalidates: ["GET /things/{id}", "GET /both"] },
+    };
+    assert.deepEqual(compile(config).routes.get("PUT /things/{id}")?.invalidates, [
+      { routeKey: "GET /things/{id}", params: ["id"] },
+      { routeKey: "GET /both", params: [] },
+    ]);
+    assert.deepEqual(compile(config).routes.get("GET /things/{id}")?.invalidates, []);
+    config.cache = { enabled: false };
+    assert.deepEqual(
+      compile(config).routes.get("PUT /things/{id}")?.invalidates,
+      [],
+      "caching off: nothing to purge",
+    );
+  });
+
   it("names the route and the upstream when a client is missing", () => {
     assert.throws(
       () =>
