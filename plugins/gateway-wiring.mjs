@@ -8,7 +8,8 @@
 //   - the gateway role's lambda:InvokeFunction grants, one per `kind: "lambda"` upstream, and the
 //     function itself when the upstream gives its `code` (with the logs-and-tracing role only);
 //   - what a function serving a limited route needs: USAGE_TABLE and the counting grant on its role;
-//   - when a route caches: CACHE_TABLE and Get/Put/DeleteItem on CacheTable for the gateway function;
+//   - when a route caches: CACHE_TABLE and Get/Put/DeleteItem on CacheTable for the gateway function,
+//     and when a write route invalidates, the purge's Query on index byRoute and BatchWriteItem;
 //   - API Gateway's throttling (plugins/api-throttling.mjs) once the events are compiled.
 // It runs at `initialize`, before any command's lifecycle, so `serverless print`, `package`, `deploy`,
 // `invoke local` and serverless-offline all see the same events. A hand-written httpApi or websocket
@@ -248,8 +249,30 @@ export function gatewayWiring({ gateway, chatActions, functions: declared, logic
   const caches =
     gateway.cache?.enabled !== false &&
     Object.values(gateway.routes).some((route) => route.cache !== undefined);
-  return { problems, declares, events, invoke: invokeResources(gateway, logicalId), limited, caches };
+  // A write route's purge finds a route's entries on the byRoute index and deletes them in batches.
+  const purges =
+    caches &&
+    Object.values(gateway.routes).some(
+      (route) =>
+        typeof route.cache === "object" &&
+        route.cache !== null &&
+        "invalidates" in route.cache &&
+        Array.isArray(route.cache.invalidates) &&
+        route.cache.invalidates.length > 0,
+    );
+  return { problems, declares, events, invoke: invokeResources(gateway, logicalId), limited, caches, purges };
 }
+
+/** The statements a purge needs: the route's entries from the byRoute index, deleted 25 at a time. */
+export const CACHE_PURGE = [
+  {
+    Effect: "Allow",
+    Action: ["dynamodb:Query"],
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: CloudFormation's Fn::Sub, not a JS template
+    Resource: { "Fn::Sub": "${CacheTable.Arn}/index/byRoute" },
+  },
+  { Effect: "Allow", Action: ["dynamodb:BatchWriteItem"], Resource: { "Fn::GetAtt": ["CacheTable", "Arn"] } },
+];
 
 /** The statement that lets the gateway function use the shared cache tier: one item at a time. */
 export const CACHE_ACCESS = {
@@ -317,7 +340,7 @@ export default class GatewayWiring {
     };
     const { gateway, chatActions } = await this.load();
     const functions = /** @type {Record<string, FunctionConfig>} */ (service.functions);
-    const { problems, declares, events, invoke, limited, caches } = gatewayWiring({
+    const { problems, declares, events, invoke, limited, caches, purges } = gatewayWiring({
       gateway,
       chatActions,
       functions,
@@ -375,7 +398,10 @@ export default class GatewayWiring {
         ...(gatewayRole.Properties.Policies ?? []),
         {
           PolicyName: "response-cache",
-          PolicyDocument: { Version: "2012-10-17", Statement: [CACHE_ACCESS] },
+          PolicyDocument: {
+            Version: "2012-10-17",
+            Statement: [CACHE_ACCESS, ...(purges ? CACHE_PURGE : [])],
+          },
         },
       ];
     }

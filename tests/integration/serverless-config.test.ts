@@ -203,10 +203,20 @@ describe("serverless.yml (stage prod)", () => {
     const fn = (service.functions as Record<string, { role: string; environment?: Record<string, unknown> }>)
       .gateway;
     assert.ok(fn);
-    const cacheGrant = grants(resources, fn.role).CacheTable;
+    const roleGrants = grants(resources, fn.role);
+    const cacheGrant = roleGrants.CacheTable;
+    const purges = Object.values(gateway.routes).some(
+      (route) => route.cache && "invalidates" in route.cache && (route.cache.invalidates?.length ?? 0) > 0,
+    );
     if (caches) {
       assert.equal(fn.environment?.CACHE_TABLE, "gatehouse-prod-cache");
-      assert.deepEqual(cacheGrant, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]);
+      assert.deepEqual(cacheGrant, [
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        ...(purges ? ["dynamodb:BatchWriteItem"] : []),
+      ]);
+      assert.deepEqual(roleGrants["CacheTable/index/byRoute"], purges ? ["dynamodb:Query"] : undefined);
     } else {
       assert.equal(fn.environment?.CACHE_TABLE, undefined, "no cached route: no cache table");
       assert.equal(cacheGrant, undefined, "no cached route: no grant on the cache table");

@@ -5,6 +5,7 @@ import { CHAT_ACTIONS } from "#shared/ws/protocol.ts";
 import definition from "../../gateway.config.ts";
 import GatewayWiring, {
   CACHE_ACCESS,
+  CACHE_PURGE,
   gatewayWiring,
   httpEvents,
   websocketEvents,
@@ -191,6 +192,33 @@ describe("the wiring plugins/gateway-wiring.mjs generates from gateway.config.ts
     );
     assert.deepEqual(CACHE_ACCESS.Action, ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]);
     assert.deepEqual(CACHE_ACCESS.Resource, { "Fn::GetAtt": ["CacheTable", "Arn"] });
+  });
+
+  it("adds the purge's Query on index byRoute and BatchWriteItem only when a write route invalidates", async () => {
+    const policyOf = async (config: typeof gateway) => {
+      const { serverless, role } = fakeServerless();
+      const plugin = new GatewayWiring(serverless, {});
+      plugin.loaded = Promise.resolve({ gateway: config, chatActions: CHAT_ACTIONS });
+      await plugin.wire();
+      return role.Properties.Policies.find((policy) => policy.PolicyName === "response-cache")?.PolicyDocument
+        .Statement;
+    };
+    assert.deepEqual(await policyOf(withCachedRoute()), [CACHE_ACCESS]);
+    const cached = withCachedRoute();
+    const target = Object.keys(cached.routes).find((key) => cached.routes[key]?.cache) as string;
+    const writing = {
+      ...cached,
+      routes: { ...cached.routes, "PUT /cached": { auth: "public", cache: { invalidates: [target] } } },
+    } as unknown as typeof gateway;
+    assert.deepEqual(await policyOf(writing), [CACHE_ACCESS, ...CACHE_PURGE]);
+    assert.deepEqual(
+      CACHE_PURGE.map((statement) => [statement.Action, statement.Resource]),
+      [
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: CloudFormation's Fn::Sub, not a JS template
+        [["dynamodb:Query"], { "Fn::Sub": "${CacheTable.Arn}/index/byRoute" }],
+        [["dynamodb:BatchWriteItem"], { "Fn::GetAtt": ["CacheTable", "Arn"] }],
+      ],
+    );
   });
 
   it("refuses a cached route when serverless.yml names no cache table", async () => {
