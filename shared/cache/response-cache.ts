@@ -46,7 +46,7 @@ export interface Served {
   status: Exclude<CacheStatus, "bypass">;
   /** Seconds since the served entry was stored (0 for a fresh answer). */
   ageSeconds: number;
-  /** The entity tag of a served entry (for `If-None-Match`), when it came from the cache. */
+  /** The entity tag of the entry served or just stored (for `If-None-Match`); none for an answer not stored. */
   etag?: string;
   /** A stale-while-revalidate refresh still running: the chain awaits it before the invocation ends. */
   refresh?: Promise<void>;
@@ -85,14 +85,14 @@ export function createResponseCache({
     }
   }
 
-  /** Calls the upstream (coalesced) and stores what may be stored, in both tiers. */
-  function fetchAndStore(request: ServeRequest): Promise<CacheableAnswer> {
+  /** Calls the upstream (coalesced) and stores what may be stored, in both tiers; a stored answer comes with its tag. */
+  function fetchAndStore(request: ServeRequest): Promise<{ answer: CacheableAnswer; etag?: string }> {
     const { key, policy } = request;
     return coalescer
-      .run(key.id, async () => {
+      .run<{ answer: CacheableAnswer; etag?: string }>(key.id, async () => {
         const answer = await request.fetch();
         const decision = storeDecision({ ...answer, method: request.method }, policy, request.keyedHeaders);
-        if (!decision.store) return { value: answer, shareable: false };
+        if (!decision.store) return { value: { answer }, shareable: false };
         const entry: CacheEntry = {
           routeKey: key.routeKey,
           params: key.params,
@@ -116,7 +116,7 @@ export function createResponseCache({
             onEvent({ type: "table-error", error });
           }
         }
-        return { value: answer, shareable: true };
+        return { value: { answer, etag: entry.etag }, shareable: true };
       })
       .then(({ value }) => value);
   }
@@ -170,13 +170,13 @@ export function createResponseCache({
         }
       }
       try {
-        const answer = await fetchAndStore(request);
+        const { answer, etag } = await fetchAndStore(request);
         if (answer.status >= 500 && hit) {
           onEvent({ type: "stale" });
           return fromEntry(hit, "stale");
         }
         onEvent({ type: "miss" });
-        return { answer, status: "miss", ageSeconds: 0 };
+        return { answer, status: "miss", ageSeconds: 0, ...(etag ? { etag } : {}) };
       } catch (error) {
         if (!hit) throw error;
         onEvent({ type: "stale" });

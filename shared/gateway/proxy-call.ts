@@ -124,11 +124,11 @@ async function servedResponse(
   }
   const result = call.toClient(served.answer);
   const headers = result.headers as Record<string, string>;
-  if (fromCache) {
-    // The tag a later If-None-Match is compared with (made from the body when the upstream sent none).
-    if (headers.etag === undefined && served.etag) headers.etag = served.etag;
-    Object.assign(headers, cachedAnswerHeaders({}, served.ageSeconds, served.status as "hit"));
-  } else headers["x-cache"] = "miss";
+  // The tag a later If-None-Match is compared with (made from the body when the upstream sent none),
+  // on every answer that is in the cache: the one just stored too.
+  if (headers.etag === undefined && served.etag) headers.etag = served.etag;
+  if (fromCache) Object.assign(headers, cachedAnswerHeaders({}, served.ageSeconds, served.status as "hit"));
+  else headers["x-cache"] = "miss";
   if (method === "HEAD") {
     result.body = "";
     result.isBase64Encoded = false;
