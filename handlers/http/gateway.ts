@@ -7,6 +7,7 @@ import { routeCachePolicy } from "#shared/config/cache.ts";
 import { env } from "#shared/config/env.ts";
 import { loadGateway } from "#shared/config/gateway.ts";
 import { createGatewayHandler } from "#shared/gateway/gateway-handler.ts";
+import { logger } from "#shared/observability/logger.ts";
 import { createLimiter } from "#shared/quota/limiter.ts";
 import { createMetering } from "#shared/quota/metering.ts";
 import definition from "../../gateway.config.ts";
@@ -21,6 +22,11 @@ const cache = caches
   ? createResponseCache({
       memory: createMemoryTier(gateway.cache.memory),
       table: createTableTier({ client: createCacheDocumentClient(), tableName: env.cacheTable }),
+      // A table that fails is a miss, so nothing else would show it: a missing grant, throttling.
+      onEvent: (event) => {
+        if (event.type === "table-error")
+          logger.warn("cache table call failed; the request went on as a miss", { error: event.error });
+      },
     })
   : undefined;
 

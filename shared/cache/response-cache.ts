@@ -39,6 +39,8 @@ export interface ServeRequest {
   fetch: () => Promise<CacheableAnswer>;
   /** Skip the stored entry and ask again (a client's `max-age=0` with the `cache:invalidate` scope). */
   revalidate?: boolean;
+  /** This request's own listener, besides the container's (a coalesced waiter hears only its own lookup). */
+  onEvent?: (event: CacheEvent) => void;
 }
 
 export interface Served {
@@ -68,9 +70,17 @@ export function createResponseCache({
   onEvent = () => {},
 }: ResponseCacheOptions) {
   const coalescer: Coalescer = createCoalescer();
+  /** An event to the container's listener and to the request's own (its per-route counts). */
+  const emit = (request: ServeRequest, event: CacheEvent) => {
+    onEvent(event);
+    request.onEvent?.(event);
+  };
 
   /** The entry in the container tier, else in the table (filling the container tier); table failures miss. */
-  async function lookup(id: string): Promise<(CacheHit & { tier: "memory" | "table" }) | undefined> {
+  async function lookup(
+    request: ServeRequest,
+  ): Promise<(CacheHit & { tier: "memory" | "table" }) | undefined> {
+    const id = request.key.id;
     const local = memory.get(id);
     if (local) return { ...local, tier: "memory" };
     if (!table) return undefined;
@@ -80,7 +90,7 @@ export function createResponseCache({
       memory.set(id, shared.entry);
       return { ...shared, tier: "table" };
     } catch (error) {
-      onEvent({ type: "table-error", error });
+      emit(request, { type: "table-error", error });
       return undefined;
     }
   }
@@ -107,13 +117,13 @@ export function createResponseCache({
         };
         const inMemory = memory.set(key.id, entry);
         if (!inMemory.stored && inMemory.reason === "too-large")
-          onEvent({ type: "too-large", tier: "memory" });
+          emit(request, { type: "too-large", tier: "memory" });
         if (table) {
           try {
             const shared = await table.set(key.id, entry);
-            if (!shared.stored) onEvent({ type: "too-large", tier: "table" });
+            if (!shared.stored) emit(request, { type: "too-large", tier: "table" });
           } catch (error) {
-            onEvent({ type: "table-error", error });
+            emit(request, { type: "table-error", error });
           }
         }
         return { value: { answer, etag: entry.etag }, shareable: true };
@@ -153,14 +163,14 @@ export function createResponseCache({
      */
     async serve(request: ServeRequest): Promise<Served> {
       // Read even when revalidating: the entry is still the fallback if the upstream fails.
-      const hit = await lookup(request.key.id);
+      const hit = await lookup(request);
       if (hit && !request.revalidate) {
         if (hit.freshness === "fresh") {
-          onEvent({ type: "hit", tier: hit.tier });
+          emit(request, { type: "hit", tier: hit.tier });
           return fromEntry(hit, "hit");
         }
         if (hit.freshness === "stale-while-revalidate") {
-          onEvent({ type: "stale" });
+          emit(request, { type: "stale" });
           // A refresh that fails leaves the stale entry in place; the caller already has its answer.
           const refresh = fetchAndStore(request).then(
             () => undefined,
@@ -172,14 +182,14 @@ export function createResponseCache({
       try {
         const { answer, etag } = await fetchAndStore(request);
         if (answer.status >= 500 && hit) {
-          onEvent({ type: "stale" });
+          emit(request, { type: "stale" });
           return fromEntry(hit, "stale");
         }
-        onEvent({ type: "miss" });
+        emit(request, { type: "miss" });
         return { answer, status: "miss", ageSeconds: 0, ...(etag ? { etag } : {}) };
       } catch (error) {
         if (!hit) throw error;
-        onEvent({ type: "stale" });
+        emit(request, { type: "stale" });
         return fromEntry(hit, "stale");
       }
     },

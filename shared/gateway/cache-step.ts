@@ -72,6 +72,7 @@ export function responseCacheStep(
     recordCount(context, "CacheMiss", lookup.key ? 1 : 0);
     recordCount(context, "CacheStale", 0);
     recordCount(context, "CacheBypass", lookup.key ? 0 : 1);
+    if (lookup.key) recordCount(context, "CacheTooLarge", 0);
   };
 
   const responseCacheAfter: middy.MiddlewareFn<HttpEvent, HttpResult, Error, GatehouseContext> = async (

@@ -111,6 +111,10 @@ async function servedResponse(
     key: lookup.key as NonNullable<CacheLookup["key"]>,
     method,
     fetch: () => call.fetch(),
+    // An answer a tier would not keep (past its entry size, or DynamoDB's 400 KB item): counted per route.
+    onEvent: (cacheEvent) => {
+      if (cacheEvent.type === "too-large") recordCount(context, "CacheTooLarge", 1);
+    },
     ...(lookup.revalidate ? { revalidate: true } : {}),
   });
   lookup.served = served;

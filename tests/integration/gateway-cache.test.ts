@@ -144,7 +144,7 @@ describe("gateway handler: response cache (both tiers, dynalite)", () => {
   });
 
   /** A gateway function as one container has it: its own container tier, the shared table. */
-  const container = (input = config()) => {
+  const container = (input = config(), maxEntryBytes = 65_536) => {
     const tableName = store.tables.CacheTable as string;
     const usage = store.tables.UsageTable as string;
     const now = () => clock;
@@ -157,7 +157,7 @@ describe("gateway handler: response cache (both tiers, dynalite)", () => {
         limiter: createLimiter({ client: store.client, tableName: usage }),
         metering: createMetering({ client: store.client, tableName: usage }),
         cache: createResponseCache({
-          memory: createMemoryTier({ maxBytes: 1_048_576, maxEntryBytes: 65_536, now }),
+          memory: createMemoryTier({ maxBytes: 1_048_576, maxEntryBytes, now }),
           table: createTableTier({ client: store.client, tableName, now }),
           now,
         }),
@@ -485,6 +485,21 @@ describe("gateway handler: response cache (both tiers, dynalite)", () => {
       "hit",
       "a refused write purges nothing",
     );
+  });
+
+  it("counts CacheTooLarge for an answer a tier would not keep; the other tier still serves it", async () => {
+    const emf = captureEmf();
+    try {
+      const call = container(config(), 1_000); // the container tier keeps nothing this size
+      const miss = await call("GET /things/{id}", { id: "1" });
+      const hit = await call("GET /things/{id}", { id: "1" });
+      assert.equal(hit.headers["x-cache"], "hit", "from the table");
+      assert.equal(miss.headers["x-cache"], "miss");
+      const counts = emf.filter((record) => "Requests" in record).map((record) => record.CacheTooLarge);
+      assert.deepEqual(counts, [1, 0]);
+    } finally {
+      mock.restoreAll();
+    }
   });
 
   it("answers X-Cache: bypass on every cached route of a stage that turns caching off", async () => {
