@@ -19,6 +19,8 @@ export interface CacheableAnswer {
   headers: Readonly<Record<string, string>>;
   body: Buffer;
   cookies?: readonly string[] | undefined;
+  /** Set by the gateway for an answer it knows is degraded (an aggregate's partial merge): never stored. */
+  degraded?: boolean;
 }
 
 /** What happened, for metrics (`CacheHit`, `CacheMiss`, `CacheStale`, `CacheTooLarge`, …) and logs. */
@@ -101,7 +103,9 @@ export function createResponseCache({
     return coalescer
       .run<{ answer: CacheableAnswer; etag?: string }>(key.id, async () => {
         const answer = await request.fetch();
-        const decision = storeDecision({ ...answer, method: request.method }, policy, request.keyedHeaders);
+        const decision = answer.degraded
+          ? ({ store: false } as const)
+          : storeDecision({ ...answer, method: request.method }, policy, request.keyedHeaders);
         if (!decision.store) return { value: { answer }, shareable: false };
         const entry: CacheEntry = {
           routeKey: key.routeKey,

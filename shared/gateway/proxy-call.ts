@@ -207,10 +207,13 @@ function aggregateCall(plan: AggregatePlan, settings: CallSettings, scope: Cache
       const result = await runAggregate(plan, event.pathParameters ?? {}, headers, (call, request) =>
         timedUpstreamCall(context, call, request),
       );
+      const merged = result.headers as Record<string, string>;
       return {
         status: result.statusCode ?? 200,
-        headers: result.headers as Record<string, string>,
+        headers: merged,
         body: Buffer.from(result.body ?? "", result.isBase64Encoded ? "base64" : "utf8"),
+        // A partial merge (a call failed) is served, but never kept in place of a complete answer.
+        ...(merged["x-gatehouse-complete"] === "false" ? { degraded: true } : {}),
       };
     },
     toClient(answer) {

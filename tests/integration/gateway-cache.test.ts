@@ -134,6 +134,14 @@ describe("gateway handler: response cache (both tiers, dynalite)", () => {
         },
         cache: { key: { query: ["run"] } },
       },
+      "GET /partial/{id}": {
+        auth: "public",
+        aggregate: {
+          calls: { a: { upstream: "svc", path: "/a/{id}" }, b: { upstream: "svc", path: "/reject/{id}" } },
+          onFailure: "partial",
+        },
+        cache: { key: { query: ["run"] } },
+      },
       "GET /cookie": {
         auth: "public",
         proxy: { upstream: "svc", path: "/cookie" },
@@ -500,6 +508,16 @@ describe("gateway handler: response cache (both tiers, dynalite)", () => {
     } finally {
       mock.restoreAll();
     }
+  });
+
+  it("serves an aggregate's partial merge but never stores it", async () => {
+    const call = container();
+    const partial = await call("GET /partial/{id}", { id: "7" });
+    assert.equal(partial.statusCode, 200);
+    assert.equal(partial.headers["x-gatehouse-complete"], "false");
+    const again = await call("GET /partial/{id}", { id: "7" });
+    assert.equal(again.headers["x-cache"], "miss", "the partial answer was not stored");
+    assert.equal(received.length, 4);
   });
 
   it("answers X-Cache: bypass on every cached route of a stage that turns caching off", async () => {
