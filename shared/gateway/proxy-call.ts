@@ -32,7 +32,14 @@ import {
 import type { UpstreamClient, UpstreamRequest, UpstreamResponse } from "../upstream/http-client.ts";
 import { mapHeaders, mapQuery, mapRequestBody, onCanary } from "../upstream/transform.ts";
 import { runAggregate } from "./aggregate.ts";
-import type { AggregatePlan, CompiledRoute, CompiledTarget, GatewayTable, ProxyPlan } from "./compile.ts";
+import type {
+  AggregatePlan,
+  CompiledRoute,
+  CompiledTarget,
+  GatewayTable,
+  ProxyPlan,
+  RouteCache,
+} from "./compile.ts";
 
 /** What every upstream call of the gateway shares: the compiled table's settings and the scheme. */
 export interface CallSettings extends Pick<GatewayTable, "versionHeader" | "compression" | "trustedProxy"> {
@@ -81,8 +88,8 @@ export function routeHandler(route: CompiledRoute, settings: CallSettings): Http
   const plan = route.plan;
   const prepare =
     plan.kind === "proxy"
-      ? proxyCall(route.key, plan, settings, route.cache?.policy.scope)
-      : aggregateCall(plan, settings, route.cache?.policy.scope);
+      ? proxyCall(route.key, plan, settings, route.cache)
+      : aggregateCall(plan, settings, route.cache);
   return async (event, context) => {
     const lookup = context.cacheLookup;
     const call = prepare(event, context, lookup);
@@ -167,6 +174,14 @@ function forwardingOf(
   };
 }
 
+/**
+ * A cached route's answer depends on its keyed headers (and only on them, since nothing else is
+ * sent): say so to the caches downstream (browsers, CDNs), as the gateway's own cache keys on them.
+ */
+function varyOnKeyedHeaders(headers: Record<string, string>, cache: RouteCache): void {
+  for (const name of cache.keyedHeaders) addVary(headers, name);
+}
+
 /** Client headers the gateway reads to rebuild the forwarding headers from its own view. */
 const FORWARDING_INPUTS = ["host", "x-forwarded-for", "forwarded"] as const;
 
@@ -195,19 +210,22 @@ function keyedForwarding(
 }
 
 /** An aggregate route: the calls in parallel, merged. */
-function aggregateCall(plan: AggregatePlan, settings: CallSettings, scope: CacheScope | undefined): Prepare {
+function aggregateCall(plan: AggregatePlan, settings: CallSettings, cache: RouteCache | undefined): Prepare {
   return (event, context, lookup) => ({
     async fetch() {
       const forwarding = forwardingOf(event, context, settings);
       // The gateway reads every call's JSON itself; its merged answer is compressed on the way out.
       const headers = {
-        ...upstreamRequestHeaders(lookup?.key ? keyedForwarding(forwarding, lookup.key, scope) : forwarding),
+        ...upstreamRequestHeaders(
+          lookup?.key ? keyedForwarding(forwarding, lookup.key, cache?.policy.scope) : forwarding,
+        ),
         "accept-encoding": "identity",
       };
       const result = await runAggregate(plan, event.pathParameters ?? {}, headers, (call, request) =>
         timedUpstreamCall(context, call, request),
       );
       const merged = result.headers as Record<string, string>;
+      if (cache) varyOnKeyedHeaders(merged, cache);
       return {
         status: result.statusCode ?? 200,
         headers: merged,
@@ -271,7 +289,7 @@ function proxyCall(
   key: string,
   proxy: ProxyPlan,
   settings: CallSettings,
-  scope: CacheScope | undefined,
+  cache: RouteCache | undefined,
 ): Prepare {
   const { compression } = settings;
   const chooseTarget = targetChooser(key, proxy, settings.versionHeader);
@@ -289,11 +307,12 @@ function proxyCall(
         // A body is not keyed, so a cached route's miss sends none (it could shape a shared answer).
         const body = lookup?.key ? undefined : parsedBody(context);
         let upstreamBody = body?.raw; // the raw bytes the body checks passed, not a re-serialisation
-        const sent = lookup?.key ? keyedForwarding(forwarding, lookup.key, scope) : forwarding;
+        const sent = lookup?.key ? keyedForwarding(forwarding, lookup.key, cache?.policy.scope) : forwarding;
         const headers = upstreamRequestHeaders({
           ...sent,
           headers: mapHeaders(sent.headers, chosen.requestHeaders),
-          forwardAuthorization: chosen.forwardAuthorization && !(lookup?.key && scope === "public"),
+          forwardAuthorization:
+            chosen.forwardAuthorization && !(lookup?.key && cache?.policy.scope === "public"),
         });
         if (chosen.requestBody && body && body.json !== undefined) {
           upstreamBody = mapRequestBody(chosen.requestBody, body.json);
@@ -313,6 +332,7 @@ function proxyCall(
         const responseHeaders = clientResponseHeaders(response.headers, chosen.passHeaders);
         // The answer depends on these request headers: caches must key on them.
         for (const name of proxy.varies) addVary(responseHeaders, name);
+        if (cache) varyOnKeyedHeaders(responseHeaders, cache);
         return {
           status: response.status,
           headers: responseHeaders,

@@ -380,6 +380,11 @@ describe("gateway handler: response cache (both tiers, dynalite)", () => {
       },
     });
     assert.equal(miss.headers["x-cache"], "miss");
+    assert.match(
+      String(miss.headers.vary),
+      /accept-language/,
+      "downstream caches learn what the answer depends on",
+    );
     const sent = received[0] as Received;
     assert.equal(sent.url, `/things/1?page=~&page=b%20c&run=${run}`);
     assert.equal(sent.headers["accept-language"], "fr");
