@@ -77,6 +77,8 @@ export default defineGateway(({ stage }) => ({
       retries: 0,
       breaker: { consecutiveFailures: 3, halfOpenAfterMs: 5_000 },
     },
+    // The caching demo's prices service (docs/caching.md, "Walk-through"); it can be switched down.
+    prices: { targets: [{ url: serviceUrl(stage, "prices") }], timeoutMs: 1_000, retries: 0 },
     // The demo's cookie endpoints, to see cookies go both ways through the gateway.
     cookies: { targets: [{ url: serviceUrl(stage, "cookies") }], timeoutMs: 2_000, retries: 1 },
     // A service that is a Lambda function, invoked directly: no HTTP hop. `code` declares the function.
@@ -167,13 +169,21 @@ export default defineGateway(({ stage }) => ({
         link: "https://docs.example.com/migrate/v1",
       },
     },
-    "GET /v1/orders": { auth: { apiKey: {} }, limit: {}, proxy: { upstream: "orders", path: "/orders" } },
+    // Each caller's own answers (`principal`, the default behind an authorizer), kept 30 s apart by
+    // userId; every other query parameter is ignored and not sent. A new order purges them.
+    "GET /v1/orders": {
+      auth: { apiKey: {} },
+      limit: {},
+      proxy: { upstream: "orders", path: "/orders" },
+      cache: { ttlSeconds: 30, key: { query: ["userId"] } },
+    },
     "POST /v1/orders": {
       auth: { apiKey: {} },
       limit: { cost: 2 },
       // API Gateway's own throttle for this route, for every caller together (before any function runs).
       throttle: { rateLimit: 50, burstLimit: 100 },
       proxy: { upstream: "orders", path: "/orders" },
+      cache: { invalidates: ["GET /v1/orders"] },
       body: {
         maxBytes: 16_384,
         schema: {
@@ -220,6 +230,35 @@ export default defineGateway(({ stage }) => ({
     },
     "GET /v1/slow": { auth: { apiKey: {} }, limit: {}, proxy: { upstream: "slow", path: "/slow" } },
     "GET /v1/flaky": { auth: { apiKey: {} }, limit: {}, proxy: { upstream: "flaky", path: "/flaky" } },
+    // Response caching (docs/caching.md): prices are the same for every caller, so one entry serves
+    // all (`public`); fresh for 5 s, then served marked stale for an hour if the service fails.
+    "GET /v1/prices": {
+      auth: { apiKey: {} },
+      limit: {},
+      proxy: { upstream: "prices", path: "/prices" },
+      cache: { scope: "public", sameForEveryCaller: true, ttlSeconds: 5, staleIfErrorSeconds: 3_600 },
+    },
+    "GET /v1/prices/{id}": {
+      auth: { apiKey: {} },
+      limit: {},
+      proxy: { upstream: "prices", path: "/prices/{id}" },
+      cache: { scope: "public", sameForEveryCaller: true, ttlSeconds: 5, staleIfErrorSeconds: 3_600 },
+    },
+    // A price change purges that price's entry and the list, in the cache table and this container.
+    "PUT /v1/prices/{id}": {
+      auth: { jwt: { scopes: ["prices:write"] } },
+      proxy: { upstream: "prices", path: "/prices/{id}" },
+      body: {
+        maxBytes: 1_024,
+        schema: {
+          type: "object",
+          required: ["price"],
+          properties: { price: { type: "number", minimum: 0 } },
+          additionalProperties: false,
+        },
+      },
+      cache: { invalidates: ["GET /v1/prices/{id}", "GET /v1/prices"] },
+    },
     // Proxy fidelity demo routes (bodies, headers)
     // A JSON document, gzip from the upstream when asked (`?compress=always|never` to see the gateway
     // decode or compress it itself); what reaches the client always matches its content-encoding.

@@ -8,6 +8,9 @@
 //   ANY  /echo/...                    what the upstream received: method, path, query, headers, body
 //   GET  /slow?ms=3000                answers after a delay (default 3 s)
 //   GET  /flaky                       503 while switched down: POST /flaky/down, POST /flaky/up
+//   GET  /prices, /prices/{id}        prices, numbered by the service's call count (the caching demo);
+//                                     PUT /prices/{id} {"price": n} changes one; 503 while switched
+//                                     down: POST /prices/down, POST /prices/up
 //   GET  /fidelity/...                the proxy fidelity demo (bodies, headers): see its block below
 //   GET  /cookies/set, /cookies/echo  proxy fidelity: several Set-Cookie headers; the cookies received
 //   /inventory/items[/{id}[/stock]]   the inventory service of examples/openapi/inventory.yaml: GET a list
@@ -95,6 +98,7 @@ function inventoryService(request, url, body, items, json) {
  */
 export function startDemoServices(port) {
   let flakyDown = false;
+  const prices = pricesService();
   const inventory = new Map(INVENTORY.map((item) => [item.id, { ...item }]));
   const server = createServer((request, response) => {
     const url = new URL(request.url ?? "/", "http://demo");
@@ -132,6 +136,7 @@ export function startDemoServices(port) {
         }
         return flakyDown ? json(503, { error: "flaky service is down" }) : json(200, { flaky: "up" });
       }
+      if (resource === "prices") return prices(request, id, Buffer.concat(chunks), json);
       if (resource === "orders" && !id && request.method === "POST") {
         let order;
         try {
@@ -169,6 +174,49 @@ export function startDemoServices(port) {
     });
   });
   return listenOnLoopback(server, port, "GATEHOUSE_DEMO_PORT");
+}
+
+/**
+ * The caching demo's upstream (docs/caching.md, "Walk-through"): every answer carries `call`, the
+ * number of GETs this service has answered, so a client sees whether the gateway asked it or its
+ * cache answered; it can be switched down to watch stale answers served through an outage.
+ */
+function pricesService() {
+  const table = new Map(PRODUCTS.map((product) => [product.id, { id: product.id, price: product.price }]));
+  let calls = 0;
+  let down = false;
+  /**
+   * @param {import('node:http').IncomingMessage} request
+   * @param {string | undefined} id
+   * @param {Buffer} body
+   * @param {(status: number, body: unknown) => void} json
+   */
+  return (request, id, body, json) => {
+    if (request.method === "POST" && (id === "down" || id === "up")) {
+      down = id === "down";
+      return json(200, { prices: down ? "down" : "up" });
+    }
+    if (down) return json(503, { error: "the prices service is down" });
+    if (request.method === "PUT" && id) {
+      const entry = table.get(id);
+      if (!entry) return json(404, { error: `no price for ${id}` });
+      let price;
+      try {
+        price = JSON.parse(body.toString() || "{}").price;
+      } catch {
+        return json(400, { error: "the body is not JSON" }); // never throw: this runs inside the local stack
+      }
+      if (typeof price !== "number") return json(400, { error: "price is a number" });
+      entry.price = price;
+      return json(200, entry);
+    }
+    if (request.method !== "GET") return json(405, { error: "GET or PUT" });
+    calls += 1;
+    const servedAt = new Date().toISOString();
+    if (!id) return json(200, { prices: [...table.values()], call: calls, servedAt });
+    const entry = table.get(id);
+    return entry ? json(200, { ...entry, call: calls, servedAt }) : json(404, { error: `no price for ${id}` });
+  };
 }
 
 // --- Proxy fidelity demo (bodies, headers) -------------------------------------------------------

@@ -52,6 +52,7 @@ describe("deploy bundles", () => {
           USAGE_TABLE: "gatehouse-test-usage",
           ROOM_MEMBERS_TABLE: "gatehouse-test-room-members",
           MESSAGES_TABLE: "gatehouse-test-messages",
+          CACHE_TABLE: "gatehouse-test-cache",
           GATEHOUSE_WS_ENDPOINT: "https://example.execute-api.us-east-1.amazonaws.com/test",
           GATEHOUSE_FUNCTION_PREFIX: "gatehouse-test-",
           AWS_REGION: "us-east-1",

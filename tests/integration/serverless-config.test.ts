@@ -121,7 +121,14 @@ describe("serverless.yml (stage prod)", () => {
     for (const name of Object.keys(FRAMEWORK_ROLES))
       assert.ok(service.functions[name], `${name} is declared`);
     assert.deepEqual(dynamoActions("HttpSystemRole"), []);
-    assert.deepEqual(dynamoActions("GatewayRole"), ["dynamodb:UpdateItem", "dynamodb:GetItem"]);
+    // The cached demo routes give the gateway the cache table (and the purge, for write routes
+    // that invalidate); tests/unit/gateway-wiring.test.ts checks when each grant appears.
+    assert.deepEqual(grants(resources, "GatewayRole"), {
+      CacheTable: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"],
+      "CacheTable/index/byRoute": ["dynamodb:Query"],
+      CatalogLambdaFunction: ["lambda:InvokeFunction"],
+      UsageTable: ["dynamodb:UpdateItem", "dynamodb:GetItem"],
+    });
     assert.deepEqual(dynamoActions("UsageRole"), [
       "dynamodb:GetItem",
       "dynamodb:Query",

@@ -43,11 +43,11 @@ function problemsOf(config: GatewayConfigInput): string[] {
 }
 
 describe("cache config", () => {
-  it("leaves the project's own config valid for every stage, caching no route yet", () => {
+  it("leaves the project's own config valid for every stage, with its demo routes cached", () => {
     for (const stage of ["local", "test", "dev", "prod"]) {
       const config = loadGateway(definition, stage);
       const cached = Object.keys(config.routes).filter((key) => routeCachePolicy(config, key));
-      assert.deepEqual(cached, []);
+      assert.deepEqual(cached, ["GET /v1/orders", "GET /v1/prices", "GET /v1/prices/{id}"], stage);
     }
   });
 

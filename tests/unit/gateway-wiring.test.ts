@@ -172,7 +172,8 @@ describe("the wiring plugins/gateway-wiring.mjs generates from gateway.config.ts
   it("says whether a route caches, so the gateway function gets the cache table; not when the stage turns caching off", () => {
     const wiring = (config: typeof gateway) =>
       gatewayWiring({ gateway: config, chatActions: CHAT_ACTIONS, functions: functions(), logicalId });
-    assert.equal(wiring(gateway).caches, false, "gateway.config.ts has no cached route yet");
+    assert.equal(wiring(gateway).caches, true, "gateway.config.ts caches demo routes");
+    assert.equal(wiring(withoutCache()).caches, false);
     const cached = withCachedRoute();
     assert.equal(wiring(cached).caches, true);
     assert.equal(wiring({ ...cached, cache: { ...cached.cache, enabled: false } }).caches, false);
@@ -230,15 +231,24 @@ describe("the wiring plugins/gateway-wiring.mjs generates from gateway.config.ts
   });
 });
 
-/** The prod config with a cache on its first GET route that the gateway function answers. */
+/** The project's config with no route cached and nothing invalidated. */
+function withoutCache(): typeof gateway {
+  const routes = Object.fromEntries(
+    Object.entries(gateway.routes).map(([key, { cache: _cache, ...route }]) => [key, route]),
+  );
+  return { ...gateway, routes } as typeof gateway;
+}
+
+/** The project's config with exactly one cached route, and no write route invalidating it. */
 function withCachedRoute(): typeof gateway {
-  const [key, route] = Object.entries(gateway.routes).find(
+  const plain = withoutCache();
+  const [key, route] = Object.entries(plain.routes).find(
     ([routeKey, r]) => routeKey.startsWith("GET ") && r.handler === undefined,
   ) ?? [undefined, undefined];
   assert.ok(key && route, "the prod config has a GET route on the gateway function");
   return {
-    ...gateway,
-    routes: { ...gateway.routes, [key]: { ...route, cache: { ttlSeconds: 30 } } },
+    ...plain,
+    routes: { ...plain.routes, [key]: { ...route, cache: { ttlSeconds: 30 } } },
   } as typeof gateway;
 }
 
