@@ -90,7 +90,8 @@ export function httpAuthorizer(/** @type {Route["auth"]} */ auth) {
 }
 
 /**
- * One `httpApi` event per config route, on the function that answers it, then the catch-all.
+ * One `httpApi` event per config route, on the function that answers it (and a HEAD beside each
+ * cached GET route), then the catch-all.
  * Example: `"GET /usage": { auth: { apiKey: {} }, handler: "usage" }` →
  * `{ functionKey: "usage", event: { httpApi: { method: "GET", path: "/usage", authorizer: { name: "apiKeyAuthorizer" } } } }`.
  * @param {Gateway} gateway
@@ -98,16 +99,19 @@ export function httpAuthorizer(/** @type {Route["auth"]} */ auth) {
  */
 export function httpEvents(gateway) {
   /** @type {GeneratedEvent[]} */
-  const events = Object.entries(gateway.routes).map(([key, route]) => {
+  const events = Object.entries(gateway.routes).flatMap(([key, route]) => {
     const [method = "", path = ""] = key.split(" ");
     const name = httpAuthorizer(route.auth);
-    return {
-      key,
+    /** @param {string} on @returns {GeneratedEvent} */
+    const event = (on) => ({
+      key: `${on} ${path}`,
       functionKey: route.handler ?? GATEWAY_FUNCTION,
-      event: {
-        httpApi: { method: method === "ANY" ? "*" : method, path, ...(name ? { authorizer: { name } } : {}) },
-      },
-    };
+      event: { httpApi: { method: on === "ANY" ? "*" : on, path, ...(name ? { authorizer: { name } } : {}) } },
+    });
+    // API Gateway matches methods exactly: a cached GET route gets a HEAD route beside it (same
+    // function and authorizer), answered from the GET entry without its body (docs/caching.md).
+    const head = method === "GET" && route.cache !== undefined && !(`HEAD ${path}` in gateway.routes);
+    return head ? [event(method), event("HEAD")] : [event(method)];
   });
   // Everything no route matches: the gateway answers 404 or 405 as problem+json, not API Gateway.
   events.push({ key: "$default", functionKey: GATEWAY_FUNCTION, event: { httpApi: "*" } });

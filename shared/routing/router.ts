@@ -38,12 +38,17 @@ const GREEDY = /^\{([A-Za-z_][A-Za-z0-9_]*)\+\}$/;
 /**
  * The route keys a request's `routeKey` may be declared under, most specific first: as given (with
  * serverless-offline's `{name*}` spelled `{name+}` as API Gateway does), then as the `ANY` route of
- * the same path (offline reports the request's method where API Gateway says `ANY`).
+ * the same path (offline reports the request's method where API Gateway says `ANY`). A `HEAD` is
+ * also the `GET` route of its path: the wiring gives a cached GET route a HEAD route beside it.
  */
 export function routeKeyCandidates(routeKey: string): string[] {
   const normalised = routeKey.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\*\}/g, "{$1+}");
   const space = normalised.indexOf(" ");
-  return space === -1 ? [normalised] : [normalised, `ANY ${normalised.slice(space + 1)}`];
+  if (space === -1) return [normalised];
+  const path = normalised.slice(space + 1);
+  return normalised.startsWith("HEAD ")
+    ? [normalised, `GET ${path}`, `ANY ${path}`]
+    : [normalised, `ANY ${path}`];
 }
 
 /** Splits a template into segments, checking the syntax (a greedy parameter must come last). */

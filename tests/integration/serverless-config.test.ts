@@ -247,7 +247,7 @@ describe("serverless.yml (stage prod)", () => {
     }
   });
 
-  it("has exactly one event per config route, on the function that answers it, behind its authorizer", () => {
+  it("has exactly one event per config route (and a HEAD per cached GET), on the function that answers it, behind its authorizer", () => {
     const gateway = loadGateway(definition, "prod");
     // Every httpApi event of the resolved service (plugin-generated ones included), the catch-all too.
     const declared = Object.entries<{
@@ -265,8 +265,12 @@ describe("serverless.yml (stage prod)", () => {
       .map(([key, route]) => {
         const authorizer =
           route.auth === "public" ? "none" : "jwt" in route.auth ? "jwtAuthorizer" : "apiKeyAuthorizer";
-        return `${key} → ${route.handler ?? "gateway"} (${authorizer})`;
+        const event = `→ ${route.handler ?? "gateway"} (${authorizer})`;
+        return key.startsWith("GET ") && route.cache
+          ? [`${key} ${event}`, `HEAD ${key.slice(4)} ${event}`]
+          : [`${key} ${event}`];
       })
+      .flat()
       .concat("* → gateway (none)")
       .sort();
     // Lists, not sets: a route declared twice would show here.

@@ -32,7 +32,21 @@ const logicalId = (key: string) => `${key[0]?.toUpperCase()}${key.slice(1)}Lambd
 describe("the wiring plugins/gateway-wiring.mjs generates from gateway.config.ts", () => {
   it("gives every config route one httpApi event, on its handler or the gateway, behind its authorizer", () => {
     const events = httpEvents(gateway);
-    assert.equal(events.length, Object.keys(gateway.routes).length + 1);
+    const cachedGets = Object.keys(gateway.routes).filter(
+      (key) => key.startsWith("GET ") && gateway.routes[key]?.cache,
+    );
+    assert.ok(cachedGets.length > 0, "the config caches GET routes");
+    assert.equal(events.length, Object.keys(gateway.routes).length + cachedGets.length + 1);
+    // A cached GET route's HEAD beside it: same function and authorizer (API Gateway matches methods exactly).
+    assert.deepEqual(
+      events.find((event) => event.key === "HEAD /v1/prices/{id}"),
+      {
+        key: "HEAD /v1/prices/{id}",
+        functionKey: "gateway",
+        event: { httpApi: { method: "HEAD", path: "/v1/prices/{id}", authorizer: { name: "apiKeyAuthorizer" } } },
+      },
+    );
+    assert.equal(events.find((event) => event.key === "HEAD /v1/users"), undefined, "not for an uncached GET");
     assert.deepEqual(events.at(-1), { key: "$default", functionKey: "gateway", event: { httpApi: "*" } });
     assert.deepEqual(
       events.find((event) => event.key === "GET /admin/usage"),

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { HttpError } from "#shared/errors.ts";
-import { compileRouter, parseTemplate } from "#shared/routing/router.ts";
+import { compileRouter, parseTemplate, routeKeyCandidates } from "#shared/routing/router.ts";
 
 /** The status of the HttpError a call throws. */
 function statusOf(call: () => unknown): number {
@@ -49,6 +49,17 @@ describe("router", () => {
       statusOf(() => match("GET", "/files/")),
       404,
     );
+  });
+
+  it("declares a routeKey under itself, then (for HEAD) its GET route, then its ANY route", () => {
+    assert.deepEqual(routeKeyCandidates("GET /things/{id}"), ["GET /things/{id}", "ANY /things/{id}"]);
+    assert.deepEqual(routeKeyCandidates("HEAD /things/{id}"), [
+      "HEAD /things/{id}",
+      "GET /things/{id}",
+      "ANY /things/{id}",
+    ]);
+    assert.deepEqual(routeKeyCandidates("GET /files/{path*}"), ["GET /files/{path+}", "ANY /files/{path+}"]);
+    assert.deepEqual(routeKeyCandidates("$default"), ["$default"]);
   });
 
   it("404 for an unknown path, 405 with Allow for a known path and another method, HEAD as GET", () => {
