@@ -73,3 +73,8 @@ export function formatTable<R>(rows: readonly R[], columns: readonly Column<R>[]
     ...cells.map(render),
   ].join("\n");
 }
+
+/** Several tables, each under its heading (for a case that prints more than one). */
+export function formatSections(sections: readonly { heading: string; table: string }[]): string {
+  return sections.map(({ heading, table }) => `${heading}\n\n${table}`).join("\n\n");
+}

@@ -5,7 +5,8 @@
  * (default 15, at least 10). Exits non-zero if any build or measured process fails.
  *
  * A case is a module under bench/cases exporting an async function (BenchContext) => rows and the
- * columns to print them with; add it to `cases` below.
+ * columns to print them with (or a result and a function that formats it, for a case that prints
+ * several tables); add it to `cases` below.
  */
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -27,28 +28,39 @@ import { type BenchContext, type Column, formatTable } from "./lib.ts";
 const DEFAULT_RUNS = 15;
 const MIN_RUNS = 10;
 
-/** One case, with its row type erased once its rows are printed. */
+/** One case, with its result's type erased once it is printed. */
 interface Case {
   key: string;
   title: string;
-  run: (ctx: BenchContext) => Promise<unknown[]>;
+  run: (ctx: BenchContext) => Promise<unknown>;
 }
 
+/** A case whose result is printed by its own `format` (several tables, e.g.); the result goes to the JSON. */
+function defineReport<T>(
+  key: string,
+  title: string,
+  measure: (ctx: BenchContext) => Promise<T>,
+  format: (result: T) => string,
+): Case {
+  return {
+    key,
+    title,
+    run: async (ctx) => {
+      const result = await measure(ctx);
+      console.log(`\n${title}\n\n${format(result)}\n`);
+      return result;
+    },
+  };
+}
+
+/** A case printed as one table of its rows. */
 function defineCase<R>(
   key: string,
   title: string,
   measure: (ctx: BenchContext) => Promise<R[]>,
   columns: Column<R>[],
 ): Case {
-  return {
-    key,
-    title,
-    run: async (ctx) => {
-      const rows = await measure(ctx);
-      console.log(`\n${title}\n\n${formatTable(rows, columns)}\n`);
-      return rows;
-    },
-  };
+  return defineReport(key, title, measure, (rows) => formatTable(rows, columns));
 }
 
 const cases: Case[] = [
@@ -122,7 +134,7 @@ async function main(): Promise<void> {
     );
   }
   const selected = wanted.length > 0 ? cases.filter((c) => wanted.includes(c.key)) : cases;
-  const results: Record<string, unknown[]> = {};
+  const results: Record<string, unknown> = {};
   try {
     for (const c of selected) results[c.key] = await c.run({ root, runs, tmpDir });
   } finally {
