@@ -8,6 +8,8 @@ export interface BenchContext {
   runs: number;
   /** A temporary directory owned by this run, removed at the end; cases make subfolders in it. */
   tmpDir: string;
+  /** `--quick`: a smoke run. A case that supports it measures the same things on a smaller workload. */
+  quick: boolean;
 }
 
 /**

@@ -2,7 +2,9 @@
  * `npm run bench`: runs every bench case, prints a table per case and writes all rows to
  * bench/results/latest.json (git-ignored). `npm run bench -- gatewayChain authorizer` runs only the
  * cases named (by key). `BENCH_RUNS` sets the samples per measurement
- * (default 15, at least 10). Exits non-zero if any build or measured process fails.
+ * (default 15, at least 10). `--quick` asks the cases that support it for a smaller workload (a smoke
+ * run: the same measures, fewer requests each; the others run in full). Exits non-zero if any build
+ * or measured process fails.
  *
  * A case is a module under bench/cases exporting an async function (BenchContext) => rows and the
  * columns to print them with (or a result and a function that formats it, for a case that prints
@@ -121,12 +123,16 @@ function runsFromEnv(): number {
 async function main(): Promise<void> {
   const root = join(dirname(fileURLToPath(import.meta.url)), "..");
   const runs = runsFromEnv();
-  const tmpDir = await mkdtemp(join(tmpdir(), "gatehouse-bench-"));
+  const args = process.argv.slice(2);
+  const flags = args.filter((arg) => arg.startsWith("--"));
+  const badFlags = flags.filter((flag) => flag !== "--quick");
+  if (badFlags.length > 0)
+    throw new Error(`unknown option ${badFlags.join(", ")}; the only option is --quick`);
+  const quick = flags.includes("--quick");
   console.log(
-    `Gatehouse bench: Node ${process.version} (${process.platform}-${process.arch}), ${runs} runs per bundle, one process at a time`,
+    `Gatehouse bench: Node ${process.version} (${process.platform}-${process.arch}), ${runs} runs per bundle, one process at a time${quick ? ", quick (smaller workloads where a case supports it)" : ""}`,
   );
-
-  const wanted = process.argv.slice(2);
+  const wanted = args.filter((arg) => !arg.startsWith("--"));
   const unknown = wanted.filter((key) => !cases.some((c) => c.key === key));
   if (unknown.length > 0) {
     throw new Error(
@@ -135,15 +141,16 @@ async function main(): Promise<void> {
   }
   const selected = wanted.length > 0 ? cases.filter((c) => wanted.includes(c.key)) : cases;
   const results: Record<string, unknown> = {};
+  const tmpDir = await mkdtemp(join(tmpdir(), "gatehouse-bench-"));
   try {
-    for (const c of selected) results[c.key] = await c.run({ root, runs, tmpDir });
+    for (const c of selected) results[c.key] = await c.run({ root, runs, tmpDir, quick });
   } finally {
     await rm(tmpDir, { recursive: true, force: true });
   }
 
   const file = join(root, "bench", "results", "latest.json");
   await mkdir(dirname(file), { recursive: true });
-  const report = { node: process.version, date: new Date().toISOString(), runs, cases: results };
+  const report = { node: process.version, date: new Date().toISOString(), runs, quick, cases: results };
   await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
   console.log(`Results written to ${relative(process.cwd(), file)}`);
 }
