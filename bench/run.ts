@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { authorizer, authorizerColumns } from "./cases/authorizer.ts";
+import { cache, formatCache } from "./cases/cache.ts";
 import { coldStart, coldStartColumns } from "./cases/cold-start.ts";
 import { fanout, fanoutColumns } from "./cases/fanout.ts";
 import {
@@ -101,6 +102,12 @@ const cases: Case[] = [
     "Limiter: check latency and throughput against dynalite, DynamoDB calls per request (counted), cost per million requests",
     limiter,
     limiterColumns,
+  ),
+  defineReport(
+    "cache",
+    "Response cache: a hit per tier over the uncached route, upstream calls per 1,000 requests at 90 % hits, DynamoDB calls per request, cost per million beside the REST API's cache",
+    cache,
+    formatCache,
   ),
   defineCase(
     "fanout",
