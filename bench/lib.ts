@@ -8,6 +8,8 @@ export interface BenchContext {
   runs: number;
   /** A temporary directory owned by this run, removed at the end; cases make subfolders in it. */
   tmpDir: string;
+  /** `--quick`: a smoke run. A case that supports it measures the same things on a smaller workload. */
+  quick: boolean;
 }
 
 /**
@@ -72,4 +74,9 @@ export function formatTable<R>(rows: readonly R[], columns: readonly Column<R>[]
     widths.map((width) => "-".repeat(width)).join("  "),
     ...cells.map(render),
   ].join("\n");
+}
+
+/** Several tables, each under its heading (for a case that prints more than one). */
+export function formatSections(sections: readonly { heading: string; table: string }[]): string {
+  return sections.map(({ heading, table }) => `${heading}\n\n${table}`).join("\n\n");
 }

@@ -2,16 +2,20 @@
  * `npm run bench`: runs every bench case, prints a table per case and writes all rows to
  * bench/results/latest.json (git-ignored). `npm run bench -- gatewayChain authorizer` runs only the
  * cases named (by key). `BENCH_RUNS` sets the samples per measurement
- * (default 15, at least 10). Exits non-zero if any build or measured process fails.
+ * (default 15, at least 10). `--quick` asks the cases that support it for a smaller workload (a smoke
+ * run: the same measures, fewer requests each; the others run in full). Exits non-zero if any build
+ * or measured process fails.
  *
  * A case is a module under bench/cases exporting an async function (BenchContext) => rows and the
- * columns to print them with; add it to `cases` below.
+ * columns to print them with (or a result and a function that formats it, for a case that prints
+ * several tables); add it to `cases` below.
  */
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { authorizer, authorizerColumns } from "./cases/authorizer.ts";
+import { cache, formatCache } from "./cases/cache.ts";
 import { coldStart, coldStartColumns } from "./cases/cold-start.ts";
 import { fanout, fanoutColumns } from "./cases/fanout.ts";
 import {
@@ -27,28 +31,39 @@ import { type BenchContext, type Column, formatTable } from "./lib.ts";
 const DEFAULT_RUNS = 15;
 const MIN_RUNS = 10;
 
-/** One case, with its row type erased once its rows are printed. */
+/** One case, with its result's type erased once it is printed. */
 interface Case {
   key: string;
   title: string;
-  run: (ctx: BenchContext) => Promise<unknown[]>;
+  run: (ctx: BenchContext) => Promise<unknown>;
 }
 
+/** A case whose result is printed by its own `format` (several tables, e.g.); the result goes to the JSON. */
+function defineReport<T>(
+  key: string,
+  title: string,
+  measure: (ctx: BenchContext) => Promise<T>,
+  format: (result: T) => string,
+): Case {
+  return {
+    key,
+    title,
+    run: async (ctx) => {
+      const result = await measure(ctx);
+      console.log(`\n${title}\n\n${format(result)}\n`);
+      return result;
+    },
+  };
+}
+
+/** A case printed as one table of its rows. */
 function defineCase<R>(
   key: string,
   title: string,
   measure: (ctx: BenchContext) => Promise<R[]>,
   columns: Column<R>[],
 ): Case {
-  return {
-    key,
-    title,
-    run: async (ctx) => {
-      const rows = await measure(ctx);
-      console.log(`\n${title}\n\n${formatTable(rows, columns)}\n`);
-      return rows;
-    },
-  };
+  return defineReport(key, title, measure, (rows) => formatTable(rows, columns));
 }
 
 const cases: Case[] = [
@@ -88,6 +103,12 @@ const cases: Case[] = [
     limiter,
     limiterColumns,
   ),
+  defineReport(
+    "cache",
+    "Response cache: a hit per tier over the uncached route, upstream calls per 1,000 requests at 90 % hits, DynamoDB calls per request, cost per million beside the REST API's cache",
+    cache,
+    formatCache,
+  ),
   defineCase(
     "fanout",
     "WebSocket fan-out: one message to N real connections through the local stack, beside fanOut called in the bench; deliveries checked, stack process memory",
@@ -109,12 +130,16 @@ function runsFromEnv(): number {
 async function main(): Promise<void> {
   const root = join(dirname(fileURLToPath(import.meta.url)), "..");
   const runs = runsFromEnv();
-  const tmpDir = await mkdtemp(join(tmpdir(), "gatehouse-bench-"));
+  const args = process.argv.slice(2);
+  const flags = args.filter((arg) => arg.startsWith("--"));
+  const badFlags = flags.filter((flag) => flag !== "--quick");
+  if (badFlags.length > 0)
+    throw new Error(`unknown option ${badFlags.join(", ")}; the only option is --quick`);
+  const quick = flags.includes("--quick");
   console.log(
-    `Gatehouse bench: Node ${process.version} (${process.platform}-${process.arch}), ${runs} runs per bundle, one process at a time`,
+    `Gatehouse bench: Node ${process.version} (${process.platform}-${process.arch}), ${runs} runs per bundle, one process at a time${quick ? ", quick (smaller workloads where a case supports it)" : ""}`,
   );
-
-  const wanted = process.argv.slice(2);
+  const wanted = args.filter((arg) => !arg.startsWith("--"));
   const unknown = wanted.filter((key) => !cases.some((c) => c.key === key));
   if (unknown.length > 0) {
     throw new Error(
@@ -122,16 +147,17 @@ async function main(): Promise<void> {
     );
   }
   const selected = wanted.length > 0 ? cases.filter((c) => wanted.includes(c.key)) : cases;
-  const results: Record<string, unknown[]> = {};
+  const results: Record<string, unknown> = {};
+  const tmpDir = await mkdtemp(join(tmpdir(), "gatehouse-bench-"));
   try {
-    for (const c of selected) results[c.key] = await c.run({ root, runs, tmpDir });
+    for (const c of selected) results[c.key] = await c.run({ root, runs, tmpDir, quick });
   } finally {
     await rm(tmpDir, { recursive: true, force: true });
   }
 
   const file = join(root, "bench", "results", "latest.json");
   await mkdir(dirname(file), { recursive: true });
-  const report = { node: process.version, date: new Date().toISOString(), runs, cases: results };
+  const report = { node: process.version, date: new Date().toISOString(), runs, quick, cases: results };
   await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
   console.log(`Results written to ${relative(process.cwd(), file)}`);
 }

@@ -24,16 +24,15 @@
  * requests per CPU measurement (default 3,000); the rounds are BENCH_RUNS capped at MAX_ROUNDS, which
  * keeps the case near a minute.
  */
-import { type ChildProcess, fork, spawn } from "node:child_process";
-import { once } from "node:events";
-import { join } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { apiKeyStore } from "#shared/auth/api-keys.ts";
 import { createDocumentClient } from "#shared/clients/dynamodb.ts";
 import { freePorts, type LocalStack, startLocalStack } from "../../tests/support/local-stack.ts";
 import { type BenchContext, type Column, median, percentile, round } from "../lib.ts";
+import { runWorker } from "../support/forked-worker.ts";
 import type { BodiesWorkerOptions, BodyMeasurement } from "../support/gateway-bodies-worker.ts";
 import type { Measurement, VariantKey, WorkerOptions } from "../support/gateway-chain-worker.ts";
+import { withLoopbackUpstream } from "../support/loopback.ts";
 
 export interface GatewayChainRow {
   measure: string;
@@ -74,8 +73,6 @@ const WARMUP = 2_000;
 const MAX_ROUNDS = 5;
 const CONCURRENCY = 8;
 const TARGET_OVERHEAD_US = 25;
-/** The worker's own limit: the whole CPU half normally takes about half a minute. */
-const WORKER_TIMEOUT_MS = 240_000;
 
 /** Sequential requests per local-stack route, after LATENCY_WARMUP untimed ones each. */
 const LATENCY_REQUESTS = 300;
@@ -162,78 +159,6 @@ async function cpuRows(ctx: BenchContext): Promise<GatewayChainRow[]> {
     }
   }
   return rows;
-}
-
-/** Runs `measure` against the loopback upstream, started in a process of its own and stopped after. */
-async function withLoopbackUpstream<T>(
-  root: string,
-  measure: (upstreamUrl: string) => Promise<T>,
-): Promise<T> {
-  const upstream = spawn(process.execPath, [join(root, "bench", "support", "loopback-upstream.mjs")], {
-    stdio: ["pipe", "pipe", "inherit"],
-  });
-  try {
-    const port = await firstLine(upstream, 10_000);
-    return await measure(`http://127.0.0.1:${port}`);
-  } finally {
-    if (upstream.exitCode === null && upstream.pid !== undefined) process.kill(upstream.pid);
-  }
-}
-
-/** The first line a child prints on stdout (the upstream's port). */
-async function firstLine(child: ChildProcess, timeoutMs: number): Promise<string> {
-  const stdout = child.stdout;
-  if (!stdout) throw new Error("the loopback upstream has no stdout");
-  let text = "";
-  const timer = setTimeout(() => child.kill(), timeoutMs);
-  try {
-    for await (const chunk of stdout) {
-      text += String(chunk);
-      const end = text.indexOf("\n");
-      if (end !== -1) return text.slice(0, end).trim();
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-  throw new Error(`the loopback upstream exited (${String(child.exitCode)}) without printing its port`);
-}
-
-/** Forks a worker with stdout discarded and a fixed environment; resolves with its measurements. */
-async function runWorker<M>(
-  root: string,
-  file: string,
-  options: object,
-  timeoutMs = WORKER_TIMEOUT_MS,
-): Promise<M[]> {
-  const worker = fork(join(root, "bench", "support", file), [JSON.stringify(options)], {
-    cwd: root,
-    execArgv: ["--import", "tsx", "--expose-gc"],
-    stdio: ["ignore", "ignore", "pipe", "ipc"],
-    timeout: timeoutMs,
-    // Nothing inherited (no NODE_OPTIONS, no AWS profile): what serverless.yml sets for the functions.
-    // WARN keeps the logger quiet; at prod's INFO a successful request logs nothing either.
-    env: {
-      PATH: process.env.PATH,
-      NODE_OPTIONS: "--enable-source-maps",
-      POWERTOOLS_SERVICE_NAME: "gatehouse",
-      POWERTOOLS_LOG_LEVEL: "WARN",
-      POWERTOOLS_METRICS_NAMESPACE: "Gatehouse",
-      AWS_REGION: "us-east-1",
-    },
-  });
-  let stderr = "";
-  worker.stderr?.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  let message: { ok: true; measurements: M[] } | { ok: false; error: string } | undefined;
-  worker.on("message", (received) => {
-    message = received as typeof message;
-  });
-  // "close", not "exit": it comes once the IPC channel is drained too, so the result is never missed.
-  const [code, signal] = (await once(worker, "close")) as [number | null, NodeJS.Signals | null];
-  if (message?.ok) return message.measurements;
-  const why = message ? message.error : `it exited (${signal ?? `code ${String(code)}`}) without a result`;
-  throw new Error(`${file}: the in-process measurement failed: ${why}${stderr ? `\n${stderr}` : ""}`);
 }
 
 /**
@@ -382,7 +307,7 @@ export async function gatewayBodies(ctx: BenchContext): Promise<GatewayBodyRow[]
       ctx.root,
       "gateway-bodies-worker.ts",
       { upstreamUrl, ...options } satisfies BodiesWorkerOptions,
-      BODIES_WORKER_TIMEOUT_MS,
+      { timeoutMs: BODIES_WORKER_TIMEOUT_MS },
     ),
   );
   const rows: GatewayBodyRow[] = [];

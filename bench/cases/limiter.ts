@@ -28,7 +28,7 @@
  *   indexes are read (DescribeTable) to see which items an index holds, since an update to an
  *   indexed item is also a write to the index; a metering item is queried in `byDay` to confirm.
  * - Cost per million requests: the counted calls times the request units per call times the public
- *   on-demand prices below, beside API Gateway's own price per million requests.
+ *   on-demand prices (bench/support/aws-prices.ts), beside API Gateway's own price per million requests.
  *
  * Target (issue 5): at most one DynamoDB round trip on the hot path of an admitted request, i.e.
  * one call (one write, no read) per admitted check within a rate window.
@@ -62,6 +62,7 @@ import {
   throttlingError,
 } from "../../tests/support/dynamo.ts";
 import { type BenchContext, type Column, median, percentile, round } from "../lib.ts";
+import { AWS_PRICES, RRU_BYTES, WRU_BYTES } from "../support/aws-prices.ts";
 import {
   addCounts,
   type CallCounter,
@@ -73,34 +74,15 @@ import {
 } from "../support/dynamodb-calls.ts";
 
 /*
- * Public prices, US East (N. Virginia), as published in 2025 (the latest the author of this case
- * knew); written down on 2026-11-21 without re-reading the pages (no network from the bench
- * machine), and never fetched at run time. Re-check them on the pages named before quoting figures.
- *
- * DynamoDB on-demand, Standard table class (https://aws.amazon.com/dynamodb/pricing/on-demand/):
- * $0.625 per million write request units and $0.125 per million read request units, the prices in
- * effect since AWS halved on-demand prices on 2024-11-01 (before: $1.25 and $0.25). One WRU writes an
- * item up to 1 KB (UpdateItem: the larger of the item before and after); a write whose condition
- * fails still consumes the WRUs of the item's size; an update that changes an item held by a global
- * secondary index also writes the index (one more write, two if the index key changes). One RRU is
- * a strongly consistent read of up to 4 KB. Storage, backups, streams and data transfer are not
- * counted here.
+ * Prices: bench/support/aws-prices.ts (with their pages and when they were checked). Usage plans and
+ * API keys exist only on REST APIs, and AWS applies their throttling and quotas on a best-effort
+ * basis, not exactly. Lambda is out of scope here: its invocation price is shown, never added in.
  */
-const DYNAMODB_USD_PER_MILLION_WRU = 0.625;
-const DYNAMODB_USD_PER_MILLION_RRU = 0.125;
-/*
- * API Gateway (https://aws.amazon.com/api-gateway/pricing/): HTTP APIs $1.00 per million requests
- * (first 300 million a month; $0.90 after), REST APIs $3.50 per million (first 333 million a month).
- * Usage plans and API keys exist only on REST APIs, and AWS applies their throttling and quotas on a
- * best-effort basis, not exactly. Lambda ($0.20 per million invocations plus GB-seconds of duration,
- * https://aws.amazon.com/lambda/pricing/) is out of scope: it is shown, never added in.
- */
-const API_GATEWAY_HTTP_USD_PER_MILLION = 1.0;
-const API_GATEWAY_REST_USD_PER_MILLION = 3.5;
-const LAMBDA_USD_PER_MILLION_INVOCATIONS = 0.2;
-
-const WRU_BYTES = 1024;
-const RRU_BYTES = 4096;
+const DYNAMODB_USD_PER_MILLION_WRU = AWS_PRICES.dynamodbWru.usd;
+const DYNAMODB_USD_PER_MILLION_RRU = AWS_PRICES.dynamodbRru.usd;
+const API_GATEWAY_HTTP_USD_PER_MILLION = AWS_PRICES.apiGatewayHttp.usd;
+const API_GATEWAY_REST_USD_PER_MILLION = AWS_PRICES.apiGatewayRest.usd;
+const LAMBDA_USD_PER_MILLION_INVOCATIONS = AWS_PRICES.lambdaInvocations.usd;
 
 /** A plan that refuses nothing in this bench: only its counting is measured. */
 const PLAN: PlanLimits = {

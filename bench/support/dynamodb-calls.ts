@@ -129,3 +129,16 @@ function valueSize(value: AttributeValue): number {
   }
   throw new Error(`an attribute value of an unknown type: ${JSON.stringify(value)}`);
 }
+
+/**
+ * The calls counted, by operation alone (`GetItem`, `PutItem`, …): for tables whose keys have no
+ * prefix to tell kinds of item apart (the cache table's `pk` is a hash, one `byKind` entry each).
+ */
+export function byOperation(counts: CallCounts): Record<string, number> {
+  const operations: Record<string, number> = {};
+  for (const [key, n] of Object.entries(counts.byKind)) {
+    const operation = key.slice(0, key.indexOf(" ") === -1 ? key.length : key.indexOf(" "));
+    operations[operation] = (operations[operation] ?? 0) + n;
+  }
+  return operations;
+}
