@@ -86,14 +86,20 @@ export function createResponseCache({
     const local = memory.get(id);
     if (local) return { ...local, tier: "memory" };
     if (!table) return undefined;
+    // A call for this key may have finished while the table was read (the read began before its
+    // write): its answer is in this container's tier by now, and asking again would be a second call.
+    const landed = () => {
+      const late = memory.get(id);
+      return late ? { ...late, tier: "memory" as const } : undefined;
+    };
     try {
       const shared = await table.get(id);
-      if (!shared) return undefined;
+      if (!shared) return landed();
       memory.set(id, shared.entry);
       return { ...shared, tier: "table" };
     } catch (error) {
       emit(request, { type: "table-error", error });
-      return undefined;
+      return landed();
     }
   }
 

@@ -115,6 +115,39 @@ describe("response cache", () => {
     assert.deepEqual(served.map(text), ["v1", "v1", "v1", "v1"]);
   });
 
+  it("a request whose table read outlasts another's whole call uses that call's answer, not a second call", async () => {
+    // The bench's race: B's table read starts before A's write and ends after A's call is done.
+    const memory = createMemoryTier({ maxBytes: 1_000_000, maxEntryBytes: 100_000, now: () => T0 });
+    let releaseRead: () => void = () => {};
+    const slowRead = new Promise<void>((resolve) => {
+      releaseRead = resolve;
+    });
+    let reads = 0;
+    const table = {
+      get: async () => {
+        reads += 1;
+        if (reads === 2) await slowRead; // B's read
+        return undefined;
+      },
+      set: async () => ({ stored: true as const, bytes: 1 }),
+      delete: async () => {},
+      purge: async () => 0,
+    };
+    const cache = createResponseCache({ memory, table, now: () => T0 });
+    let calls = 0;
+    const fetch = async () => {
+      calls += 1;
+      return ok("v1");
+    };
+    const serveRequest: ServeRequest = { key: keyFor(), policy, keyedHeaders: [], method: "GET", fetch };
+    const a = cache.serve(serveRequest);
+    const b = cache.serve(serveRequest);
+    assert.equal((await a).status, "miss");
+    releaseRead();
+    const served = await b;
+    assert.deepEqual([served.status, text(served), calls], ["hit", "v1", 1]);
+  });
+
   it("inside stale-while-revalidate, serves the stale entry and refreshes it once", async () => {
     const { cache, events, upstream, request, at } = setup();
     const { state, fetch } = upstream(ok("v1"), ok("v2"));
