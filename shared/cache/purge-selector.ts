@@ -71,6 +71,7 @@ const paramName = v.pipe(
   v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "a path parameter's name, such as id"),
 );
 
+const NOT_AN_OBJECT = 'a purge is an object such as { "path": "/v1/products/42" }';
 const PurgeRequestSchema = v.strictObject(
   {
     route: v.optional(
@@ -92,7 +93,7 @@ const PurgeRequestSchema = v.strictObject(
   (issue) =>
     issue.expected === "never"
       ? `a purge takes route (with params), path, prefix or tag; remove ${String(issue.input)}`
-      : 'a purge is an object such as { "path": "/v1/products/42" }',
+      : NOT_AN_OBJECT,
 );
 
 /**
@@ -102,6 +103,9 @@ const PurgeRequestSchema = v.strictObject(
 export function parsePurgeRequest(
   input: unknown,
 ): { ok: true; selector: PurgeSelector } | { ok: false; errors: SelectorProblem[] } {
+  // valibot takes an array for an object; a purge is never one.
+  if (typeof input !== "object" || input === null || Array.isArray(input))
+    return { ok: false, errors: [{ field: "(request)", message: NOT_AN_OBJECT }] };
   const result = v.safeParse(PurgeRequestSchema, input, { abortEarly: false });
   if (!result.success) {
     return {
@@ -374,7 +378,8 @@ export function compilePurgeSelector(gateway: Pick<GatewayConfig, "cache" | "rou
           : { routeKey: route.routeKey, params: {}, pathPrefix: canonical.canonical },
       );
     }
-    if (purges.length === 0)
+    // `/` is never refused: with nothing cached it purges nothing, which is what was asked.
+    if (purges.length === 0 && !everything)
       return problem(
         "prefix",
         `no cached route has a path starting with ${prefix}; the cached routes are: ${listed(cachedKeys, "none")}`,

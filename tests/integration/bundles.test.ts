@@ -50,6 +50,7 @@ describe("deploy bundles", () => {
           CONNECTIONS_TABLE: "gatehouse-test-connections",
           API_KEYS_TABLE: "gatehouse-test-api-keys",
           USAGE_TABLE: "gatehouse-test-usage",
+          CACHE_TABLE: "gatehouse-test-cache",
           ROOM_MEMBERS_TABLE: "gatehouse-test-room-members",
           MESSAGES_TABLE: "gatehouse-test-messages",
           GATEHOUSE_WS_ENDPOINT: "https://example.execute-api.us-east-1.amazonaws.com/test",

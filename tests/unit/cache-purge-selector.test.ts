@@ -51,6 +51,12 @@ function purgesOf(selector: PurgeSelector) {
       : [purge.routeKey, purge.params, purge.pathPrefix],
   );
 }
+/** The problem of a selection by another config's selector, as `field: message`. */
+function problemOfWith(selectFrom: typeof select, selector: PurgeSelector): string {
+  const selection = selectFrom(selector);
+  assert.ok(!selection.ok, JSON.stringify(selection));
+  return `${selection.field}: ${selection.message}`;
+}
 /** A selection that must succeed. */
 function selected(selector: PurgeSelector): Extract<Selection, { ok: true }> {
   const selection = select(selector);
@@ -58,11 +64,7 @@ function selected(selector: PurgeSelector): Extract<Selection, { ok: true }> {
   return selection;
 }
 /** The problem of a selection that must fail, as `field: message`. */
-function problemOf(selector: PurgeSelector): string {
-  const selection: Selection = select(selector);
-  assert.ok(!selection.ok, JSON.stringify(selection));
-  return `${selection.field}: ${selection.message}`;
-}
+const problemOf = (selector: PurgeSelector) => problemOfWith(select, selector);
 
 describe("purge request parsing", () => {
   it("takes exactly one selector, and params only with a route", () => {
@@ -113,8 +115,13 @@ describe("purge request parsing", () => {
       result.errors.find((error) => error.field === "key")?.message ?? "",
       /^a purge takes route \(with params\), path, prefix or tag; remove key$/,
     );
-    assert.ok(!parsePurgeRequest([]).ok);
-    assert.ok(!parsePurgeRequest("path=/a").ok);
+    for (const notAnObject of [[], "path=/a", null, 42])
+      assert.deepEqual(parsePurgeRequest(notAnObject), {
+        ok: false,
+        errors: [
+          { field: "(request)", message: 'a purge is an object such as { "path": "/v1/products/42" }' },
+        ],
+      });
     assert.ok(!parsePurgeRequest({ path: `/${"a".repeat(2_048)}` }).ok, "a path over 2048 characters");
   });
 });
@@ -315,6 +322,22 @@ describe("purge selectors", () => {
       "test",
     );
     assert.deepEqual(compilePurgeSelector(off)({ path: "/v1/products/42" }).ok, true);
+  });
+
+  it("takes the prefix / even when nothing is cached: everything, which is nothing", () => {
+    const bare = loadGateway(
+      defineGateway(() => ({ ...input, routes: { "GET /health": { auth: "public", handler: "health" } } })),
+      "test",
+    );
+    const none = compilePurgeSelector(bare);
+    assert.deepEqual(none({ prefix: "/" }), {
+      ok: true,
+      purges: [],
+      everything: true,
+      maxTtlSeconds: 0,
+      maxStaleSeconds: 0,
+    });
+    assert.match(problemOfWith(none, { prefix: "/v1/" }), /the cached routes are: none$/);
   });
 });
 

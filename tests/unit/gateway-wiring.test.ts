@@ -20,6 +20,7 @@ const FUNCTIONS = [
   "gateway",
   "usage",
   "adminKeys",
+  "adminCache",
   "rooms",
   "wsConnect",
   "wsDisconnect",
@@ -223,7 +224,8 @@ describe("the wiring plugins/gateway-wiring.mjs generates from gateway.config.ts
   });
 
   it("gives the cache admin function, and only it, CACHE_TABLE and the purge's Query and BatchWriteItem", async () => {
-    // Prepare: a route naming the function, which has a role of its own.
+    // Prepare: gateway.config.ts's purge route names the function, which has a role of its own.
+    assert.equal(gateway.routes["DELETE /admin/cache"]?.handler, CACHE_ADMIN_FUNCTION);
     const { serverless, service, role } = fakeServerless();
     const adminRole = { Type: "AWS::IAM::Role", Properties: { Policies: [] as Policy[] } };
     Object.assign(service.resources.Resources, { AdminCacheRole: adminRole });
