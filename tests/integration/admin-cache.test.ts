@@ -1,70 +1,22 @@
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
-import { BatchWriteCommand, ScanCommand } from "@aws-sdk/lib-dynamodb";
-import { compileCacheKey } from "#shared/cache/key.ts";
-import { createMemoryTier } from "#shared/cache/memory.ts";
-import { createResponseCache } from "#shared/cache/response-cache.ts";
 import { createTableTier } from "#shared/cache/table.ts";
-import { routeCachePolicy } from "#shared/config/cache.ts";
-import { defineGateway, type GatewayConfigInput, loadGateway } from "#shared/config/gateway.ts";
+import { loadGateway } from "#shared/config/gateway.ts";
 import type { HttpEvent, HttpResult } from "#shared/http.ts";
+import cachedGateway, {
+  ADMIN_SCOPE as ADMIN,
+  ALL_LABELS,
+  except,
+  type Label,
+  seedCacheTable,
+} from "../support/cached-gateway.ts";
 import { faultyClient, startTestStore, type TestStore } from "../support/dynamo.ts";
 import { loadEvent } from "../support/events.ts";
 import { lambdaContext } from "../support/lambda-context.ts";
 
 type AdminCacheModule = typeof import("../../handlers/http/admin-cache.ts");
 
-const ADMIN = "gatehouse:admin";
-const config: GatewayConfigInput = {
-  auth: {
-    issuers: [{ kind: "oidc", id: "idp", issuer: "https://idp.example.com", audience: ["api"] }],
-    adminScope: ADMIN,
-  },
-  upstreams: { svc: { targets: [{ url: "https://svc.internal" }] } },
-  routes: {
-    "GET /v1/products/{id}": {
-      auth: "public",
-      proxy: { upstream: "svc", path: "/products/{id}" },
-      cache: {
-        ttlSeconds: 300,
-        key: { query: ["page"] },
-        staleWhileRevalidateSeconds: 30,
-        tags: ["products", "product:{id}"],
-      },
-    },
-    "GET /v1/products": {
-      auth: "public",
-      proxy: { upstream: "svc", path: "/products" },
-      cache: { ttlSeconds: 60, tags: ["products"] },
-    },
-    "GET /v1/files/{owner}/{rest+}": {
-      auth: "public",
-      proxy: { upstream: "svc", path: "/files/{owner}/{rest+}" },
-      cache: { ttlSeconds: 10, tags: ["owner:{owner}"] },
-    },
-    "GET /v1/plain": { auth: "public", proxy: { upstream: "svc", path: "/plain" } },
-    "DELETE /admin/cache": { auth: { jwt: { scopes: [ADMIN] } }, handler: "adminCache" },
-  },
-};
-const gateway = loadGateway(
-  defineGateway(() => config),
-  "test",
-);
-
-/** The entries every test starts from, by label: a route, its path parameters (as API Gateway decodes them) and a query. */
-const SEED = {
-  "42 page 1": ["GET /v1/products/{id}", { id: "42" }, "page=1"],
-  "42 page 2": ["GET /v1/products/{id}", { id: "42" }, "page=2"],
-  "43": ["GET /v1/products/{id}", { id: "43" }, ""],
-  café: ["GET /v1/products/{id}", { id: "café" }, ""],
-  list: ["GET /v1/products", {}, ""],
-  "alice docs": ["GET /v1/files/{owner}/{rest+}", { owner: "alice", rest: "docs/a.txt" }, ""],
-  "alice img": ["GET /v1/files/{owner}/{rest+}", { owner: "alice", rest: "img/b.png" }, ""],
-  "bob docs": ["GET /v1/files/{owner}/{rest+}", { owner: "bob", rest: "docs/a.txt" }, ""],
-} as const;
-type Label = keyof typeof SEED;
-const ALL = Object.keys(SEED) as Label[];
-const except = (...gone: Label[]) => ALL.filter((label) => !gone.includes(label)).sort();
+const gateway = loadGateway(cachedGateway, "test");
 
 const bodyOf = (result: HttpResult) => JSON.parse(String(result.body)) as Record<string, unknown>;
 
@@ -78,8 +30,7 @@ describe("DELETE /admin/cache against dynalite", () => {
   let purge: (event: HttpEvent) => Promise<HttpResult>;
   let createAdminCacheHandler: AdminCacheModule["createAdminCacheHandler"];
   let moduleHandler: AdminCacheModule["handler"];
-  /** Cache key id → label, for the entries seeded. */
-  const labels = new Map<string, Label>();
+  let remaining: () => Promise<string[]>;
   const saved: Record<string, string | undefined> = {};
   const ENV = {
     GATEHOUSE_STAGE: "test",
@@ -117,58 +68,9 @@ describe("DELETE /admin/cache against dynalite", () => {
     await store?.stop();
   });
 
-  /** The labels of the entries left in the table, sorted. */
-  async function remaining(): Promise<Label[]> {
-    const { Items = [] } = await store.client.send(
-      new ScanCommand({ TableName: tableName, ConsistentRead: true }),
-    );
-    return Items.map((item) => labels.get(item.pk as string) ?? (`unknown ${item.pk}` as Label)).sort();
-  }
-
   beforeEach(async () => {
-    // Empty the table, then store the seed through the real tiers.
-    const { Items = [] } = await store.client.send(new ScanCommand({ TableName: tableName }));
-    for (let start = 0; start < Items.length; start += 25) {
-      await store.client.send(
-        new BatchWriteCommand({
-          RequestItems: {
-            [tableName]: Items.slice(start, start + 25).map((item) => ({
-              DeleteRequest: { Key: { pk: item.pk } },
-            })),
-          },
-        }),
-      );
-    }
-    const cache = createResponseCache({
-      memory: createMemoryTier({ maxBytes: 0, maxEntryBytes: 1 }),
-      table: createTableTier({ client: store.client, tableName }),
-    });
-    for (const [label, [routeKey, pathParameters, query]] of Object.entries(SEED)) {
-      const policy = routeCachePolicy(gateway, routeKey);
-      assert.ok(policy, routeKey);
-      const key = compileCacheKey({ routeKey, query: policy.key.query, headers: [], scope: policy.scope })({
-        method: "GET",
-        pathParameters,
-        rawQueryString: query,
-        headers: {},
-        identity: undefined,
-      });
-      assert.ok(key.cacheable);
-      labels.set(key.id, label as Label);
-      const served = await cache.serve({
-        key,
-        policy,
-        keyedHeaders: [],
-        method: "GET",
-        fetch: async () => ({
-          status: 200,
-          headers: { "content-type": "text/plain" },
-          body: Buffer.from(label),
-        }),
-      });
-      assert.equal(served.status, "miss");
-    }
-    assert.deepEqual(await remaining(), [...ALL].sort());
+    ({ remaining } = await seedCacheTable(store, gateway));
+    assert.deepEqual(await remaining(), ALL_LABELS);
   });
 
   /** The sample event, with this body (JSON unless a string) or this query. */
@@ -306,7 +208,7 @@ describe("DELETE /admin/cache against dynalite", () => {
     const answer = bodyOf(result);
     assert.equal(answer.everything, true);
     assert.equal(answer.note, "The prefix / purges every cached route.");
-    assert.equal(answer.total, ALL.length);
+    assert.equal(answer.total, ALL_LABELS.length);
     assert.deepEqual(answer.deleted, {
       "GET /v1/products/{id}": 4,
       "GET /v1/products": 1,
@@ -438,7 +340,7 @@ describe("DELETE /admin/cache against dynalite", () => {
       assert.equal(problem.status, status);
       assert.match(String(problem.detail), detail);
       assert.ok(problem.requestId);
-      assert.deepEqual(await remaining(), [...ALL].sort());
+      assert.deepEqual(await remaining(), ALL_LABELS);
     });
   }
 
@@ -487,7 +389,7 @@ describe("DELETE /admin/cache against dynalite", () => {
     assert.match(String(answer.memory), /^No route of this gateway is cached/);
     assert.deepEqual(
       await remaining(),
-      [...ALL].sort(),
+      ALL_LABELS,
       "entries of routes it does not declare are not its to purge",
     );
     const refused = (await moduleHandler(
