@@ -31,7 +31,7 @@ const serviceUrl = (stage: string, name: string) =>
     ? (env.demoServicesUrl ?? "http://127.0.0.1:3100")
     : `https://${name}.example.internal`;
 
-/** The scope of the admin routes (API keys, the usage export): said once, as auth.adminScope. */
+/** The scope of the admin routes (API keys, the usage export, the cache purge): said once, as auth.adminScope. */
 const adminScope = "gatehouse:admin";
 const admin = { jwt: { scopes: [adminScope] } };
 
@@ -300,6 +300,8 @@ export default defineGateway(({ stage }) => ({
       auth: admin,
       handler: "adminKeys",
     },
+    // Purges the response cache's shared table by route, path, prefix or tag (docs/caching.md).
+    "DELETE /admin/cache": { auth: admin, handler: "adminCache" },
     // The HTTP→WebSocket bridge: backend services (API keys) publish to chat rooms and read history.
     // Limited and metered like any route (without `limit` the bridge counts cost 1; `false` turns it off).
     "POST /rooms/{room}/messages": {

@@ -10,6 +10,8 @@
 //   - what a function serving a limited route needs: USAGE_TABLE and the counting grant on its role;
 //   - when a route caches: CACHE_TABLE and Get/Put/DeleteItem on CacheTable for the gateway function,
 //     and when a write route invalidates, the purge's Query on index byRoute and BatchWriteItem;
+//   - when a route names the cache admin function (DELETE /admin/cache): CACHE_TABLE and the purge's
+//     Query and BatchWriteItem for that function, and nothing else on the table;
 //   - API Gateway's throttling (plugins/api-throttling.mjs) once the events are compiled.
 // It runs at `initialize`, before any command's lifecycle, so `serverless print`, `package`, `deploy`,
 // `invoke local` and serverless-offline all see the same events. A hand-written httpApi or websocket
@@ -20,6 +22,13 @@ import { applyThrottling } from "./api-throttling.mjs";
 
 /** The function answering every proxy and aggregate route, and everything no route matches. */
 export const GATEWAY_FUNCTION = "gateway";
+
+/**
+ * The function answering the cache purge (handlers/http/admin-cache.ts): the routes naming it get
+ * it CACHE_TABLE and the purge's grants, whatever the stage's `cache.enabled` (entries stored before
+ * caching was turned off can still be purged).
+ */
+export const CACHE_ADMIN_FUNCTION = "adminCache";
 
 /** The authorizer (provider.httpApi.authorizers) each kind of route auth needs. */
 export const HTTP_AUTHORIZERS = { jwt: "jwtAuthorizer", apiKey: "apiKeyAuthorizer" };
@@ -264,7 +273,18 @@ export function gatewayWiring({ gateway, chatActions, functions: declared, logic
         Array.isArray(route.cache.invalidates) &&
         route.cache.invalidates.length > 0,
     );
-  return { problems, declares, events, invoke: invokeResources(gateway, logicalId), limited, caches, purges };
+  // The cache admin function purges the table: it finds entries on the byRoute index and deletes them.
+  const cacheAdmin = Object.values(gateway.routes).some((route) => route.handler === CACHE_ADMIN_FUNCTION);
+  return {
+    problems,
+    declares,
+    events,
+    invoke: invokeResources(gateway, logicalId),
+    limited,
+    caches,
+    purges,
+    cacheAdmin,
+  };
 }
 
 /** The statements a purge needs: the route's entries from the byRoute index, deleted 25 at a time. */
@@ -344,7 +364,7 @@ export default class GatewayWiring {
     };
     const { gateway, chatActions } = await this.load();
     const functions = /** @type {Record<string, FunctionConfig>} */ (service.functions);
-    const { problems, declares, events, invoke, limited, caches, purges } = gatewayWiring({
+    const { problems, declares, events, invoke, limited, caches, purges, cacheAdmin } = gatewayWiring({
       gateway,
       chatActions,
       functions,
@@ -370,12 +390,16 @@ export default class GatewayWiring {
       );
     }
     const cacheTable = service.custom?.tables?.cache;
-    if (caches && typeof cacheTable !== "string") {
+    if ((caches || cacheAdmin) && typeof cacheTable !== "string") {
       problems.push(
-        "custom.tables.cache: the cache table's name, needed by the gateway function for cached routes",
+        caches
+          ? "custom.tables.cache: the cache table's name, needed by the gateway function for cached routes"
+          : `custom.tables.cache: the cache table's name, needed by the ${CACHE_ADMIN_FUNCTION} function to purge it`,
       );
     }
     const gatewayRole = invoke.length > 0 || caches ? roleOf(GATEWAY_FUNCTION) : undefined;
+    const cacheAdminRole =
+      cacheAdmin && functions[CACHE_ADMIN_FUNCTION] ? roleOf(CACHE_ADMIN_FUNCTION) : undefined;
     const countingRoles = limited.flatMap((key) => (functions[key] ? [[key, roleOf(key)]] : []));
     if (problems.length > 0) fail(problems);
 
@@ -407,6 +431,14 @@ export default class GatewayWiring {
             Statement: [CACHE_ACCESS, ...(purges ? CACHE_PURGE : [])],
           },
         },
+      ];
+    }
+    if (cacheAdminRole) {
+      const fn = /** @type {FunctionConfig} */ (functions[CACHE_ADMIN_FUNCTION]);
+      fn.environment = { CACHE_TABLE: cacheTable, ...fn.environment };
+      cacheAdminRole.Properties.Policies = [
+        ...(cacheAdminRole.Properties.Policies ?? []),
+        { PolicyName: "cache-purge", PolicyDocument: { Version: "2012-10-17", Statement: CACHE_PURGE } },
       ];
     }
     for (const [key, role] of countingRoles) {

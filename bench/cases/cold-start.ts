@@ -65,6 +65,7 @@ const CHILD_ENV = {
   CONNECTIONS_TABLE: "bench-connections",
   API_KEYS_TABLE: "bench-api-keys",
   USAGE_TABLE: "bench-usage",
+  CACHE_TABLE: "bench-cache",
   ROOM_MEMBERS_TABLE: "bench-room-members",
   MESSAGES_TABLE: "bench-messages",
   GATEHOUSE_WS_ENDPOINT: "https://example.execute-api.us-east-1.amazonaws.com/bench",

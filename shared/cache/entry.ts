@@ -22,6 +22,12 @@ export interface CacheEntry {
 }
 
 /**
+ * Which of a route's entries a purge takes, besides the parameters it names: a test on an entry's
+ * canonical path parameters (a purge by path prefix rebuilds the entry's path from them).
+ */
+export type ParamsFilter = (params: Readonly<Record<string, string>>) => boolean;
+
+/**
  * - `fresh`: served as a hit.
  * - `stale-while-revalidate`: past its TTL, inside that window: served stale while one call refreshes it.
  * - `stale-if-error`: past its TTL and any revalidation window, inside this one: served only when the

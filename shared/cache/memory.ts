@@ -1,5 +1,5 @@
 import { LRUCache } from "lru-cache";
-import { type CacheEntry, type CacheHit, entryBytes, freshnessOf } from "./entry.ts";
+import { type CacheEntry, type CacheHit, entryBytes, freshnessOf, type ParamsFilter } from "./entry.ts";
 
 /**
  * The container tier (docs/caching.md, "Tiers"): an LRU bounded by bytes, made once per container.
@@ -25,8 +25,11 @@ export interface MemoryTier {
   /** Stores `entry` under `id`, replacing any; says why when it does not. */
   set(id: string, entry: CacheEntry): { stored: true } | { stored: false; reason: NotStored };
   delete(id: string): boolean;
-  /** Drops every entry of `routeKey` whose parameters include all of `params`; returns how many. */
-  purge(routeKey: string, params?: Readonly<Record<string, string>>): number;
+  /**
+   * Drops every entry of `routeKey` whose parameters include all of `params` (and pass `where`, when
+   * given); returns how many.
+   */
+  purge(routeKey: string, params?: Readonly<Record<string, string>>, where?: ParamsFilter): number;
   /** Entries and bytes held now. */
   readonly size: number;
   readonly bytes: number;
@@ -62,11 +65,15 @@ export function createMemoryTier({ maxBytes, maxEntryBytes, now = Date.now }: Me
       return { stored: true };
     },
     delete: (id) => lru.delete(id),
-    purge(routeKey, params = {}) {
+    purge(routeKey, params = {}, where) {
       const wanted = Object.entries(params);
       const ids: string[] = [];
       for (const [id, entry] of lru.entries()) {
-        if (entry.routeKey === routeKey && wanted.every(([name, value]) => entry.params[name] === value))
+        if (
+          entry.routeKey === routeKey &&
+          wanted.every(([name, value]) => entry.params[name] === value) &&
+          (where?.(entry.params) ?? true)
+        )
           ids.push(id);
       }
       for (const id of ids) lru.delete(id);

@@ -1,6 +1,6 @@
 import type { CachePolicy } from "../config/cache.ts";
 import { type Coalescer, createCoalescer } from "./coalesce.ts";
-import type { CacheEntry, CacheHit } from "./entry.ts";
+import type { CacheEntry, CacheHit, ParamsFilter } from "./entry.ts";
 import { type CacheStatus, entityTag, storeDecision } from "./http-semantics.ts";
 import type { CacheKey } from "./key.ts";
 import type { MemoryTier } from "./memory.ts";
@@ -151,14 +151,19 @@ export function createResponseCache({
   return {
     /**
      * Drops the entries of `routeKey` whose parameters include all of `params` (canonical, as in the
-     * key), from this container's tier and the shared table. Other containers keep their copies until
-     * their TTL. A table that fails is reported (`table-error`) and thrown: the caller decides.
+     * key) and pass `where` (when given), from this container's tier and the shared table. Other
+     * containers keep their copies until their TTL. A table that fails is reported (`table-error`)
+     * and thrown: the caller decides.
      */
-    async purge(routeKey: string, params: Readonly<Record<string, string>> = {}): Promise<number> {
-      const dropped = memory.purge(routeKey, params);
+    async purge(
+      routeKey: string,
+      params: Readonly<Record<string, string>> = {},
+      where?: ParamsFilter,
+    ): Promise<number> {
+      const dropped = memory.purge(routeKey, params, where);
       if (!table) return dropped;
       try {
-        return dropped + (await table.purge(routeKey, params));
+        return dropped + (await table.purge(routeKey, params, where));
       } catch (error) {
         onEvent({ type: "table-error", error });
         throw error;

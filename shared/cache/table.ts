@@ -8,7 +8,7 @@ import {
   PutCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { queryAll } from "../clients/dynamodb.ts";
-import { type CacheEntry, type CacheHit, freshnessOf, usableUntil } from "./entry.ts";
+import { type CacheEntry, type CacheHit, freshnessOf, type ParamsFilter, usableUntil } from "./entry.ts";
 
 /**
  * The shared tier (docs/caching.md, "Tiers"): one item per cache key in the cache table, shared by
@@ -58,8 +58,11 @@ export interface TableTier {
     entry: CacheEntry,
   ): Promise<{ stored: true; bytes: number } | { stored: false; reason: "too-large"; bytes: number }>;
   delete(id: string): Promise<void>;
-  /** Deletes every entry of `routeKey` whose parameters include all of `params`; returns how many. */
-  purge(routeKey: string, params?: Readonly<Record<string, string>>): Promise<number>;
+  /**
+   * Deletes every entry of `routeKey` whose parameters include all of `params` (and pass `where`,
+   * when given): one query of index `byRoute`, then deletes 25 at a time. Returns how many.
+   */
+  purge(routeKey: string, params?: Readonly<Record<string, string>>, where?: ParamsFilter): Promise<number>;
 }
 
 /** Example: `createTableTier({ client, tableName: "gatehouse-dev-cache" })`. */
@@ -116,7 +119,7 @@ export function createTableTier({ client, tableName, now = Date.now }: TableTier
       await client.send(new DeleteCommand({ TableName: tableName, Key: { pk: id } }));
     },
 
-    async purge(routeKey, params = {}) {
+    async purge(routeKey, params = {}, where) {
       const wanted = Object.entries(params);
       const found = (await queryAll(client, {
         TableName: tableName,
@@ -126,7 +129,11 @@ export function createTableTier({ client, tableName, now = Date.now }: TableTier
         ExpressionAttributeValues: { ":route": routeKey },
       })) as Pick<CacheItem, "pk" | "params">[];
       const keys = found
-        .filter((item) => wanted.every(([name, value]) => item.params?.[name] === value))
+        .filter(
+          (item) =>
+            wanted.every(([name, value]) => item.params?.[name] === value) &&
+            (where?.(item.params ?? {}) ?? true),
+        )
         .map((item) => ({ DeleteRequest: { Key: { pk: item.pk } } }));
       for (let start = 0; start < keys.length; start += 25) {
         let requests: typeof keys | undefined = keys.slice(start, start + 25);

@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { TAG_SEPARATORS, TAG_TEMPLATE, tagTemplateProblems } from "../cache/tags.ts";
 import { type ConfigProblem, described, headerName, int, strict } from "./fields.ts";
 import type { GatewayConfig } from "./gateway.ts";
 
@@ -145,6 +146,25 @@ export const RouteCacheSchema = strict("cache", {
     v.optional(staleSeconds),
     `${POLICY_TEXT.staleIfErrorSeconds} Default \`cache.defaults.staleIfErrorSeconds\`.`,
   ),
+  tags: described(
+    v.optional(
+      v.pipe(
+        v.array(
+          v.pipe(
+            v.string(),
+            v.maxLength(128, "a tag is at most 128 characters"),
+            v.regex(
+              TAG_TEMPLATE,
+              `a tag is letters, digits, . _ ~ - ! * ' ( ), the separators ${TAG_SEPARATORS.split("").join(" ")} and {param}, such as "products" or "product:{id}"; percent-encode anything else`,
+            ),
+          ),
+        ),
+        v.minLength(1, "list at least one tag, or remove tags"),
+        v.maxLength(16, "at most 16 tags"),
+      ),
+    ),
+    `Names for purging this route's entries together (a purge by tag, docs/caching.md): \`products\` tags every entry; \`product:{id}\` tags each entry with its \`{id}\`, which must be a path parameter of the route and be followed by a separator (${TAG_SEPARATORS.split("").join(" ")}) or the end of the tag.`,
+  ),
   invalidates: described(
     v.optional(
       v.pipe(
@@ -185,9 +205,13 @@ const READ_MEMBERS = [
   "respectUpstreamCacheControl",
   "staleWhileRevalidateSeconds",
   "staleIfErrorSeconds",
+  "tags",
 ] as const;
 
 const methodOf = (routeKey: string) => routeKey.slice(0, routeKey.indexOf(" "));
+/** Path parameter names of a route key: `GET /files/{id}/{rest+}` → `["id", "rest"]`. */
+const pathParamsOf = (routeKey: string) =>
+  [...routeKey.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\+?\}/g)].map((match) => match[1] as string);
 
 /**
  * The cache policy of a route: undefined when it is not cached (no `cache`, not GET or HEAD, or
@@ -276,6 +300,11 @@ export function checkCache(config: GatewayConfig): ConfigProblem[] {
           ? `${where}.sameForEveryCaller: a public route's entries are shared anyway; remove it`
           : `${where}.sameForEveryCaller: only means something with scope: "public"; remove it or say scope: "public"`,
       );
+    }
+    const params = pathParamsOf(key);
+    for (const [index, tag] of (cache.tags ?? []).entries()) {
+      for (const problem of tagTemplateProblems(tag, params))
+        problems.push(`${where}.tags.${index}: ${problem}`);
     }
     const policy = routeCachePolicy({ ...config, cache: { ...config.cache, enabled: true } }, key);
     if (policy && policy.ttlSeconds === 0 && policy.staleIfErrorSeconds === 0) {

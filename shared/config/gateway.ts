@@ -77,7 +77,7 @@ export const CONFIG_CHECKS: ReadonlyArray<{
   },
   {
     concern: "cache",
-    says: 'only GET and HEAD routes cache (an ANY route is refused); a write route\'s cache says only `invalidates`, naming cached routes; `scope: "public"` behind an authorizer needs `sameForEveryCaller: true`; `tenant` and `principal` need an authorizer; a cache stores something (a TTL or a stale-if-error window)',
+    says: 'only GET and HEAD routes cache (an ANY route is refused); a write route\'s cache says only `invalidates`, naming cached routes; `scope: "public"` behind an authorizer needs `sameForEveryCaller: true`; `tenant` and `principal` need an authorizer; a cache stores something (a TTL or a stale-if-error window); the `{params}` of a tag are path parameters of its route, each followed by a separator or the end of the tag',
     check: checkCache,
   },
   {

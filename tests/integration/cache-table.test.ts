@@ -127,6 +127,28 @@ describe("cache table tier (dynalite)", () => {
     assert.equal(await tier.get(keys[1] as string), undefined);
   });
 
+  it("purges only the entries whose parameters pass the filter, over more than one batch of 25", async () => {
+    const { tier, sent } = countingTier();
+    const route = `GET /filtered-${process.pid}/{id}`;
+    const keys = Array.from({ length: 60 }, () => id());
+    for (const [index, key] of keys.entries())
+      await tier.set(key, entry({ routeKey: route, params: { id: String(index) } }));
+    sent.length = 0;
+    // Even ids: 30 entries, a batch of 25 and one of 5.
+    const even = (params: Readonly<Record<string, string>>) => Number(params.id) % 2 === 0;
+    assert.equal(await tier.purge(route, {}, even), 30);
+    assert.deepEqual(
+      sent.filter((name) => name === "BatchWriteItemCommand").length,
+      2,
+      "30 deletes are two batches",
+    );
+    const left = await Promise.all(keys.map((key) => tier.get(key)));
+    assert.deepEqual(
+      left.map((hit) => hit !== undefined),
+      keys.map((_, index) => index % 2 === 1),
+    );
+  });
+
   it("through the response cache: a shared hit costs one read and fills the container tier (then none)", async () => {
     const { tier, sent } = countingTier();
     const memory = () => createMemoryTier({ maxBytes: 1_000_000, maxEntryBytes: 100_000, now: () => T0 });

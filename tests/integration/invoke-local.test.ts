@@ -64,6 +64,12 @@ describe("serverless invoke local with every sample event", () => {
           assert.equal(result.statusCode, 200);
           assert.ok(Array.isArray(body.keys));
         }
+      } else if (functionName === "adminCache") {
+        // The sample purges the prefix /: everything cached, here nothing (no route caches yet).
+        assert.equal(result.statusCode, 200, String(result.body));
+        const purged = JSON.parse(String(result.body)) as Record<string, unknown>;
+        assert.deepEqual([purged.everything, purged.total], [true, 0]);
+        assert.match(String(purged.memory), /^No route of this gateway is cached/);
       } else if (functionName === "catalog") {
         // Invoked as the gateway's lambda upstream invokes it: the identity arrives as headers.
         assert.equal(result.statusCode, 200, String(result.body));

@@ -99,6 +99,7 @@ describe("serverless.yml (stage prod)", () => {
     // service, a system endpoint) needs a role of its own declared in resources, and no edit here.
     const FRAMEWORK_ROLES: Record<string, string> = {
       adminKeys: "AdminKeysRole",
+      adminCache: "AdminCacheRole",
       catalog: "HttpSystemRole",
       gateway: "GatewayRole",
       health: "HttpSystemRole",
@@ -141,6 +142,15 @@ describe("serverless.yml (stage prod)", () => {
       "dynamodb:Scan",
       "dynamodb:Query",
     ]);
+    // The cache purge: the entries of a route from the byRoute index, deleted in batches; nothing else.
+    assert.deepEqual(grants(resources, "AdminCacheRole"), {
+      "CacheTable/index/byRoute": ["dynamodb:Query"],
+      CacheTable: ["dynamodb:BatchWriteItem"],
+    });
+    assert.equal(
+      (service.functions.adminCache as { environment?: Record<string, unknown> }).environment?.CACHE_TABLE,
+      "gatehouse-prod-cache",
+    );
     assert.deepEqual(grants(resources, "WsConnectRole"), {
       ConnectionsTable: ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchGetItem"],
       UsageTable: ["dynamodb:UpdateItem", "dynamodb:GetItem"],

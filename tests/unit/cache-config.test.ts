@@ -251,3 +251,68 @@ describe("cache config", () => {
     );
   });
 });
+
+describe("cache tags", () => {
+  it('accepts tags whose {params} are the route\'s, such as ["products", "product:{id}"]', () => {
+    const config = load(
+      withRoutes({
+        "GET /products/{id}": { auth: "public", proxy, cache: { tags: ["products", "product:{id}"] } },
+        "GET /files/{owner}/{rest+}": {
+          auth: "public",
+          proxy,
+          cache: { tags: ["owner:{owner}/{rest}", "file={rest}"] },
+        },
+      }),
+    );
+    const route = config.routes["GET /products/{id}"];
+    assert.ok(route && "cache" in route);
+    assert.deepEqual(route.cache?.tags, ["products", "product:{id}"]);
+  });
+
+  it("refuses a {param} the route lacks, naming the route's parameters and the fix", () => {
+    const problems = problemsOf(
+      withRoutes({
+        "GET /products/{id}": { auth: "public", proxy, cache: { tags: ["product:{sku}"] } },
+        "GET /products": { auth: "public", proxy, cache: { tags: ["list:{id}"] } },
+      }),
+    );
+    assert.deepEqual(problems, [
+      "routes.GET /products/{id}.cache.tags.0: {sku} is not a path parameter of the route (it has {id}); use one of those, or write the tag without it",
+      "routes.GET /products.cache.tags.0: {id} is not a path parameter of the route (it has none); use one of those, or write the tag without it",
+    ]);
+  });
+
+  it("refuses a {param} not followed by a separator or the end, since its value could not be read back", () => {
+    const problems = problemsOf(
+      withRoutes({
+        "GET /a/{x}/{y}": { auth: "public", proxy, cache: { tags: ["{x}{y}", "p{x}-v", "ok:{x}:{y}"] } },
+      }),
+    );
+    assert.deepEqual(problems, [
+      "routes.GET /a/{x}/{y}.cache.tags.0: {x} is followed by {y}; a parameter's value runs to the next separator (: / # = @ , ; |) or the end of the tag, so put one after it",
+      'routes.GET /a/{x}/{y}.cache.tags.1: {x} is followed by "-"; a parameter\'s value runs to the next separator (: / # = @ , ; |) or the end of the tag, so put one after it',
+    ]);
+  });
+
+  it("refuses tags on a write route, characters outside a tag's, and an empty list", () => {
+    const problems = problemsOf(
+      withRoutes({
+        "GET /a/{id}": { auth: "public", proxy, cache: { tags: ["a b"] } },
+        "GET /b": { auth: "public", proxy, cache: { tags: [] } },
+        "PUT /a/{id}": { auth: "public", proxy, cache: { invalidates: ["GET /a/{id}"], tags: ["a"] } },
+      }),
+    );
+    assert.equal(problems.length, 2, problems.join("\n"));
+    assert.match(problems[0] ?? "", /^routes\.GET \/a\/\{id\}\.cache\.tags\.0: a tag is letters, digits/);
+    assert.equal(problems[1], "routes.GET /b.cache.tags: list at least one tag, or remove tags");
+    const write = problemsOf(
+      withRoutes({
+        "GET /a/{id}": { auth: "public", proxy, cache: {} },
+        "PUT /a/{id}": { auth: "public", proxy, cache: { invalidates: ["GET /a/{id}"], tags: ["a"] } },
+      }),
+    );
+    assert.deepEqual(write, [
+      "routes.PUT /a/{id}.cache.tags: a PUT route is never cached (only GET and HEAD are); a write route's cache says only invalidates, so remove tags",
+    ]);
+  });
+});

@@ -116,4 +116,24 @@ describe("container tier", () => {
     assert.equal(tier.purge("GET /things/{id}"), 1);
     assert.equal(tier.size, 1);
   });
+
+  it("purges only the entries whose parameters pass the filter, besides those it names", () => {
+    const tier = createMemoryTier({ maxBytes: 1_000_000, maxEntryBytes: 10_000, now: () => T0 });
+    tier.set("k1:a", entry({ params: { id: "10" } }));
+    tier.set("k1:b", entry({ params: { id: "20" } }));
+    tier.set("k1:c", entry({ params: { id: "11" } }));
+    tier.set("k1:d", entry({ routeKey: "GET /other", params: { id: "12" } }));
+    const startsWith1 = (params: Readonly<Record<string, string>>) => params.id?.startsWith("1") ?? false;
+    assert.equal(tier.purge("GET /things/{id}", {}, startsWith1), 2);
+    assert.deepEqual(
+      ["k1:a", "k1:b", "k1:c", "k1:d"].map((id) => tier.get(id) !== undefined),
+      [false, true, false, true],
+    );
+    assert.equal(
+      tier.purge("GET /things/{id}", { id: "20" }, () => false),
+      0,
+      "both must hold",
+    );
+    assert.equal(tier.size, 2);
+  });
 });

@@ -5,6 +5,7 @@ import { CHAT_ACTIONS } from "#shared/ws/protocol.ts";
 import definition from "../../gateway.config.ts";
 import GatewayWiring, {
   CACHE_ACCESS,
+  CACHE_ADMIN_FUNCTION,
   CACHE_PURGE,
   gatewayWiring,
   httpEvents,
@@ -19,6 +20,7 @@ const FUNCTIONS = [
   "gateway",
   "usage",
   "adminKeys",
+  "adminCache",
   "rooms",
   "wsConnect",
   "wsDisconnect",
@@ -236,6 +238,52 @@ describe("the wiring plugins/gateway-wiring.mjs generates from gateway.config.ts
     );
   });
 
+  it("gives the cache admin function, and only it, CACHE_TABLE and the purge's Query and BatchWriteItem", async () => {
+    // Prepare: gateway.config.ts's purge route names the function, which has a role of its own.
+    assert.equal(gateway.routes["DELETE /admin/cache"]?.handler, CACHE_ADMIN_FUNCTION);
+    const { serverless, service, role } = fakeServerless();
+    const adminRole = { Type: "AWS::IAM::Role", Properties: { Policies: [] as Policy[] } };
+    Object.assign(service.resources.Resources, { AdminCacheRole: adminRole });
+    service.functions[CACHE_ADMIN_FUNCTION] = { events: [], role: "AdminCacheRole", environment: undefined };
+    const plugin = new GatewayWiring(serverless, {});
+    plugin.loaded = Promise.resolve({ gateway: withCacheAdmin(gateway), chatActions: CHAT_ACTIONS });
+
+    // Act
+    await plugin.wire();
+
+    // Assess
+    assert.equal(CACHE_ADMIN_FUNCTION, "adminCache");
+    assert.equal(service.functions.adminCache?.environment?.CACHE_TABLE, "gatehouse-prod-cache");
+    assert.deepEqual(
+      adminRole.Properties.Policies.map((policy) => [policy.PolicyName, policy.PolicyDocument.Statement]),
+      [["cache-purge", CACHE_PURGE]],
+    );
+    assert.deepEqual(
+      role.Properties.Policies.filter((policy) => /cache/.test(policy.PolicyName)),
+      [],
+      "no cached route: the gateway gets nothing on the cache table",
+    );
+    assert.equal(service.functions.gateway?.environment?.CACHE_TABLE, undefined);
+  });
+
+  it("wires the cache admin function on a stage with caching off, and refuses it without a cache table", async () => {
+    const off = withCacheAdmin({ ...gateway, cache: { ...gateway.cache, enabled: false } });
+    assert.equal(
+      gatewayWiring({ gateway: off, chatActions: CHAT_ACTIONS, functions: functions(), logicalId })
+        .cacheAdmin,
+      true,
+    );
+    const { serverless, service } = fakeServerless();
+    service.functions[CACHE_ADMIN_FUNCTION] = { events: [], role: "SharedRole", environment: undefined };
+    delete service.custom.tables.cache;
+    const plugin = new GatewayWiring(serverless, {});
+    plugin.loaded = Promise.resolve({ gateway: off, chatActions: CHAT_ACTIONS });
+    await assert.rejects(
+      plugin.wire(),
+      /custom\.tables\.cache: the cache table's name, needed by the adminCache function/,
+    );
+  });
+
   it("refuses a cached route when serverless.yml names no cache table", async () => {
     const { serverless, service } = fakeServerless();
     delete service.custom.tables.cache;
@@ -244,6 +292,23 @@ describe("the wiring plugins/gateway-wiring.mjs generates from gateway.config.ts
     await assert.rejects(plugin.wire(), /custom\.tables\.cache: the cache table's name/);
   });
 });
+
+/** A config whose cache purge route is answered by the cache admin function. */
+function withCacheAdmin(config: typeof gateway): typeof gateway {
+  return {
+    ...config,
+    routes: {
+      ...config.routes,
+      "DELETE /admin/cache": {
+        kind: "handler",
+        auth: { jwt: { scopes: ["gatehouse:admin"] } },
+        ipRules: { allow: [], deny: [] },
+        handler: "adminCache",
+      },
+    },
+  } as typeof gateway;
+}
+
 
 /** The project's config with no route cached and nothing invalidated. */
 function withoutCache(): typeof gateway {

@@ -203,4 +203,15 @@ describe("response cache", () => {
     await cache.serve(request(fetch, { method: "HEAD" }));
     assert.equal(state.calls, 2);
   });
+
+  it("purges an entry only when its parameters pass the filter, and counts what it dropped", async () => {
+    const { cache, upstream, request } = setup();
+    const { state, fetch } = upstream(ok("v1"), ok("v2"));
+    await cache.serve(request(fetch));
+    assert.equal(await cache.purge("GET /things/{id}", {}, (params) => params.id === "2"), 0);
+    assert.equal((await cache.serve(request(fetch))).status, "hit");
+    assert.equal(await cache.purge("GET /things/{id}", {}, (params) => params.id === "1"), 1);
+    assert.equal((await cache.serve(request(fetch))).status, "miss");
+    assert.equal(state.calls, 2);
+  });
 });
