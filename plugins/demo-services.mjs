@@ -215,7 +215,9 @@ function pricesService() {
     const servedAt = new Date().toISOString();
     if (!id) return json(200, { prices: [...table.values()], call: calls, servedAt });
     const entry = table.get(id);
-    return entry ? json(200, { ...entry, call: calls, servedAt }) : json(404, { error: `no price for ${id}` });
+    return entry
+      ? json(200, { ...entry, call: calls, servedAt })
+      : json(404, { error: `no price for ${id}` });
   };
 }
 

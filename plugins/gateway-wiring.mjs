@@ -115,7 +115,9 @@ export function httpEvents(gateway) {
     const event = (on) => ({
       key: `${on} ${path}`,
       functionKey: route.handler ?? GATEWAY_FUNCTION,
-      event: { httpApi: { method: on === "ANY" ? "*" : on, path, ...(name ? { authorizer: { name } } : {}) } },
+      event: {
+        httpApi: { method: on === "ANY" ? "*" : on, path, ...(name ? { authorizer: { name } } : {}) },
+      },
     });
     // API Gateway matches methods exactly: a cached GET route gets a HEAD route beside it (same
     // function and authorizer), answered from the GET entry without its body (docs/caching.md).

@@ -95,7 +95,10 @@ describe("response caching on the local stack (npm start), over real sockets", (
     assert.equal(revalidated.headers.get("x-cache"), "hit");
     assert.equal((await revalidated.arrayBuffer()).byteLength, 0);
 
-    const head = await fetch(`${stack.httpUrl}/v1/prices`, { method: "HEAD", headers: { "x-api-key": DEMO_API_KEY } });
+    const head = await fetch(`${stack.httpUrl}/v1/prices`, {
+      method: "HEAD",
+      headers: { "x-api-key": DEMO_API_KEY },
+    });
     assert.equal(head.status, 200);
     assert.equal(head.headers.get("x-cache"), "hit");
     assert.equal(head.headers.get("etag"), etag);
@@ -120,10 +123,10 @@ describe("response caching on the local stack (npm start), over real sockets", (
       assert.equal(stale.status, 200);
       assert.equal(stale.headers.get("x-cache"), "stale");
       assert.ok(Number(stale.headers.get("age")) >= 5, `Age ${stale.headers.get("age")}`);
-      assert.deepEqual(
-        (({ call: c, price: p }) => ({ call: c, price: p }))((await stale.json()) as Price),
-        { call, price },
-      );
+      assert.deepEqual((({ call: c, price: p }) => ({ call: c, price: p }))((await stale.json()) as Price), {
+        call,
+        price,
+      });
 
       // A key never cached has nothing to fall back on: the service's failure reaches the client.
       const never = await get("/v1/prices/p-404");
