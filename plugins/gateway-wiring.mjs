@@ -289,7 +289,7 @@ export function gatewayWiring({ gateway, chatActions, functions: declared, logic
   };
 }
 
-/** The statements a purge needs: the route's entries from the byRoute index, deleted 25 at a time. */
+/** The statements a purge needs: the route's entries from the byRoute index, deleted 25 at a time, and the purge recorded. */
 export const CACHE_PURGE = [
   {
     Effect: "Allow",
@@ -297,7 +297,12 @@ export const CACHE_PURGE = [
     // biome-ignore lint/suspicious/noTemplateCurlyInString: CloudFormation's Fn::Sub, not a JS template
     Resource: { "Fn::Sub": "${CacheTable.Arn}/index/byRoute" },
   },
-  { Effect: "Allow", Action: ["dynamodb:BatchWriteItem"], Resource: { "Fn::GetAtt": ["CacheTable", "Arn"] } },
+  // BatchWriteItem deletes the entries; UpdateItem records the purge for other containers' memory.
+  {
+    Effect: "Allow",
+    Action: ["dynamodb:BatchWriteItem", "dynamodb:UpdateItem"],
+    Resource: { "Fn::GetAtt": ["CacheTable", "Arn"] },
+  },
 ];
 
 /** The statement that lets the gateway function use the shared cache tier: one item at a time. */

@@ -12,6 +12,7 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { purgeTable } from "#shared/cache/purge.ts";
+import { createPurgeRecord } from "#shared/cache/purge-record.ts";
 import { compilePurgeSelector, parsePurgeRequest } from "#shared/cache/purge-selector.ts";
 import { createTableTier } from "#shared/cache/table.ts";
 import { createDocumentClient } from "#shared/clients/dynamodb.ts";
@@ -99,14 +100,16 @@ async function main(): Promise<void> {
   const { default: definition } = (await import(pathToFileURL(resolve(values.config)).href)) as {
     default: GatewayDefinition;
   };
-  const selection = compilePurgeSelector(loadGateway(definition, stage))(parsed.selector);
+  const gateway = loadGateway(definition, stage);
+  const selection = compilePurgeSelector(gateway)(parsed.selector);
   if (!selection.ok) throw new UsageError(`${flagOf(selection.field)}${selection.message}`);
+  const client = createDocumentClient(raw);
+  const tableName = values.table ?? `gatehouse-${stage}-cache`;
   const report = await purgeTable(
-    createTableTier({
-      client: createDocumentClient(raw),
-      tableName: values.table ?? `gatehouse-${stage}-cache`,
-    }),
+    createTableTier({ client, tableName }),
+    createPurgeRecord({ client, tableName }),
     selection,
+    { lagSeconds: gateway.cache.memory.purgeCheckSeconds },
   );
   if (values.json) {
     console.log(JSON.stringify({ selector: parsed.selector, ...report }, null, 2));

@@ -1,5 +1,6 @@
 import { requestIdentity } from "#shared/auth/identity.ts";
 import { CachePurgeError, purgeTable } from "#shared/cache/purge.ts";
+import { createPurgeRecord, type PurgeRecord } from "#shared/cache/purge-record.ts";
 import {
   compilePurgeSelector,
   parsePurgeRequest,
@@ -108,16 +109,19 @@ function purgeRequest(event: HttpEvent): unknown {
  * The cache purge, for callers holding the admin scope (checked by the authorizer and again here):
  *   DELETE /admin/cache   one selector, as a JSON body or the query: `{ "route", "params"? }`,
  *                         `{ "path" }`, `{ "prefix" }` or `{ "tag" }` (docs/caching.md, "Purging")
- * It deletes from the shared cache table and answers what it deleted per route. Other gateway
- * containers' in-memory copies live until their TTL, and the answer says so.
+ * It deletes from the shared cache table, records the purge for the gateway containers' memory, and
+ * answers what it deleted per route and how long a container may still serve a copy.
  */
 export function createAdminCacheHandler({
   gateway,
   table,
+  record,
 }: {
   /** The config: its admin scope, its routes naming `adminCache`, and its cached routes. */
   gateway: Pick<GatewayConfig, "auth" | "routes" | "cache">;
   table: Pick<TableTier, "purge">;
+  /** Where the purge is recorded for the gateway containers' memory (shared/cache/purge-record.ts). */
+  record: Pick<PurgeRecord, "record">;
 }) {
   const { adminScope } = gateway.auth;
   const select = compilePurgeSelector(gateway);
@@ -129,7 +133,9 @@ export function createAdminCacheHandler({
       const selection = select(parsed.selector);
       if (!selection.ok) throw invalid([{ field: selection.field, message: selection.message }]);
       try {
-        const report = await purgeTable(table, selection);
+        const report = await purgeTable(table, record, selection, {
+          lagSeconds: gateway.cache.memory.purgeCheckSeconds,
+        });
         logger.info("cache purged", {
           by: caller.principal,
           selector: parsed.selector,
@@ -156,7 +162,9 @@ export function createAdminCacheHandler({
 }
 
 const gateway = loadGateway(definition, env.stage);
+const client = createDocumentClient();
 export const handler = createAdminCacheHandler({
   gateway,
-  table: createTableTier({ client: createDocumentClient(), tableName: env.cacheTable }),
+  table: createTableTier({ client, tableName: env.cacheTable }),
+  record: createPurgeRecord({ client, tableName: env.cacheTable }),
 });

@@ -1,4 +1,5 @@
 import { createMemoryTier } from "#shared/cache/memory.ts";
+import { createPurgeRecord } from "#shared/cache/purge-record.ts";
 import { createResponseCache } from "#shared/cache/response-cache.ts";
 import { createTableTier } from "#shared/cache/table.ts";
 import { createCacheDocumentClient, createLimiterDocumentClient } from "#shared/clients/dynamodb.ts";
@@ -18,10 +19,15 @@ const usageClient = gateway.limits ? createLimiterDocumentClient() : undefined;
 const invokesFunctions = Object.values(gateway.upstreams).some((upstream) => upstream.kind === "lambda");
 const caches = Object.keys(gateway.routes).some((key) => routeCachePolicy(gateway, key) !== undefined);
 // Both tiers, made once: the container's LRU lives as long as the container, the table is shared.
-const cache = caches
+const cacheClient = caches ? createCacheDocumentClient() : undefined;
+const cache = cacheClient
   ? createResponseCache({
       memory: createMemoryTier(gateway.cache.memory),
-      table: createTableTier({ client: createCacheDocumentClient(), tableName: env.cacheTable }),
+      table: createTableTier({ client: cacheClient, tableName: env.cacheTable }),
+      purges: {
+        record: createPurgeRecord({ client: cacheClient, tableName: env.cacheTable }),
+        checkMs: gateway.cache.memory.purgeCheckSeconds * 1_000,
+      },
       // A table that fails is a miss, so nothing else would show it: a missing grant, throttling.
       onEvent: (event) => {
         if (event.type === "table-error")

@@ -30,6 +30,8 @@ export interface MemoryTier {
    * given); returns how many.
    */
   purge(routeKey: string, params?: Readonly<Record<string, string>>, where?: ParamsFilter): number;
+  /** Drops every entry of `routeKey` stored before `at` (a purge made in another container); returns how many. */
+  dropStoredBefore(routeKey: string, at: number): number;
   /** Entries and bytes held now. */
   readonly size: number;
   readonly bytes: number;
@@ -79,6 +81,13 @@ export function createMemoryTier({ maxBytes, maxEntryBytes, now = Date.now }: Me
       for (const id of ids) lru.delete(id);
       return ids.length;
     },
+    dropStoredBefore(routeKey, at) {
+      const ids: string[] = [];
+      for (const [id, entry] of lru.entries())
+        if (entry.routeKey === routeKey && entry.storedAt < at) ids.push(id);
+      for (const id of ids) lru.delete(id);
+      return ids.length;
+    },
     get size() {
       return lru.size;
     },
@@ -93,6 +102,7 @@ const offTier: MemoryTier = {
   set: () => ({ stored: false, reason: "tier-off" }),
   delete: () => false,
   purge: () => 0,
+  dropStoredBefore: () => 0,
   size: 0,
   bytes: 0,
 };

@@ -45,10 +45,6 @@ export type Selection =
       purges: Purge[];
       /** The prefix `/`: every cached route, whole. */
       everything: boolean;
-      /** The longest `ttlSeconds` among the routes purged: how long another container's memory may still serve one. */
-      maxTtlSeconds: number;
-      /** The longest stale window among them, served past the TTL while refreshing or while the upstream fails. */
-      maxStaleSeconds: number;
     }
   | { ok: false; field: string; message: string };
 
@@ -152,8 +148,6 @@ interface CachedRoute {
   segments: Segment[];
   params: string[];
   tags: { template: string; parts: TagPart[] }[];
-  ttlSeconds: number;
-  staleSeconds: number;
 }
 
 /** A route key's path as segments, literals in canonical form: `GET /a/{id}` → `[{ literal: "a" }, { param: "id", greedy: false }]`. */
@@ -264,8 +258,6 @@ export function compilePurgeSelector(gateway: Pick<GatewayConfig, "cache" | "rou
       segments,
       params: segments.flatMap((segment) => ("param" in segment ? [segment.param] : [])),
       tags: tags.map((template) => ({ template, parts: parseTagTemplate(template) })),
-      ttlSeconds: policy.ttlSeconds,
-      staleSeconds: Math.max(policy.staleWhileRevalidateSeconds, policy.staleIfErrorSeconds),
     });
   }
   const cachedKeys = [...cached.keys()];
@@ -281,16 +273,7 @@ export function compilePurgeSelector(gateway: Pick<GatewayConfig, "cache" | "rou
   );
 
   const problem = (field: string, message: string): Selection => ({ ok: false, field, message });
-  const selected = (purges: Purge[], everything = false): Selection => {
-    const routes = purges.map((purge) => cached.get(purge.routeKey) as CachedRoute);
-    return {
-      ok: true,
-      purges,
-      everything,
-      maxTtlSeconds: Math.max(0, ...routes.map((route) => route.ttlSeconds)),
-      maxStaleSeconds: Math.max(0, ...routes.map((route) => route.staleSeconds)),
-    };
-  };
+  const selected = (purges: Purge[], everything = false): Selection => ({ ok: true, purges, everything });
 
   function byRoute(routeKey: string, params: Readonly<Record<string, string>> = {}): Selection {
     const route = cached.get(routeKey);

@@ -1,10 +1,12 @@
+import type { PurgeRecord } from "./purge-record.ts";
 import { type Selection, tierPurges } from "./purge-selector.ts";
 import type { TableTier } from "./table.ts";
 
 /**
  * Runs a selection against the shared tier (docs/caching.md, "Purging"): what `DELETE /admin/cache`
- * and `npm run cache -- purge` share. Only the table is purged: the admin function and the CLI hold
- * no gateway container's memory, and there is no way to reach one.
+ * and `npm run cache -- purge` share. The table's items are deleted, and the purge is recorded
+ * (shared/cache/purge-record.ts) so that every gateway container drops its in-memory copies of the
+ * purged routes when it next reads the record, at most `cache.memory.purgeCheckSeconds` later.
  */
 
 /** What a purge did, as the endpoint answers it and the CLI prints it. */
@@ -14,8 +16,8 @@ export interface PurgeReport {
   total: number;
   /** The prefix `/`: every cached route was purged whole. */
   everything: boolean;
-  /** The longest TTL among the routes purged: how long another container's memory may still serve an entry. */
-  memoryTtlSeconds: number;
+  /** The most seconds a gateway container may still serve a purged entry from its memory. */
+  memoryLagSeconds: number;
   /** The plain statement of what was not purged. */
   memory: string;
 }
@@ -37,14 +39,10 @@ export class CachePurgeError extends Error {
 
 /**
  * What a purge leaves in the gateway containers' memory, said plainly. Example:
- * `memoryStatement(60, 0)` → "Purged from the shared cache table only. …: up to 60 s for these routes."
+ * `memoryStatement(5)` → "Deleted from the shared cache table. Every gateway container drops …within 5 s…"
  */
-export function memoryStatement(ttlSeconds: number, staleSeconds: number): string {
-  const stale =
-    staleSeconds > 0
-      ? ` Past its TTL, for up to ${staleSeconds} s more (the routes' stale windows), a container may still answer from it while it refreshes it or while the upstream fails.`
-      : "";
-  return `Purged from the shared cache table only. A gateway container that already holds one of these entries in its memory keeps serving it until its TTL runs out: up to ${ttlSeconds} s for these routes.${stale} Keep TTLs short where a purge must take effect at once.`;
+export function memoryStatement(lagSeconds: number): string {
+  return `Deleted from the shared cache table. Every gateway container drops its in-memory copies of these routes the next time it reads the purge record, within ${lagSeconds} s (cache.memory.purgeCheckSeconds); until then a container may still answer from one.`;
 }
 
 /**
@@ -55,7 +53,9 @@ export function memoryStatement(ttlSeconds: number, staleSeconds: number): strin
  */
 export async function purgeTable(
   table: Pick<TableTier, "purge">,
+  record: Pick<PurgeRecord, "record">,
   selection: Extract<Selection, { ok: true }>,
+  { lagSeconds, now = Date.now }: { lagSeconds: number; now?: () => number },
 ): Promise<PurgeReport> {
   const deleted: Record<string, number> = {};
   for (const { routeKey, params, where } of tierPurges(selection.purges)) {
@@ -65,14 +65,21 @@ export async function purgeTable(
       throw new CachePurgeError(routeKey, { ...deleted }, { cause });
     }
   }
+  const routes = Object.keys(deleted);
+  try {
+    // After the deletes: a copy a container stored before now is dropped when it next reads.
+    await record.record(routes, now());
+  } catch (cause) {
+    throw new CachePurgeError("the purge record", { ...deleted }, { cause });
+  }
   return {
     deleted,
     total: Object.values(deleted).reduce((sum, count) => sum + count, 0),
     everything: selection.everything,
-    memoryTtlSeconds: selection.maxTtlSeconds,
+    memoryLagSeconds: selection.purges.length === 0 ? 0 : lagSeconds,
     memory:
       selection.purges.length === 0
         ? "No route of this gateway is cached: there was nothing to purge, in the table or in any container's memory."
-        : memoryStatement(selection.maxTtlSeconds, selection.maxStaleSeconds),
+        : memoryStatement(lagSeconds),
   };
 }

@@ -4,6 +4,7 @@ import type { CacheEntry, CacheHit, ParamsFilter } from "./entry.ts";
 import { type CacheStatus, entityTag, storeDecision } from "./http-semantics.ts";
 import type { CacheKey } from "./key.ts";
 import type { MemoryTier } from "./memory.ts";
+import { createPurgeWatcher, type PurgeRecord } from "./purge-record.ts";
 import type { TableTier } from "./table.ts";
 
 /**
@@ -60,6 +61,11 @@ export interface ResponseCacheOptions {
   memory: MemoryTier;
   /** The shared tier; without it only the container tier is used. */
   table?: TableTier | undefined;
+  /**
+   * Purges across containers (shared/cache/purge-record.ts): this cache records its own purges
+   * there, and reads it at most every `checkMs` to drop its copies of routes purged elsewhere.
+   */
+  purges?: { record: PurgeRecord; checkMs: number } | undefined;
   now?: () => number;
   onEvent?: (event: CacheEvent) => void;
 }
@@ -68,10 +74,20 @@ export interface ResponseCacheOptions {
 export function createResponseCache({
   memory,
   table,
+  purges,
   now = Date.now,
   onEvent = () => {},
 }: ResponseCacheOptions) {
   const coalescer: Coalescer = createCoalescer();
+  const watcher =
+    purges &&
+    createPurgeWatcher({
+      record: purges.record,
+      intervalMs: purges.checkMs,
+      now,
+      drop: (routeKey, at) => memory.dropStoredBefore(routeKey, at),
+      onError: (error) => onEvent({ type: "table-error", error }),
+    });
   /** An event to the container's listener and to the request's own (its per-route counts). */
   const emit = (request: ServeRequest, event: CacheEvent) => {
     onEvent(event);
@@ -83,6 +99,8 @@ export function createResponseCache({
     request: ServeRequest,
   ): Promise<(CacheHit & { tier: "memory" | "table" }) | undefined> {
     const id = request.key.id;
+    // Purges made in other containers, at most once per interval (one read, shared by callers).
+    await watcher?.sync();
     const local = memory.get(id);
     if (local) return { ...local, tier: "memory" };
     if (!table) return undefined;
@@ -151,9 +169,10 @@ export function createResponseCache({
   return {
     /**
      * Drops the entries of `routeKey` whose parameters include all of `params` (canonical, as in the
-     * key) and pass `where` (when given), from this container's tier and the shared table. Other
-     * containers keep their copies until their TTL. A table that fails is reported (`table-error`)
-     * and thrown: the caller decides.
+     * key) and pass `where` (when given), from this container's tier and the shared table, and
+     * records the purge so that other containers drop their copies of the route when they next read
+     * the record (within `purges.checkMs`). A table that fails is reported (`table-error`) and
+     * thrown: the caller decides.
      */
     async purge(
       routeKey: string,
@@ -163,7 +182,10 @@ export function createResponseCache({
       const dropped = memory.purge(routeKey, params, where);
       if (!table) return dropped;
       try {
-        return dropped + (await table.purge(routeKey, params, where));
+        const deleted = await table.purge(routeKey, params, where);
+        // After the deletes: a copy another container stored before now is dropped when it next reads.
+        await purges?.record.record([routeKey], now());
+        return dropped + deleted;
       } catch (error) {
         onEvent({ type: "table-error", error });
         throw error;

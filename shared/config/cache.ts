@@ -95,6 +95,10 @@ export const CacheSchema = described(
               v.optional(int(1, 64 * MiB), MiB),
               "The largest answer the container tier keeps.",
             ),
+            purgeCheckSeconds: described(
+              v.optional(int(1, 3_600), 5),
+              "Seconds a container may go on serving, from memory, an entry purged elsewhere (by `DELETE /admin/cache`, the CLI or another container's write route): it reads the purge record at most this often, one read each time, and only while it serves cached routes.",
+            ),
           }),
           {},
         ),

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
+import { createPurgeRecord } from "#shared/cache/purge-record.ts";
 import { createTableTier } from "#shared/cache/table.ts";
 import { loadGateway } from "#shared/config/gateway.ts";
 import type { HttpEvent, HttpResult } from "#shared/http.ts";
@@ -57,6 +58,7 @@ describe("DELETE /admin/cache against dynalite", () => {
     const handler = createAdminCacheHandler({
       gateway,
       table: createTableTier({ client: store.client, tableName }),
+      record: createPurgeRecord({ client: store.client, tableName }),
     });
     purge = (event) => handler(event, lambdaContext("gatehouse-test-adminCache")) as Promise<HttpResult>;
   });
@@ -190,16 +192,17 @@ describe("DELETE /admin/cache against dynalite", () => {
     });
   }
 
-  it("says plainly that other containers' memory keeps its copies, with the longest TTL and stale window", async () => {
-    const answer = bodyOf(await purge(purgeEvent({ body: { tag: "products" } })));
-    assert.equal(answer.memoryTtlSeconds, 300);
+  it("records the purge for the gateway containers' memory, and says how long a container may lag it", async () => {
+    const record = createPurgeRecord({ client: store.client, tableName });
+    const before = Date.now();
+    const answer = bodyOf(await purge(purgeEvent({ body: { tag: "owner:bob" } })));
+    const purgedAt = (await record.read()).get(Object.keys(answer.deleted as object)[0] as string);
+    assert.ok(purgedAt !== undefined && purgedAt >= before, `recorded at ${purgedAt}`);
+    assert.equal(answer.memoryLagSeconds, gateway.cache.memory.purgeCheckSeconds);
     assert.equal(
       answer.memory,
-      "Purged from the shared cache table only. A gateway container that already holds one of these entries in its memory keeps serving it until its TTL runs out: up to 300 s for these routes. Past its TTL, for up to 30 s more (the routes' stale windows), a container may still answer from it while it refreshes it or while the upstream fails. Keep TTLs short where a purge must take effect at once.",
+      `Deleted from the shared cache table. Every gateway container drops its in-memory copies of these routes the next time it reads the purge record, within ${gateway.cache.memory.purgeCheckSeconds} s (cache.memory.purgeCheckSeconds); until then a container may still answer from one.`,
     );
-    const files = bodyOf(await purge(purgeEvent({ body: { tag: "owner:bob" } })));
-    assert.equal(files.memoryTtlSeconds, 10);
-    assert.doesNotMatch(String(files.memory), /stale windows/);
   });
 
   it("purges everything for the prefix / and says so", async () => {
@@ -351,7 +354,7 @@ describe("DELETE /admin/cache against dynalite", () => {
     assert.deepEqual(errors.map((error) => error.field).sort(), ["extra", "path", "tag"]);
   });
 
-  for (const failing of ["QueryCommand", "BatchWriteItemCommand"]) {
+  for (const failing of ["QueryCommand", "BatchWriteItemCommand", "UpdateItemCommand"]) {
     it(`answers 503 problem+json with a generic detail when the table fails (${failing})`, async () => {
       // Prepare: the same table through a client whose ${failing} fails, as a throttled or unreachable table would.
       const client = faultyClient(store.endpoint, ({ commandName }) => {
@@ -360,7 +363,11 @@ describe("DELETE /admin/cache against dynalite", () => {
             name: "ProvisionedThroughputExceededException",
           });
       });
-      const handler = createAdminCacheHandler({ gateway, table: createTableTier({ client, tableName }) });
+      const handler = createAdminCacheHandler({
+        gateway,
+        table: createTableTier({ client, tableName }),
+        record: createPurgeRecord({ client, tableName }),
+      });
 
       // Act
       const result = (await handler(
@@ -378,15 +385,18 @@ describe("DELETE /admin/cache against dynalite", () => {
   }
 
   it("the module's own handler (built from gateway.config.ts and the environment) purges the table it names", async () => {
-    // gateway.config.ts caches no route yet: the prefix / is everything, which is nothing of it.
+    // The prefix / is every route gateway.config.ts caches, whole; none has an entry here.
     const result = (await moduleHandler(
       purgeEvent({ body: { prefix: "/" } }),
       lambdaContext(),
     )) as HttpResult;
     assert.equal(result.statusCode, 200, String(result.body));
     const answer = bodyOf(result);
-    assert.deepEqual([answer.everything, answer.total, answer.deleted], [true, 0, {}]);
-    assert.match(String(answer.memory), /^No route of this gateway is cached/);
+    assert.deepEqual(
+      [answer.everything, answer.total, answer.deleted],
+      [true, 0, { "GET /v1/orders": 0, "GET /v1/prices": 0, "GET /v1/prices/{id}": 0 }],
+    );
+    assert.match(String(answer.memory), /^Deleted from the shared cache table/);
     assert.deepEqual(
       await remaining(),
       ALL_LABELS,

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { compileCacheKey } from "#shared/cache/key.ts";
+import { createMemoryTier } from "#shared/cache/memory.ts";
 import { createPurgeRecord, createPurgeWatcher, PURGE_RECORD_KEY } from "#shared/cache/purge-record.ts";
+import { createResponseCache, type ServeRequest } from "#shared/cache/response-cache.ts";
+import { createTableTier } from "#shared/cache/table.ts";
+import { type CachePolicy, DEFAULT_CACHE_STATUSES } from "#shared/config/cache.ts";
 import { faultyClient, getItem, startTestStore, type TestStore } from "../support/dynamo.ts";
 
 /** The purge record that carries purges to other containers, against a real dynalite. */
@@ -107,5 +112,65 @@ describe("cache purge record (dynalite)", () => {
     await watcher.sync();
     assert.equal(dropped.includes("GET /after-failure"), true);
     assert.deepEqual(sent, ["GetItemCommand", "GetItemCommand"]);
+  });
+  it("a purge in one container reaches another's memory at its next read of the record, not before", async () => {
+    // Two containers of one stage: each its own memory tier, one table, one record, one clock.
+    let now = Date.UTC(2026, 10, 30, 12, 0, 0);
+    const clock = () => now;
+    const { record } = recordFor();
+    const container = () =>
+      createResponseCache({
+        memory: createMemoryTier({ maxBytes: 1_000_000, maxEntryBytes: 100_000, now: clock }),
+        table: createTableTier({ client: store.client, tableName, now: clock }),
+        purges: { record, checkMs: 5_000 },
+        now: clock,
+      });
+    const [a, b] = [container(), container()];
+    const routeKey = `GET /reach-${process.pid}/{id}`;
+    const keyOf = compileCacheKey({ routeKey, query: [], headers: [], scope: "public" });
+    const key = keyOf({ method: "GET", pathParameters: { id: "1" }, headers: {}, identity: undefined });
+    assert.ok(key.cacheable);
+    const policy: CachePolicy = {
+      ttlSeconds: 300,
+      statuses: DEFAULT_CACHE_STATUSES,
+      respectUpstreamCacheControl: false,
+      staleWhileRevalidateSeconds: 0,
+      staleIfErrorSeconds: 0,
+      scope: "public",
+      key: { query: [], headers: [] },
+    };
+    let version = 1;
+    let calls = 0;
+    const serve = (cache: ReturnType<typeof container>) => {
+      const request: ServeRequest = {
+        key,
+        policy,
+        keyedHeaders: [],
+        method: "GET",
+        fetch: async () => {
+          calls += 1;
+          return { status: 200, headers: { "content-type": "text/plain" }, body: Buffer.from(`v${version}`) };
+        },
+      };
+      return cache.serve(request);
+    };
+
+    // B holds v1 in memory (its first lookup also read the record).
+    assert.equal((await serve(b)).status, "miss");
+    now += 1_000;
+    assert.deepEqual([(await serve(b)).status, calls], ["hit", 1]);
+
+    // The upstream changes; A purges the route (its write route, or the admin purge).
+    version = 2;
+    now += 1_000;
+    await a.purge(routeKey);
+    // Inside B's interval (2 s since its last read): it still answers v1 from memory, as documented.
+    const lagging = await serve(b);
+    assert.deepEqual([lagging.status, lagging.answer.body.toString()], ["hit", "v1"]);
+
+    // Past the interval: B reads the record, drops its copy, finds the table purged, asks again.
+    now += 3_001;
+    const fresh = await serve(b);
+    assert.deepEqual([fresh.status, fresh.answer.body.toString(), calls], ["miss", "v2", 2]);
   });
 });

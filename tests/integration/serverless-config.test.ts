@@ -125,7 +125,13 @@ describe("serverless.yml (stage prod)", () => {
     // The cached demo routes give the gateway the cache table (and the purge, for write routes
     // that invalidate); tests/unit/gateway-wiring.test.ts checks when each grant appears.
     assert.deepEqual(grants(resources, "GatewayRole"), {
-      CacheTable: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"],
+      CacheTable: [
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:UpdateItem",
+      ],
       "CacheTable/index/byRoute": ["dynamodb:Query"],
       CatalogLambdaFunction: ["lambda:InvokeFunction"],
       UsageTable: ["dynamodb:UpdateItem", "dynamodb:GetItem"],
@@ -145,7 +151,7 @@ describe("serverless.yml (stage prod)", () => {
     // The cache purge: the entries of a route from the byRoute index, deleted in batches; nothing else.
     assert.deepEqual(grants(resources, "AdminCacheRole"), {
       "CacheTable/index/byRoute": ["dynamodb:Query"],
-      CacheTable: ["dynamodb:BatchWriteItem"],
+      CacheTable: ["dynamodb:BatchWriteItem", "dynamodb:UpdateItem"],
     });
     assert.equal(
       (service.functions.adminCache as { environment?: Record<string, unknown> }).environment?.CACHE_TABLE,
@@ -231,7 +237,7 @@ describe("serverless.yml (stage prod)", () => {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:DeleteItem",
-        ...(purges ? ["dynamodb:BatchWriteItem"] : []),
+        ...(purges ? ["dynamodb:BatchWriteItem", "dynamodb:UpdateItem"] : []),
       ]);
       assert.deepEqual(roleGrants["CacheTable/index/byRoute"], purges ? ["dynamodb:Query"] : undefined);
     } else {
@@ -272,7 +278,7 @@ describe("serverless.yml (stage prod)", () => {
       })
       .sort();
     const expected = Object.entries(gateway.routes)
-      .map(([key, route]) => {
+      .flatMap(([key, route]) => {
         const authorizer =
           route.auth === "public" ? "none" : "jwt" in route.auth ? "jwtAuthorizer" : "apiKeyAuthorizer";
         const event = `→ ${route.handler ?? "gateway"} (${authorizer})`;
@@ -280,7 +286,6 @@ describe("serverless.yml (stage prod)", () => {
           ? [`${key} ${event}`, `HEAD ${key.slice(4)} ${event}`]
           : [`${key} ${event}`];
       })
-      .flat()
       .concat("* → gateway (none)")
       .sort();
     // Lists, not sets: a route declared twice would show here.

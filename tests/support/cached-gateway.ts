@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { BatchWriteCommand, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { compileCacheKey } from "#shared/cache/key.ts";
 import { createMemoryTier } from "#shared/cache/memory.ts";
+import { PURGE_RECORD_KEY } from "#shared/cache/purge-record.ts";
 import { createResponseCache } from "#shared/cache/response-cache.ts";
 import { createTableTier } from "#shared/cache/table.ts";
 import { routeCachePolicy } from "#shared/config/cache.ts";
@@ -104,12 +105,18 @@ export async function seedCacheTable(store: TestStore, gateway: GatewayConfig) {
     assert.equal(served.status, "miss");
   }
   return {
-    /** The labels of the entries left in the table, sorted (an entry not seeded shows as `unknown <pk>`). */
+    /**
+     * The labels of the entries left in the table, sorted (an entry not seeded shows as
+     * `unknown <pk>`); the purge record is not an entry.
+     */
     async remaining(): Promise<string[]> {
       const { Items: left = [] } = await store.client.send(
         new ScanCommand({ TableName: tableName, ConsistentRead: true }),
       );
-      return left.map((item) => labels.get(item.pk as string) ?? `unknown ${item.pk}`).sort();
+      return left
+        .filter((item) => item.pk !== PURGE_RECORD_KEY)
+        .map((item) => labels.get(item.pk as string) ?? `unknown ${item.pk}`)
+        .sort();
     },
   };
 }

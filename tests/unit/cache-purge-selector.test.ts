@@ -307,15 +307,6 @@ describe("purge selectors", () => {
     );
   });
 
-  it("says the longest TTL and stale window among the routes purged", () => {
-    const one = select({ path: "/v1/products/1" });
-    assert.ok(one.ok);
-    assert.deepEqual([one.maxTtlSeconds, one.maxStaleSeconds], [300, 30]);
-    const all = select({ prefix: "/" });
-    assert.ok(all.ok);
-    assert.deepEqual([all.maxTtlSeconds, all.maxStaleSeconds], [300, 600]);
-  });
-
   it("counts a route that says cache as cached on a stage with caching off: its stored entries can still be purged", () => {
     const off = loadGateway(
       defineGateway(() => ({ ...input, cache: { enabled: false } })),
@@ -334,8 +325,6 @@ describe("purge selectors", () => {
       ok: true,
       purges: [],
       everything: true,
-      maxTtlSeconds: 0,
-      maxStaleSeconds: 0,
     });
     assert.match(problemOfWith(none, { prefix: "/v1/" }), /the cached routes are: none$/);
   });

@@ -45,10 +45,16 @@ describe("the wiring plugins/gateway-wiring.mjs generates from gateway.config.ts
       {
         key: "HEAD /v1/prices/{id}",
         functionKey: "gateway",
-        event: { httpApi: { method: "HEAD", path: "/v1/prices/{id}", authorizer: { name: "apiKeyAuthorizer" } } },
+        event: {
+          httpApi: { method: "HEAD", path: "/v1/prices/{id}", authorizer: { name: "apiKeyAuthorizer" } },
+        },
       },
     );
-    assert.equal(events.find((event) => event.key === "HEAD /v1/users"), undefined, "not for an uncached GET");
+    assert.equal(
+      events.find((event) => event.key === "HEAD /v1/users"),
+      undefined,
+      "not for an uncached GET",
+    );
     assert.deepEqual(events.at(-1), { key: "$default", functionKey: "gateway", event: { httpApi: "*" } });
     assert.deepEqual(
       events.find((event) => event.key === "GET /admin/usage"),
@@ -211,7 +217,7 @@ describe("the wiring plugins/gateway-wiring.mjs generates from gateway.config.ts
     assert.deepEqual(CACHE_ACCESS.Resource, { "Fn::GetAtt": ["CacheTable", "Arn"] });
   });
 
-  it("adds the purge's Query on index byRoute and BatchWriteItem only when a write route invalidates", async () => {
+  it("adds the purge's Query on index byRoute, BatchWriteItem and UpdateItem only when a write route invalidates", async () => {
     const policyOf = async (config: typeof gateway) => {
       const { serverless, role } = fakeServerless();
       const plugin = new GatewayWiring(serverless, {});
@@ -233,12 +239,12 @@ describe("the wiring plugins/gateway-wiring.mjs generates from gateway.config.ts
       [
         // biome-ignore lint/suspicious/noTemplateCurlyInString: CloudFormation's Fn::Sub, not a JS template
         [["dynamodb:Query"], { "Fn::Sub": "${CacheTable.Arn}/index/byRoute" }],
-        [["dynamodb:BatchWriteItem"], { "Fn::GetAtt": ["CacheTable", "Arn"] }],
+        [["dynamodb:BatchWriteItem", "dynamodb:UpdateItem"], { "Fn::GetAtt": ["CacheTable", "Arn"] }],
       ],
     );
   });
 
-  it("gives the cache admin function, and only it, CACHE_TABLE and the purge's Query and BatchWriteItem", async () => {
+  it("gives the cache admin function, and only it, CACHE_TABLE and the purge's Query, BatchWriteItem and UpdateItem", async () => {
     // Prepare: gateway.config.ts's purge route names the function, which has a role of its own.
     assert.equal(gateway.routes["DELETE /admin/cache"]?.handler, CACHE_ADMIN_FUNCTION);
     const { serverless, service, role } = fakeServerless();
@@ -308,7 +314,6 @@ function withCacheAdmin(config: typeof gateway): typeof gateway {
     },
   } as typeof gateway;
 }
-
 
 /** The project's config with no route cached and nothing invalidated. */
 function withoutCache(): typeof gateway {
