@@ -236,13 +236,25 @@ export default defineGateway(({ stage }) => ({
       auth: { apiKey: {} },
       limit: {},
       proxy: { upstream: "prices", path: "/prices" },
-      cache: { scope: "public", sameForEveryCaller: true, ttlSeconds: 5, staleIfErrorSeconds: 3_600 },
+      cache: {
+        scope: "public",
+        sameForEveryCaller: true,
+        ttlSeconds: 5,
+        staleIfErrorSeconds: 3_600,
+        tags: ["prices"], // DELETE /admin/cache {"tag": "prices"} purges the list and every price
+      },
     },
     "GET /v1/prices/{id}": {
       auth: { apiKey: {} },
       limit: {},
       proxy: { upstream: "prices", path: "/prices/{id}" },
-      cache: { scope: "public", sameForEveryCaller: true, ttlSeconds: 5, staleIfErrorSeconds: 3_600 },
+      cache: {
+        scope: "public",
+        sameForEveryCaller: true,
+        ttlSeconds: 5,
+        staleIfErrorSeconds: 3_600,
+        tags: ["prices", "price:{id}"], // {"tag": "price:p-1"} purges one price
+      },
     },
     // A price change purges that price's entry and the list, in the cache table and this container.
     "PUT /v1/prices/{id}": {
