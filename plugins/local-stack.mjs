@@ -169,7 +169,7 @@ export default class LocalStack {
       `  Seed           ${this.seeded ?? 0} item(s) written this run`,
       `  Token issuer   ${devIssuerUrl(issuerPort)}  (audience ${DEV_AUDIENCE}; JWKS at /.well-known/jwks.json)`,
       `  Demo API key   ${seedKey}  (plan free, scope chat:write)`,
-      `  Demo services  http://${HOST}:${demoPort}  (users, orders, echo, slow, flaky: the upstreams of /v1/*)`,
+      `  Demo services  http://${HOST}:${demoPort}  (users, orders, prices, echo, slow, flaky: the upstreams of /v1/*)`,
       `  Chat page      http://${HOST}:${webPort}  (two tabs, two names, one room)`,
       "",
       "Try:",
