@@ -181,4 +181,37 @@ describe("response caching on the local stack (npm start), over real sockets", (
     assert.equal(order.status, 201);
     assert.equal((await get("/v1/orders?userId=1", {}, alice.key)).headers.get("x-cache"), "miss");
   });
+  it("DELETE /admin/cache purges by tag for an admin, refuses others, and the container drops its copy", async () => {
+    const cached = await get("/v1/prices/p-3");
+    assert.equal(cached.status, 200);
+    const { call } = (await cached.json()) as Price;
+    const purge = (token: string, body: unknown) =>
+      fetch(`${stack.httpUrl}/admin/cache`, {
+        method: "DELETE",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const admin = await devToken(ROOT, { port: stack.ports.issuer, sub: "ops", scope: "gatehouse:admin" });
+    const pricing = await devToken(ROOT, { port: stack.ports.issuer, sub: "pricing", scope: "prices:write" });
+
+    assert.equal((await purge(pricing, { tag: "price:p-3" })).status, 403, "the admin scope only");
+    const unknown = await purge(admin, { tag: "nothing:p-3" });
+    assert.equal(unknown.status, 400);
+    assert.equal(unknown.headers.get("content-type"), "application/problem+json");
+    assert.equal(
+      (await get("/v1/prices/p-3")).headers.get("x-cache"),
+      "hit",
+      "a refused purge purges nothing",
+    );
+
+    const purged = await purge(admin, { tag: "price:p-3" });
+    assert.equal(purged.status, 200);
+    const answer = (await purged.json()) as { deleted: Record<string, number>; memoryLagSeconds: number };
+    assert.equal(answer.deleted["GET /v1/prices/{id}"], 1);
+    // The container that served it drops its copy when it next reads the purge record.
+    await new Promise((resolve) => setTimeout(resolve, answer.memoryLagSeconds * 1_000 + 200));
+    const after = await get("/v1/prices/p-3");
+    assert.equal(after.headers.get("x-cache"), "miss");
+    assert.ok(((await after.json()) as Price).call > call, "the service was asked again");
+  });
 });
