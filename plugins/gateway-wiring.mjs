@@ -435,7 +435,8 @@ export default class GatewayWiring {
           PolicyName: "response-cache",
           PolicyDocument: {
             Version: "2012-10-17",
-            Statement: [CACHE_ACCESS, ...(purges ? CACHE_PURGE : [])],
+            // Copies: a statement object shared by two roles prints as a `$ref` in `serverless print`.
+            Statement: structuredClone([CACHE_ACCESS, ...(purges ? CACHE_PURGE : [])]),
           },
         },
       ];
@@ -445,7 +446,10 @@ export default class GatewayWiring {
       fn.environment = { CACHE_TABLE: cacheTable, ...fn.environment };
       cacheAdminRole.Properties.Policies = [
         ...(cacheAdminRole.Properties.Policies ?? []),
-        { PolicyName: "cache-purge", PolicyDocument: { Version: "2012-10-17", Statement: CACHE_PURGE } },
+        {
+          PolicyName: "cache-purge",
+          PolicyDocument: { Version: "2012-10-17", Statement: structuredClone(CACHE_PURGE) },
+        },
       ];
     }
     for (const [key, role] of countingRoles) {
