@@ -252,7 +252,7 @@ describe("the wiring plugins/gateway-wiring.mjs generates from gateway.config.ts
     Object.assign(service.resources.Resources, { AdminCacheRole: adminRole });
     service.functions[CACHE_ADMIN_FUNCTION] = { events: [], role: "AdminCacheRole", environment: undefined };
     const plugin = new GatewayWiring(serverless, {});
-    plugin.loaded = Promise.resolve({ gateway: withCacheAdmin(gateway), chatActions: CHAT_ACTIONS });
+    plugin.loaded = Promise.resolve({ gateway: withCacheAdmin(withoutCache()), chatActions: CHAT_ACTIONS });
 
     // Act
     await plugin.wire();
