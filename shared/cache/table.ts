@@ -1,13 +1,7 @@
 import { promisify } from "node:util";
 import { gunzip, gzip } from "node:zlib";
-import {
-  BatchWriteCommand,
-  DeleteCommand,
-  type DynamoDBDocumentClient,
-  GetCommand,
-  PutCommand,
-} from "@aws-sdk/lib-dynamodb";
-import { queryAll } from "../clients/dynamodb.ts";
+import { DeleteCommand, type DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { deleteAll, queryAll } from "../clients/dynamodb.ts";
 import { type CacheEntry, type CacheHit, freshnessOf, type ParamsFilter, usableUntil } from "./entry.ts";
 
 /**
@@ -134,18 +128,8 @@ export function createTableTier({ client, tableName, now = Date.now }: TableTier
             wanted.every(([name, value]) => item.params?.[name] === value) &&
             (where?.(item.params ?? {}) ?? true),
         )
-        .map((item) => ({ DeleteRequest: { Key: { pk: item.pk } } }));
-      for (let start = 0; start < keys.length; start += 25) {
-        let requests: typeof keys | undefined = keys.slice(start, start + 25);
-        for (let attempt = 0; requests && requests.length > 0 && attempt < 5; attempt++) {
-          if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt));
-          const { UnprocessedItems } = await client.send(
-            new BatchWriteCommand({ RequestItems: { [tableName]: requests } }),
-          );
-          requests = UnprocessedItems?.[tableName] as typeof keys | undefined;
-        }
-        if (requests && requests.length > 0) throw new Error(`${requests.length} cache deletes unprocessed`);
-      }
+        .map((item) => ({ pk: item.pk }));
+      await deleteAll(client, tableName, keys, "cache entry");
       return keys.length;
     },
   };

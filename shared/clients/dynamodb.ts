@@ -1,5 +1,10 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from "@aws-sdk/lib-dynamodb";
+import {
+  BatchWriteCommand,
+  DynamoDBDocumentClient,
+  QueryCommand,
+  type QueryCommandInput,
+} from "@aws-sdk/lib-dynamodb";
 
 /**
  * A DynamoDB document client; a handler makes one at module scope, so once per container, and passes
@@ -59,4 +64,29 @@ export async function queryAll(
     ExclusiveStartKey = page.LastEvaluatedKey;
   } while (ExclusiveStartKey);
   return items;
+}
+
+/**
+ * Deletes the items with these keys, 25 per `BatchWriteItem` (DynamoDB's most), retrying a batch's
+ * unprocessed items up to 4 times with backoff; throws if some are still unprocessed, naming `what`.
+ * Example: `await deleteAll(client, tableName, [{ pk: "a" }, { pk: "b" }], "cache entries")`.
+ */
+export async function deleteAll(
+  client: DynamoDBDocumentClient,
+  tableName: string,
+  keys: readonly Record<string, unknown>[],
+  what: string,
+): Promise<void> {
+  const deletes = keys.map((key) => ({ DeleteRequest: { Key: key } }));
+  for (let start = 0; start < deletes.length; start += 25) {
+    let requests: typeof deletes | undefined = deletes.slice(start, start + 25);
+    for (let attempt = 0; requests && requests.length > 0 && attempt < 5; attempt++) {
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt));
+      const { UnprocessedItems } = await client.send(
+        new BatchWriteCommand({ RequestItems: { [tableName]: requests } }),
+      );
+      requests = UnprocessedItems?.[tableName] as typeof deletes | undefined;
+    }
+    if (requests && requests.length > 0) throw new Error(`${requests.length} ${what} deletes unprocessed`);
+  }
 }

@@ -1,6 +1,6 @@
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { BatchWriteCommand, DeleteCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
-import { queryAll } from "../clients/dynamodb.ts";
+import { DeleteCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { deleteAll, queryAll } from "../clients/dynamodb.ts";
 
 /** One connection in one room; it expires with the connection. */
 export interface Membership {
@@ -58,19 +58,12 @@ export function roomStore({ client, tableName, now = Date.now }: RoomStoreOption
 
     /** Deletes a connection's memberships in the given rooms (at most 25 per batch; unprocessed retried). */
     async leaveAll(connectionId: string, rooms: Iterable<string>): Promise<void> {
-      const keys = [...rooms].map((room) => ({ DeleteRequest: { Key: { room, connectionId } } }));
-      for (let start = 0; start < keys.length; start += 25) {
-        let requests: typeof keys | undefined = keys.slice(start, start + 25);
-        for (let attempt = 0; requests && requests.length > 0 && attempt < 5; attempt++) {
-          if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt));
-          const { UnprocessedItems } = await client.send(
-            new BatchWriteCommand({ RequestItems: { [tableName]: requests } }),
-          );
-          requests = UnprocessedItems?.[tableName] as typeof keys | undefined;
-        }
-        if (requests && requests.length > 0)
-          throw new Error(`${requests.length} membership deletes unprocessed`);
-      }
+      await deleteAll(
+        client,
+        tableName,
+        [...rooms].map((room) => ({ room, connectionId })),
+        "membership",
+      );
     },
 
     /** The live memberships of a room, read consistently (a join just acknowledged is included). */
