@@ -27,6 +27,8 @@ export interface LocalStack {
   pid: number | undefined;
   /** Everything the stack printed so far. */
   output(): string;
+  /** What the stack printed on stdout alone (its functions' EMF records among it), unmixed with stderr. */
+  stdout(): string;
   /** Ctrl-C (SIGINT to the process group), then waits for it to exit; SIGKILL after 10 s. */
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -96,8 +98,10 @@ export async function startLocalStack(
     },
   });
   let output = "";
+  let stdout = "";
   child.stdout?.on("data", (chunk: Buffer) => {
     output += chunk.toString();
+    stdout += chunk.toString();
   });
   child.stderr?.on("data", (chunk: Buffer) => {
     output += chunk.toString();
@@ -113,6 +117,7 @@ export async function startLocalStack(
     dynamodbEndpoint: `http://127.0.0.1:${ports.dynamodb}`,
     pid: child.pid,
     output: () => output,
+    stdout: () => stdout,
     stop: () => stopGroup(child, exited),
   };
 
