@@ -22,7 +22,13 @@ export function recordUpstream(context: GatehouseContext, sample: UpstreamSample
 }
 
 /** Counts a later step or the handler adds to this request's record (the cache's `CacheHit`, …). */
-export type RequestCount = "CacheHit" | "CacheMiss" | "CacheStale" | "CacheBypass" | "CacheTooLarge";
+export type RequestCount =
+  | "CacheHit"
+  | "CacheMiss"
+  | "CacheStale"
+  | "CacheBypass"
+  | "CacheTooLarge"
+  | "CircuitOpen";
 
 /** Sets a count of this request's record (by route); `requestMetrics` publishes it with the others. */
 export function recordCount(context: GatehouseContext, name: RequestCount, value: number): void {
