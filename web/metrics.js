@@ -147,7 +147,7 @@ function renderChart(section, name, chart, names, times, buckets) {
       {
         width: 360,
         height: 170,
-        legend: { show: true },
+        legend: { show: true, live: false },
         scales: {
           x: { time: true },
           y: { range: (_u, min, max) => [Math.min(0, min ?? 0), Math.max(1, max ?? 1)] },
