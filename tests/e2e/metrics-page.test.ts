@@ -19,6 +19,7 @@ const SCREENSHOT = resolve(ROOT, "docs", "images", "metrics-page.png");
 const WAIT_MS = 20_000;
 const USERS_ROUTE = "GET /v1/users/{id}";
 const PRICES_ROUTE = "GET /v1/prices/{id}";
+const FLAKY_ROUTE = "GET /v1/flaky";
 const ROOM = "metrics-page";
 
 /** Totals per series (route, or `broadcast <kind>`) and metric, summed from raw EMF records. */
@@ -80,6 +81,8 @@ describe("the metrics page plots the EMF records of known traffic", () => {
     cacheHits: 0,
     cacheMisses: 0,
     delivered: 0,
+    flakyRequests: 0,
+    circuitRefusals: 0,
   };
 
   before(async () => {
@@ -170,6 +173,24 @@ describe("the metrics page plots the EMF records of known traffic", () => {
         if (response.headers.get("x-cache") === "hit") seen.cacheHits++;
         if (response.headers.get("x-cache") === "miss") seen.cacheMisses++;
       }
+      // The flaky service down: each instance's circuit opens after 3 failures (gateway.config.ts), and
+      // then the gateway itself refuses with problem+json 503 (the service's own 503 is plain JSON).
+      const demo = `http://127.0.0.1:${stack.ports.demo}`;
+      await (await fetch(`${demo}/flaky/down`, { method: "POST" })).arrayBuffer();
+      try {
+        while (seen.flakyRequests < 20 && seen.circuitRefusals < 2) {
+          const response = await fetch(`${stack.httpUrl}/v1/flaky`, {
+            headers: { "x-api-key": DEMO_API_KEY },
+          });
+          await response.arrayBuffer();
+          seen.flakyRequests++;
+          if (response.status === 503 && response.headers.get("content-type") === "application/problem+json")
+            seen.circuitRefusals++;
+        }
+      } finally {
+        await (await fetch(`${demo}/flaky/up`, { method: "POST" })).arrayBuffer();
+      }
+      assert.ok(seen.circuitRefusals >= 1, "a circuit opened");
       socket.send(JSON.stringify({ action: "join", room: ROOM, ref: "join" }));
       await waitUntil(
         () => frames.some((frame) => frame.ref === "join"),
@@ -200,6 +221,7 @@ describe("the metrics page plots the EMF records of known traffic", () => {
           totals[USERS_ROUTE]?.Requests === 11 &&
           totals.unmatched?.Requests === 2 &&
           totals[PRICES_ROUTE]?.Requests === 3 &&
+          totals[FLAKY_ROUTE]?.Requests === seen.flakyRequests &&
           Object.entries(totals).some(
             ([name, metrics]) => name.startsWith("broadcast") && metrics.FanoutDelivered,
           )
@@ -222,6 +244,8 @@ describe("the metrics page plots the EMF records of known traffic", () => {
       [raw.totals[PRICES_ROUTE]?.CacheHit, raw.totals[PRICES_ROUTE]?.CacheMiss],
       [seen.cacheHits, seen.cacheMisses],
     );
+
+    assert.equal(raw.totals[FLAKY_ROUTE]?.CircuitOpen, seen.circuitRefusals);
 
     // The page: opened, polled until it has every record the stack printed.
     page = await (browser as Browser).newPage({ viewport: { width: 1500, height: 900 } });
@@ -288,6 +312,7 @@ describe("the metrics page plots the EMF records of known traffic", () => {
       assert.ok(metric in (plots[USERS_ROUTE] ?? {}), `${USERS_ROUTE} plots ${metric}`);
     assert.equal(plots[USERS_ROUTE]?.["Status2XX/3XX"], seen.users200);
     assert.equal(plots[PRICES_ROUTE]?.CacheHit, seen.cacheHits);
+    assert.equal(plots[FLAKY_ROUTE]?.CircuitOpen, seen.circuitRefusals);
     const broadcast = Object.keys(plots).find((name) => name.startsWith("broadcast"));
     assert.equal(plots[broadcast ?? ""]?.FanoutDelivered, now.totals[broadcast ?? ""]?.FanoutDelivered);
     assert.ok((table[USERS_ROUTE]?.["Latency samples"] ?? 0) === 11, "every request's latency is a sample");
