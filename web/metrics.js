@@ -62,6 +62,11 @@ function chartMetrics(chart, totals, latency) {
   return chart.metrics.filter((name) => name in totals);
 }
 
+/** A tick (seconds since the epoch) as a local clock time, HH:MM:SS. */
+function clock(seconds) {
+  return new Date(seconds * 1000).toLocaleTimeString([], { hour12: false });
+}
+
 function element(tag, attributes = {}, text) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
@@ -161,7 +166,9 @@ function renderChart(section, name, chart, names, times, buckets) {
             points: { show: true, size: 4 },
           })),
         ],
-        axes: [{}, { size: 40 }],
+        // Clock times only: uPlot's default adds the date below the first tick, which the narrow
+        // charts cut off.
+        axes: [{ values: (_u, ticks) => ticks.map(clock), space: 60 }, { size: 40 }],
       },
       data,
       holder,
