@@ -35,7 +35,7 @@ export function parseEmfLine(line) {
 
 /**
  * @typedef {{ _aws: { Timestamp: number, CloudWatchMetrics: { Namespace: string, Dimensions: string[][], Metrics: { Name: string, Unit?: string }[] }[] }, [key: string]: unknown }} EmfRecord
- * @typedef {{ sum: number, count: number, samples?: number[], dropped?: number }} Cell
+ * @typedef {{ sum: number, count: number, samples?: number[], sorted?: Float64Array, dropped?: number }} Cell
  * @typedef {{ t: number, metrics: Map<string, Cell> }} Bucket
  * @typedef {{ totals: Map<string, number>, units: Map<string, string>, buckets: Map<number, Bucket> }} Series
  */
@@ -71,7 +71,7 @@ export function metricValues(record) {
 
 /**
  * The nearest-rank percentile of sorted samples (p in 0..100); undefined for none.
- * @param {number[]} sorted ascending
+ * @param {ArrayLike<number>} sorted ascending
  * @param {number} p
  */
 export function percentile(sorted, p) {
@@ -139,6 +139,7 @@ export function createEmfSeries({ bucketMs = 2_000, windowMs = 15 * 60_000, maxS
             continue;
           }
           cell.samples ??= [];
+          cell.sorted = undefined;
           if (cell.samples.length < maxSamples) cell.samples.push(value);
           else cell.dropped = (cell.dropped ?? 0) + 1;
         }
@@ -166,7 +167,7 @@ export function createEmfSeries({ bucketMs = 2_000, windowMs = 15 * 60_000, maxS
       const out = {};
       for (const [name, { totals, units, buckets }] of [...series].sort(([a], [b]) => a.localeCompare(b))) {
         const ordered = [...buckets.values()].sort((a, b) => a.t - b.t);
-        /** @type {Record<string, number[]>} */
+        /** @type {Record<string, Float64Array[]>} */
         const windowSamples = {};
         const points = ordered.map(({ t, metrics }) => {
           /** @type {Record<string, number>} */
@@ -175,22 +176,30 @@ export function createEmfSeries({ bucketMs = 2_000, windowMs = 15 * 60_000, maxS
           const latency = {};
           for (const [metric, cell] of metrics) {
             if (cell.samples) {
-              const sorted = [...cell.samples].sort((a, b) => a - b);
+              // Sorted once per change: a finished bucket is not sorted again on the next poll.
+              cell.sorted ??= Float64Array.from(cell.samples).sort();
+              const sorted = cell.sorted;
               latency[metric] = {
                 count: cell.count,
                 p50: percentile(sorted, 50),
                 p99: percentile(sorted, 99),
               };
               if (cell.dropped) latency[metric].dropped = cell.dropped;
-              windowSamples[metric] = [...(windowSamples[metric] ?? []), ...cell.samples];
+              windowSamples[metric] = [...(windowSamples[metric] ?? []), sorted];
             } else sums[metric] = cell.sum;
           }
           return { t, sums, latency };
         });
         /** @type {Record<string, { count: number, p50?: number, p99?: number }>} */
         const windowLatency = {};
-        for (const [metric, samples] of Object.entries(windowSamples)) {
-          samples.sort((a, b) => a - b);
+        for (const [metric, parts] of Object.entries(windowSamples)) {
+          const samples = new Float64Array(parts.reduce((length, part) => length + part.length, 0));
+          let offset = 0;
+          for (const part of parts) {
+            samples.set(part, offset);
+            offset += part.length;
+          }
+          samples.sort();
           windowLatency[metric] = {
             count: samples.length,
             p50: percentile(samples, 50),
