@@ -10,6 +10,7 @@
 //   GATEHOUSE_ISSUER_PORT    port of the development token issuer (default 3003; see custom.localStack)
 //   GATEHOUSE_DEMO_PORT      port of the demo upstream services (default 3100)
 //   GATEHOUSE_WEB_PORT       port of the browser chat page, which mints dev tokens (default 3004)
+//   GATEHOUSE_METRICS_PORT   port of the metrics page, plots of the functions' EMF records (default 3005)
 
 import { mkdirSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
@@ -20,7 +21,9 @@ import dynalite from "dynalite";
 import { startChatPage } from "./chat-page.mjs";
 import { startDemoServices } from "./demo-services.mjs";
 import { DEV_AUDIENCE, devIssuerUrl, startDevIssuer } from "./dev-issuer.mjs";
+import { createEmfSeries } from "./emf-series.mjs";
 import { closeServer, HOST, listenOnLoopback } from "./loopback.mjs";
+import { startMetricsPage, tapStdout } from "./metrics-page.mjs";
 
 /**
  * The seeded demo key (scripts/seed/local.json holds its SHA-256). Fixed and public, so the README's
@@ -52,6 +55,10 @@ export default class LocalStack {
     this.demo = undefined;
     /** @type {import('node:http').Server | undefined} */
     this.web = undefined;
+    /** @type {import('node:http').Server | undefined} */
+    this.metricsPage = undefined;
+    /** @type {(() => void) | undefined} stops collecting the functions' EMF lines */
+    this.untapStdout = undefined;
     this.hooks = {
       "before:offline:start:init": () => this.start(),
       "before:offline:start": () => this.start(),
@@ -72,6 +79,7 @@ export default class LocalStack {
       issuerPort: Number(local.issuerPort ?? 3003),
       demoPort: Number(local.demoPort ?? 3100),
       webPort: Number(local.webPort ?? 3004),
+      metricsPort: Number(local.metricsPort ?? 3005),
       httpPort: Number(offline.httpPort ?? 3000),
       websocketPort: Number(offline.websocketPort ?? 3001),
       lambdaPort: Number(offline.lambdaPort ?? 3002),
@@ -98,6 +106,14 @@ export default class LocalStack {
         httpUrl: `http://${HOST}:${httpPort}`,
         issuerPort,
       });
+      // The functions' EMF records, from their worker threads' stdout (plugins/metrics-page.mjs).
+      const series = createEmfSeries();
+      this.metricsPage = await startMetricsPage({
+        port: this.settings.metricsPort,
+        root: this.serverless.serviceDir,
+        snapshot: () => series.snapshot(Date.now()),
+      });
+      this.untapStdout = tapStdout((line) => series.addLine(line));
     } catch (error) {
       await this.stop();
       throw new this.serverless.classes.Error(error instanceof Error ? error.message : String(error));
@@ -157,7 +173,8 @@ export default class LocalStack {
   }
 
   banner() {
-    const { httpPort, websocketPort, dynamodbPort, dataDir, issuerPort, demoPort, webPort } = this.settings;
+    const { httpPort, websocketPort, dynamodbPort, dataDir, issuerPort, demoPort, webPort, metricsPort } =
+      this.settings;
     const seedKey = DEMO_API_KEY;
     const lines = [
       "",
@@ -171,6 +188,7 @@ export default class LocalStack {
       `  Demo API key   ${seedKey}  (plan free, scope chat:write)`,
       `  Demo services  http://${HOST}:${demoPort}  (users, orders, prices, echo, slow, flaky: the upstreams of /v1/*)`,
       `  Chat page      http://${HOST}:${webPort}  (two tabs, two names, one room)`,
+      `  Metrics page   http://${HOST}:${metricsPort}  (the functions' EMF metrics, plotted per route)`,
       "",
       "Try:",
       `  curl -i http://${HOST}:${httpPort}/health`,
@@ -188,12 +206,17 @@ export default class LocalStack {
   }
 
   async stop() {
-    const { server, issuer, demo, web } = this;
+    const { server, issuer, demo, web, metricsPage } = this;
+    this.untapStdout?.();
+    this.untapStdout = undefined;
+    this.metricsPage = undefined;
     this.server = undefined;
     this.issuer = undefined;
     this.demo = undefined;
     this.web = undefined;
-    await Promise.all([web, demo, issuer, server].map((running) => running && closeServer(running)));
+    await Promise.all(
+      [metricsPage, web, demo, issuer, server].map((running) => running && closeServer(running)),
+    );
   }
 }
 

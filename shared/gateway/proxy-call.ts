@@ -29,7 +29,12 @@ import {
   type ForwardingContext,
   upstreamRequestHeaders,
 } from "../upstream/forwarding.ts";
-import type { UpstreamClient, UpstreamRequest, UpstreamResponse } from "../upstream/http-client.ts";
+import {
+  refusedByOpenCircuit,
+  type UpstreamClient,
+  type UpstreamRequest,
+  type UpstreamResponse,
+} from "../upstream/http-client.ts";
 import { mapHeaders, mapQuery, mapRequestBody, onCanary } from "../upstream/transform.ts";
 import { runAggregate } from "./aggregate.ts";
 import type {
@@ -429,15 +434,20 @@ async function timedUpstreamCall(
   const began = performance.now();
   let response: UpstreamResponse | undefined;
   let sent = true;
+  let circuitOpen = false;
   try {
     response = await chosen.client(request);
     return response;
   } catch (error) {
     // The client throws a 4XX only for a request it refused before sending: no upstream call to count.
     if (error instanceof HttpError && error.statusCode < 500) sent = false;
+    circuitOpen = refusedByOpenCircuit(error);
     throw error;
   } finally {
     if (sent) {
+      // 1 when this call (or another of an aggregate's) met only open circuits: the circuit's state,
+      // as the requests that needed it saw it.
+      recordCount(context, "CircuitOpen", circuitOpen || context.requestCounts?.CircuitOpen === 1 ? 1 : 0);
       recordUpstream(context, {
         upstream: chosen.upstream,
         target: response?.target ?? "none",

@@ -22,7 +22,13 @@ export function recordUpstream(context: GatehouseContext, sample: UpstreamSample
 }
 
 /** Counts a later step or the handler adds to this request's record (the cache's `CacheHit`, …). */
-export type RequestCount = "CacheHit" | "CacheMiss" | "CacheStale" | "CacheBypass" | "CacheTooLarge";
+export type RequestCount =
+  | "CacheHit"
+  | "CacheMiss"
+  | "CacheStale"
+  | "CacheBypass"
+  | "CacheTooLarge"
+  | "CircuitOpen";
 
 /** Sets a count of this request's record (by route); `requestMetrics` publishes it with the others. */
 export function recordCount(context: GatehouseContext, name: RequestCount, value: number): void {
@@ -30,7 +36,8 @@ export function recordCount(context: GatehouseContext, name: RequestCount, value
 }
 
 /**
- * Per request, by route: `Requests`, `Status4XX`, `Status5XX` (0 or 1, so averages are rates) and
+ * Per request, by route: `Requests`, `Status4XX`, `Status429`, `Status5XX` (0 or 1, so averages are
+ * rates; `Status429` is the part of `Status4XX` that limits refused) and
  * `Latency` in ms; per upstream call, by route × upstream × target: `UpstreamLatency` and
  * `UpstreamErrors`; and the counts other steps note (`recordCount`). The route dimension is the declared route key, so cardinality stays the config's.
  *
@@ -70,6 +77,7 @@ export function requestMetrics(
     }
     metrics.addMetric("Requests", MetricUnit.Count, 1);
     metrics.addMetric("Status4XX", MetricUnit.Count, status >= 400 && status < 500 ? 1 : 0);
+    metrics.addMetric("Status429", MetricUnit.Count, status === 429 ? 1 : 0);
     metrics.addMetric("Status5XX", MetricUnit.Count, status >= 500 ? 1 : 0);
     if (current) metrics.addMetric("Latency", MetricUnit.Milliseconds, performance.now() - current.began);
     for (const [name, value] of Object.entries(request.context.requestCounts ?? {}))

@@ -231,6 +231,11 @@ export function createUpstreamClient(options: UpstreamOptions) {
 
 export type UpstreamClient = ReturnType<typeof createUpstreamClient>;
 
+/** Whether the client refused a call because every target's circuit was open (its 503). */
+export function refusedByOpenCircuit(error: unknown): boolean {
+  return error instanceof HttpError && error.cause instanceof BrokenCircuitError;
+}
+
 /**
  * An upstream answer over `maxResponseBytes`: 502, not retried, not the target's health (the size of
  * an answer often follows from what the caller asked for).

@@ -245,11 +245,17 @@ describe("circuit isolation: what a client sends never counts against an upstrea
         }),
         lambdaContext(),
       );
+    emf.length = 0;
     const first = await reset();
     assert.ok(first.statusCode === 502 || first.statusCode === 503, String(first.statusCode));
     const second = await reset();
     assert.equal(second.statusCode, 503);
     assert.ok(second.headers["retry-after"]);
+    // The metrics page plots the circuit by its refusals: 1 on the refused request only.
+    const counted = emf.filter((record) => record.route === "GET /reset" && "Requests" in record);
+    assert.equal(counted.length, 2);
+    assert.equal(counted[1]?.CircuitOpen, 1, JSON.stringify(counted[1]));
+    if (first.statusCode === 502) assert.equal(counted[0]?.CircuitOpen, 0);
   });
 
   it("property: no sequence of client-controlled inputs gets a 5XX or opens a circuit while the upstream is healthy", async () => {

@@ -179,7 +179,7 @@ describe("gateway handler: CORS (@middy/http-cors per route), versions by header
     const byRoute = (route: string) => emf.filter((record) => record.route === route && "Requests" in record);
     const [ok] = byRoute("GET /items");
     assert.ok(ok, JSON.stringify(emf));
-    assert.deepEqual([ok.Requests, ok.Status4XX, ok.Status5XX], [1, 0, 0]);
+    assert.deepEqual([ok.Requests, ok.Status4XX, ok.Status429, ok.Status5XX], [1, 0, 0, 0]);
     assert.equal(typeof ok.Latency, "number");
     const aws = ok._aws as { CloudWatchMetrics: { Namespace: string; Dimensions: string[][] }[] };
     assert.equal(aws.CloudWatchMetrics[0]?.Namespace, "Gatehouse");

@@ -140,6 +140,7 @@ describe("gateway handler: usage plans (429s, RateLimit headers, metering, fault
       typeof record?.Latency === "number" && record.Latency >= 0 && record.Latency <= took,
       `a refused request is timed from the start of the chain: ${JSON.stringify(record)}`,
     );
+    assert.equal(record?.Status429, 1, "a limit's refusal is counted as a 429 too");
     assert.equal(limited.headers["content-type"], "application/problem+json");
     assert.equal(problem(limited).type, "urn:gatehouse:problem:rate-limited");
     assert.equal(problem(limited).limit, "rate");

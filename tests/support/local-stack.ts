@@ -11,6 +11,7 @@ export interface LocalStackPorts {
   issuer: number;
   demo: number;
   web: number;
+  metrics: number;
 }
 
 export interface LocalStack {
@@ -19,21 +20,25 @@ export interface LocalStack {
   wsUrl: string;
   /** The browser chat page (web/), served by the stack with its dev-token endpoint. */
   webUrl: string;
+  /** The metrics page (plugins/metrics-page.mjs): the functions' EMF records, plotted per route. */
+  metricsUrl: string;
   dynamodbEndpoint: string;
   /** The stack's process id (serverless-offline, its plugins and its handlers' worker threads). */
   pid: number | undefined;
   /** Everything the stack printed so far. */
   output(): string;
+  /** What the stack printed on stdout alone (its functions' EMF records among it), unmixed with stderr. */
+  stdout(): string;
   /** Ctrl-C (SIGINT to the process group), then waits for it to exit; SIGKILL after 10 s. */
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 /**
- * Seven ports the OS says are free now, so suites running side by side (two checkouts, a CI run and a
+ * Eight ports the OS says are free now, so suites running side by side (two checkouts, a CI run and a
  * developer's) never fight over fixed numbers.
  */
 export async function freePorts(): Promise<LocalStackPorts> {
-  const servers = Array.from({ length: 7 }, () => createServer());
+  const servers = Array.from({ length: 8 }, () => createServer());
   const ports = await Promise.all(
     servers.map(
       (server) =>
@@ -44,7 +49,8 @@ export async function freePorts(): Promise<LocalStackPorts> {
     ),
   );
   await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  const [http, ws, lambda, dynamodb, issuer, demo, web] = ports as [
+  const [http, ws, lambda, dynamodb, issuer, demo, web, metrics] = ports as [
+    number,
     number,
     number,
     number,
@@ -53,7 +59,7 @@ export async function freePorts(): Promise<LocalStackPorts> {
     number,
     number,
   ];
-  return { http, ws, lambda, dynamodb, issuer, demo, web };
+  return { http, ws, lambda, dynamodb, issuer, demo, web, metrics };
 }
 
 /**
@@ -87,12 +93,15 @@ export async function startLocalStack(
       GATEHOUSE_ISSUER_PORT: String(ports.issuer),
       GATEHOUSE_DEMO_PORT: String(ports.demo),
       GATEHOUSE_WEB_PORT: String(ports.web),
+      GATEHOUSE_METRICS_PORT: String(ports.metrics),
       ...(dataDir ? { GATEHOUSE_DATA_DIR: dataDir } : {}),
     },
   });
   let output = "";
+  let stdout = "";
   child.stdout?.on("data", (chunk: Buffer) => {
     output += chunk.toString();
+    stdout += chunk.toString();
   });
   child.stderr?.on("data", (chunk: Buffer) => {
     output += chunk.toString();
@@ -104,9 +113,11 @@ export async function startLocalStack(
     httpUrl: `http://127.0.0.1:${ports.http}`,
     wsUrl: `ws://127.0.0.1:${ports.ws}`,
     webUrl: `http://127.0.0.1:${ports.web}`,
+    metricsUrl: `http://127.0.0.1:${ports.metrics}`,
     dynamodbEndpoint: `http://127.0.0.1:${ports.dynamodb}`,
     pid: child.pid,
     output: () => output,
+    stdout: () => stdout,
     stop: () => stopGroup(child, exited),
   };
 
