@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, mkdirSync, mkdtempSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type Browser, chromium, type Page } from "playwright-core";
 import WebSocket from "ws";
@@ -12,10 +13,15 @@ import { ROOT } from "../support/serverless.ts";
 // The local metrics page (plugins/metrics-page.mjs, web/metrics.*) in Debian's Chromium, driven by
 // playwright-core, against the local stack on free ports of its own. Known traffic goes through the
 // stack; the numbers the page shows and plots must equal the EMF records the functions printed, read
-// here from the stack's stdout independently of the page's own collector. The screenshot is the one
-// docs/local-metrics.md shows.
+// here from the stack's stdout independently of the page's own collector. With
+// GATEHOUSE_UPDATE_SCREENSHOTS=1 its screenshot replaces the one docs/local-metrics.md shows; else it
+// goes to a temporary folder, so a test run leaves the working tree as it found it.
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const SCREENSHOT = resolve(ROOT, "docs", "images", "metrics-page.png");
+const SCREENSHOT_DIR =
+  process.env.GATEHOUSE_UPDATE_SCREENSHOTS === "1"
+    ? resolve(ROOT, "docs", "images")
+    : mkdtempSync(join(tmpdir(), "gatehouse-screenshots-"));
+const SCREENSHOT = join(SCREENSHOT_DIR, "metrics-page.png");
 const WAIT_MS = 20_000;
 const USERS_ROUTE = "GET /v1/users/{id}";
 const PRICES_ROUTE = "GET /v1/prices/{id}";
@@ -275,9 +281,10 @@ describe("the metrics page plots the EMF records of known traffic", () => {
       `the page to show ${now.records} records`,
       () => problems.join("\n"),
     );
-    mkdirSync(resolve(ROOT, "docs", "images"), { recursive: true });
+    mkdirSync(SCREENSHOT_DIR, { recursive: true });
     await page.locator(`section[data-series="${USERS_ROUTE}"] [data-chart="latency"]`).waitFor();
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    assert.ok(statSync(SCREENSHOT).size > 10_000, "a screenshot of the page, not an empty image");
 
     // Assess: /series, the table and the plots all equal the raw EMF totals.
     const shown = await page.$$eval("td[data-metric]", (cells) =>
