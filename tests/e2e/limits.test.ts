@@ -145,6 +145,18 @@ describe("limits on the local stack (npm start), over real sockets", () => {
   it("the HTTP bridge counts against the key's plan: past the burst 429, and GET /usage shows it", async () => {
     // Prepare: a key on the default plan (burst 10 in a 2-second window) allowed to publish.
     const { key, keyId } = await newKey("e2e-bridge", "default", ["chat:write"]);
+    // serverless-offline starts a worker per concurrent invocation: start twelve now (with another
+    // key), so the burst below is not spread past its window by workers starting on a loaded machine.
+    const { key: warmKey } = await newKey("e2e-bridge-warm", "free", ["chat:write"]);
+    await Promise.all(
+      Array.from({ length: 12 }, () =>
+        fetch(`${stack.httpUrl}/rooms/e2e-bridge-warm/messages`, {
+          method: "POST",
+          headers: { "x-api-key": warmKey, "content-type": "application/json" },
+          body: JSON.stringify({ text: "warming up" }),
+        }).then((response) => response.arrayBuffer()),
+      ),
+    );
     await windowStart(2_000);
     // Act
     const posts = await Promise.all(
