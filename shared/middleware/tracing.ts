@@ -1,5 +1,5 @@
 import type middy from "@middy/core";
-import { type Identity, optionalIdentity } from "../auth/identity.ts";
+import type { Identity } from "../auth/identity.ts";
 import type { GatehouseContext } from "../http.ts";
 import {
   activeTracer,
@@ -12,7 +12,8 @@ import {
 
 interface TracedEvent {
   routeKey?: string;
-  requestContext?: { routeKey?: string };
+  /** `authorizer.lambda` is the HTTP authorizer's context (shared/auth/identity.ts reads it whole). */
+  requestContext?: { routeKey?: string; authorizer?: unknown };
 }
 
 /** What the step hands from its before to its after, on the Middy request. */
@@ -49,9 +50,16 @@ export function tracing<TEvent extends TracedEvent, TResult>(): middy.Middleware
     if (request.context.requestId) span.addAnnotation("requestId", request.context.requestId);
     request.context.trace = span;
     // An HTTP route behind the authorizer; a WebSocket message's caller is its connection's (chat).
-    const { requestContext } = request.event;
-    const identity = requestContext ? optionalIdentity({ requestContext }) : undefined;
-    if (identity) annotateCaller(request.context, identity);
+    const authorizer = request.event.requestContext?.authorizer as {
+      lambda?: Record<string, unknown>;
+    } | null;
+    const caller = authorizer?.lambda;
+    if (typeof caller?.principal === "string") {
+      annotateCaller(request.context, {
+        principal: caller.principal,
+        ...(typeof caller.plan === "string" && caller.plan !== "" ? { plan: caller.plan } : {}),
+      });
+    }
     stateOf(request).tracing = { span, facade };
   };
   const tracingAfter: middy.MiddlewareFn<TEvent, TResult, Error, GatehouseContext> = (request) => {
