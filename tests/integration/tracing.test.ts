@@ -9,7 +9,7 @@ import { postToConnection } from "#shared/clients/websocket-management.ts";
 import { resetEnvCache } from "#shared/config/env.ts";
 import { defineGateway, loadGateway } from "#shared/config/gateway.ts";
 import { createGatewayHandler } from "#shared/gateway/gateway-handler.ts";
-import type { HttpEvent, HttpResult } from "#shared/http.ts";
+import type { HttpResult } from "#shared/http.ts";
 import type { WsEvent } from "#shared/middleware/ws-handler.ts";
 import { principalHash, resetTracing } from "#shared/observability/tracer.ts";
 import { createLimiter } from "#shared/quota/limiter.ts";
