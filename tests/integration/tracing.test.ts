@@ -97,6 +97,7 @@ describe("tracing: the subsegments of a proxied, an aggregated and a chat reques
       AWS_SECRET_ACCESS_KEY: "local",
       AWS_REGION: "us-east-1",
       POWERTOOLS_SERVICE_NAME: "gatehouse",
+      AWS_LAMBDA_INITIALIZATION_TYPE: "on-demand",
     });
     delete process.env.POWERTOOLS_TRACE_ENABLED;
     process.env._X_AMZN_TRACE_ID = `Root=${newTraceId()};Parent=${randomBytes(8).toString("hex")};Sampled=1`;
@@ -233,6 +234,7 @@ describe("tracing: the subsegments of a proxied, an aggregated and a chat reques
     assert.match(String(root.annotations?.principalHash), /^[0-9a-f]{16}$/);
     assert.equal(root.annotations?.requestId, "req-proxied-1");
     assert.equal(root.annotations?.status, 200);
+    assert.equal(root.annotations?.ColdStart, true, "the container's first traced invocation");
     // One attempt, named by upstream and target, with its outcome
     const [attempt, ...others] = attempts(documents, root);
     assert.ok(attempt);
@@ -299,6 +301,7 @@ describe("tracing: the subsegments of a proxied, an aggregated and a chat reques
     assert.equal((result as HttpResult).statusCode, 200);
     assert.equal(root.annotations?.route, "GET /overview/{id}");
     assert.equal(root.annotations?.principalHash, undefined, "a public route has no caller");
+    assert.equal(root.annotations?.ColdStart, false);
     const calls = attempts(documents, root);
     const target = new URL(upstreamUrl).host;
     assert.deepEqual(calls.map((call) => call.name).sort(), [`catalog ${target}`, `reviews ${target}`]);
