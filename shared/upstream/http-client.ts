@@ -231,7 +231,7 @@ export function createUpstreamClient(options: UpstreamOptions) {
     span.addAnnotation("attempt", attempts);
     if (label) span.addAnnotation("target", label);
     span.addAnnotation("circuit", state ? CIRCUIT_STATES[state.breaker.state] : "open");
-    const url = state ? `${state.target.url.replace(/\/$/, "")}${request.path}` : undefined;
+    const url = state ? spanUrl(state.target.url, request.path) : undefined;
     const close = (response: UpstreamResponse | undefined, error?: unknown) => {
       const answered = response ?? (error instanceof UnhealthyResponse ? error.response : undefined);
       const outcome = attemptOutcome(answered, error);
@@ -246,7 +246,7 @@ export function createUpstreamClient(options: UpstreamOptions) {
       span.addAttribute("http", {
         request: {
           method: request.method.toUpperCase(),
-          ...(url && !url.startsWith("lambda:") ? { url } : {}),
+          ...(url ? { url } : {}),
         },
         ...(answered
           ? { response: { status: answered.status, content_length: answered.body.byteLength } }
@@ -346,6 +346,24 @@ function targetLabel(url: string): string {
     return new URL(url).host;
   } catch {
     return "invalid-url";
+  }
+}
+
+/**
+ * The URL an attempt's span shows: the target's, without any credentials in it, and the path; never
+ * the query (it may carry a token). Undefined for a Lambda target.
+ */
+function spanUrl(targetUrl: string, path: string): string | undefined {
+  if (targetUrl.startsWith("lambda:")) return undefined;
+  try {
+    const url = new URL(`${targetUrl.replace(/\/$/, "")}${path}`);
+    url.username = "";
+    url.password = "";
+    url.search = "";
+    url.hash = "";
+    return url.toString();
+  } catch {
+    return undefined;
   }
 }
 
