@@ -26,6 +26,13 @@ const esbuildOptions = {
   banner: {
     js: "import { createRequire as __gatehouseCreateRequire } from 'node:module'; const require = __gatehouseCreateRequire(import.meta.url);",
   },
+  // Powertools Tracer is imported only under X-Ray (shared/observability/tracer.ts), but its ESM build
+  // imports node:http and node:https, which esbuild hoists to the top of the bundle, so every function
+  // would load them at cold start (+50 ms to health's import here). Its CommonJS build requires them
+  // inside the lazily run module instead.
+  alias: {
+    "@aws-lambda-powertools/tracer": "./node_modules/@aws-lambda-powertools/tracer/lib/cjs/index.js",
+  },
   logLevel: "warning",
 };
 

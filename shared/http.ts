@@ -3,6 +3,7 @@ import type { CacheLookup } from "./gateway/proxy-call.ts";
 import type { ParsedBody } from "./middleware/request-body.ts";
 import type { RequestCount, UpstreamSample } from "./middleware/request-metrics.ts";
 import type { ResponseMap } from "./middleware/response-transform.ts";
+import type { TraceSpan } from "./observability/tracer.ts";
 
 /**
  * The Lambda context as Gatehouse's chains leave it: the request id is always set. Lambda hands a
@@ -21,6 +22,8 @@ export interface GatehouseContext extends Context {
   cacheLookup?: CacheLookup | undefined;
   /** Counts of this request noted by steps and the handler, for the metrics step to publish. */
   requestCounts?: Partial<Record<RequestCount, number>> | undefined;
+  /** This request's X-Ray subsegment (the `tracing()` step's), parent of its calls; none when untraced. */
+  trace?: TraceSpan | undefined;
   /** This request's upstream calls, noted by the handler for the metrics step to publish. */
   upstreamCalls?: UpstreamSample[] | undefined;
 }

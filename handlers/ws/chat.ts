@@ -11,6 +11,7 @@ import {
   RateLimitedError,
 } from "#shared/errors.ts";
 import type { GatehouseContext } from "#shared/http.ts";
+import { annotateCaller } from "#shared/middleware/tracing.ts";
 import { type WsEvent, type WsResult, wsHandler } from "#shared/middleware/ws-handler.ts";
 import { createLimitPolicy } from "#shared/quota/limit-policy.ts";
 import { createLimiter, type Limiter } from "#shared/quota/limiter.ts";
@@ -104,6 +105,12 @@ export function createChatHandler({
     const { connectionId } = event.requestContext;
     const connection = await connections.get(connectionId);
     if (!connection) throw new GoneError("This connection is not registered any more; reconnect");
+    // The plan is the $connect authorizer's, which API Gateway hands every message of the connection.
+    const plan = event.requestContext.authorizer?.plan;
+    annotateCaller(context, {
+      principal: connection.principal,
+      ...(typeof plan === "string" ? { plan } : {}),
+    });
     // The scopes the action needs (websocket.chat.scopes), from the token or key of the handshake.
     const granted = new Set(connection.scopes ?? []);
     const missing = gateway.websocket.chat.scopes[message.action].filter((scope) => !granted.has(scope));

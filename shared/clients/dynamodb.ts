@@ -5,13 +5,14 @@ import {
   QueryCommand,
   type QueryCommandInput,
 } from "@aws-sdk/lib-dynamodb";
+import { traceClient } from "../observability/tracer.ts";
 
 /**
  * A DynamoDB document client; a handler makes one at module scope, so once per container, and passes
  * it to what needs it (nothing in shared/ makes its own). Timeouts are set so a slow or unreachable table
  * fails the call in about a second instead of hanging until the Lambda timeout; the endpoint comes
  * from the SDK's own `AWS_ENDPOINT_URL_DYNAMODB` (the local stack sets it), so nothing here changes
- * between local and AWS.
+ * between local and AWS. Under X-Ray each call is a `DynamoDB` subsegment (`traceClient`).
  */
 export function createDocumentClient(
   client = new DynamoDBClient({
@@ -19,7 +20,9 @@ export function createDocumentClient(
     requestHandler: { connectionTimeout: 1_000, requestTimeout: 2_000 },
   }),
 ): DynamoDBDocumentClient {
-  return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  return DynamoDBDocumentClient.from(traceClient(client), {
+    marshallOptions: { removeUndefinedValues: true },
+  });
 }
 
 /**

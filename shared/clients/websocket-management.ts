@@ -2,6 +2,7 @@ import {
   ApiGatewayManagementApiClient,
   PostToConnectionCommand,
 } from "@aws-sdk/client-apigatewaymanagementapi";
+import { traceClient } from "../observability/tracer.ts";
 import type { PostToConnection } from "../ws/fanout.ts";
 
 /**
@@ -9,14 +10,17 @@ import type { PostToConnection } from "../ws/fanout.ts";
  * endpoint per container.
  * Deployed: `https://<api id>.execute-api.<region>.amazonaws.com/<stage>`; locally
  * `http://127.0.0.1:<websocket port>` with no stage. A send gives up after 3 s and is retried by the
- * SDK on throttling (its standard retry mode, 3 attempts).
+ * SDK on throttling (its standard retry mode, 3 attempts). Under X-Ray each send is an
+ * `ApiGatewayManagementApi` subsegment (`PostToConnection`).
  */
 export function createManagementClient(endpoint: string): ApiGatewayManagementApiClient {
-  return new ApiGatewayManagementApiClient({
-    endpoint,
-    maxAttempts: 3,
-    requestHandler: { connectionTimeout: 1_000, requestTimeout: 3_000 },
-  });
+  return traceClient(
+    new ApiGatewayManagementApiClient({
+      endpoint,
+      maxAttempts: 3,
+      requestHandler: { connectionTimeout: 1_000, requestTimeout: 3_000 },
+    }),
+  );
 }
 
 /** `post(connectionId, payload)` through the management API at `endpoint` (a client of its own). */

@@ -95,6 +95,18 @@ export const env = {
   get region(): string {
     return req("AWS_REGION");
   },
+  /**
+   * Whether this function traces to X-Ray: it runs in Lambda (`AWS_EXECUTION_ENV`, which neither
+   * serverless-offline nor `invoke local` sets) and `POWERTOOLS_TRACE_ENABLED` is not `false`; never
+   * under SAM local. Powertools Tracer's own rule, read here so that, off, the tracer is never loaded.
+   */
+  get tracing(): boolean {
+    return (
+      opt("AWS_EXECUTION_ENV") !== undefined &&
+      opt("POWERTOOLS_TRACE_ENABLED")?.toLowerCase() !== "false" &&
+      opt("AWS_SAM_LOCAL") === undefined
+    );
+  },
   /** True under serverless-offline (the local stack). */
   get isOffline(): boolean {
     return opt("IS_OFFLINE") === "true";

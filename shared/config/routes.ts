@@ -33,15 +33,16 @@ const jmespath = (what: string) =>
  * Headers a mapping may not touch: the gateway's own identity and forwarding headers, the caller's
  * credentials for the gateway (`forwardAuthorization` is the one way to pass `Authorization` on), the
  * content coding (the gateway negotiates it, so that `Content-Encoding` always describes the bytes),
- * CORS (the route's `cors` rules answer it), and hop-by-hop ones.
+ * CORS (the route's `cors` rules answer it), the trace context (each upstream attempt sends its
+ * own), and hop-by-hop ones.
  */
 const RESERVED_HEADER =
-  /^(x-gatehouse-.*|x-forwarded-.*|forwarded|x-request-id|authorization|x-api-key|host|content-length|content-encoding|accept-encoding|access-control-.*|connection|keep-alive|te|trailer|transfer-encoding|upgrade|proxy-.*)$/;
+  /^(x-gatehouse-.*|x-forwarded-.*|forwarded|x-request-id|traceparent|tracestate|x-amzn-trace-id|authorization|x-api-key|host|content-length|content-encoding|accept-encoding|access-control-.*|connection|keep-alive|te|trailer|transfer-encoding|upgrade|proxy-.*)$/;
 const mappableHeader = v.pipe(
   headerName,
   v.check(
     (name) => !RESERVED_HEADER.test(name),
-    "this header is the gateway's own (identity, credentials, forwarding, request id, content coding, CORS or hop-by-hop) and cannot be mapped; remove it",
+    "this header is the gateway's own (identity, credentials, forwarding, request id, trace context, content coding, CORS or hop-by-hop) and cannot be mapped; remove it",
   ),
 );
 const queryName = v.pipe(

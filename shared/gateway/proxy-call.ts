@@ -436,7 +436,7 @@ async function timedUpstreamCall(
   let sent = true;
   let circuitOpen = false;
   try {
-    response = await chosen.client(request);
+    response = await chosen.client(context.trace ? { ...request, trace: context.trace } : request);
     return response;
   } catch (error) {
     // The client throws a 4XX only for a request it refused before sending: no upstream call to count.

@@ -6,10 +6,11 @@ import { errorMapper } from "./error-mapper.ts";
 import { normaliseHeaders } from "./normalise-headers.ts";
 import { requestContext } from "./request-context.ts";
 import { securityHeaders } from "./security-headers.ts";
+import { tracing } from "./tracing.ts";
 
 /**
  * The Middy chain every HTTP handler runs in, in one fixed order: Lambda context on the logger →
- * correlation id → header normalisation → route request steps → (handler) → route response steps
+ * correlation id → trace subsegment → header normalisation → route request steps → (handler) → route response steps
  * (CORS) → security headers → error mapping.
  *
  * Middy runs `before` in registration order and `after`/`onError` in reverse, so the error mapper is
@@ -27,6 +28,7 @@ export function httpHandler(
   const chain = middy<HttpEvent, HttpResult, Error, GatehouseContext>(handler)
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(requestContext<HttpResult>())
+    .use(tracing<HttpEvent, HttpResult>())
     .use(normaliseHeaders<HttpResult>());
   // Route-specific request steps (body size, media type, JSON, validation) come after the headers
   // are normalised and before the handler; the response side and the error mapper stay last.

@@ -39,7 +39,8 @@ export function recordCount(context: GatehouseContext, name: RequestCount, value
  * Per request, by route: `Requests`, `Status4XX`, `Status429`, `Status5XX` (0 or 1, so averages are
  * rates; `Status429` is the part of `Status4XX` that limits refused) and
  * `Latency` in ms; per upstream call, by route × upstream × target: `UpstreamLatency` and
- * `UpstreamErrors`; and the counts other steps note (`recordCount`). The route dimension is the declared route key, so cardinality stays the config's.
+ * `UpstreamErrors`; and the counts other steps note (`recordCount`). Each record has the request id as
+ * a property (`requestId`), as the logs, the trace and a problem body do. The route dimension is the declared route key, so cardinality stays the config's.
  *
  * A proxied request (one upstream call) is one EMF record with two dimension sets, [route] and
  * [route, upstream, target], so the request counts are also there per target; writing a record is
@@ -83,11 +84,15 @@ export function requestMetrics(
     for (const [name, value] of Object.entries(request.context.requestCounts ?? {}))
       metrics.addMetric(name, MetricUnit.Count, value);
     request.context.requestCounts = undefined;
+    // A property of the record, not a dimension: the id its logs, trace and problem body carry.
+    const { requestId } = request.context;
+    if (requestId) metrics.addMetadata("requestId", requestId);
     metrics.publishStoredMetrics();
     if (single) return;
     for (const sample of samples) {
       metrics.addDimensions({ route, upstream: sample.upstream, target: sample.target });
       addUpstream(metrics, sample);
+      if (requestId) metrics.addMetadata("requestId", requestId);
       metrics.publishStoredMetrics();
     }
   };

@@ -6,6 +6,7 @@ import type { GatehouseContext } from "../http.ts";
 import { logger } from "../observability/logger.ts";
 import { frame } from "../ws/protocol.ts";
 import { requestContext } from "./request-context.ts";
+import { tracing } from "./tracing.ts";
 
 /** A WebSocket event as API Gateway sends it; `$connect` also carries the handshake's headers and query. */
 export type WsEvent = APIGatewayProxyWebsocketEventV2 & {
@@ -72,5 +73,6 @@ export function wsHandler(handler: WsHandler) {
   return middy<WsEvent, WsResult, Error, GatehouseContext>(handler)
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(requestContext<WsResult>())
+    .use(tracing<WsEvent, WsResult>())
     .use({ onError: wsErrorMapperOnError });
 }

@@ -40,6 +40,13 @@ export interface ForwardingContext {
   trusted?: (ip: string | undefined) => boolean;
 }
 
+/**
+ * Trace context: the gateway's own, per upstream attempt (shared/upstream/http-client.ts), or none.
+ * A client's would make the upstream's spans claim a parent, trace and sampling decision the client
+ * chose; API Gateway's `X-Amzn-Trace-Id` names the hop before the gateway, not this one.
+ */
+const TRACE_CONTEXT = new Set(["traceparent", "tracestate", "x-amzn-trace-id"]);
+
 /** Client headers that claim to say where the request came from: rebuilt from the gateway's view. */
 const FORWARDING = new Set(["forwarded", "x-real-ip"]);
 
@@ -63,6 +70,7 @@ export function clientHeaders(event: {
  * credentials and without anything claiming to be a gateway identity header or a forwarding header;
  * then the caller's identity as trusted `x-gatehouse-*` headers, the forwarding headers as the gateway
  * saw the request (`X-Forwarded-For`, `-Proto`, `-Host`, RFC 7239 `Forwarded`), and the request id.
+ * No trace context: each attempt adds its own.
  */
 export function upstreamRequestHeaders(context: ForwardingContext): Record<string, string> {
   const out: Record<string, string> = {};
@@ -71,6 +79,7 @@ export function upstreamRequestHeaders(context: ForwardingContext): Record<strin
     if (value === undefined || HOP_BY_HOP.has(name) || name.startsWith(IDENTITY_HEADER_PREFIX)) continue;
     if (name === "x-api-key" || (name === "authorization" && !context.forwardAuthorization)) continue;
     if (name.startsWith("x-forwarded-") || FORWARDING.has(name)) continue; // rebuilt below
+    if (TRACE_CONTEXT.has(name)) continue; // the gateway's own, per attempt
     out[name] = value;
   }
   const identity = context.identity;

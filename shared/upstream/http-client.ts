@@ -22,6 +22,7 @@ import {
   MethodNotAllowedError,
   ServiceUnavailableError,
 } from "../errors.ts";
+import { endSpan, inSpan, startSpan, type TraceParent, traceHeaders } from "../observability/tracer.ts";
 import { RETRY_BACKOFF } from "./retry-backoff.ts";
 
 /**
@@ -34,6 +35,10 @@ import { RETRY_BACKOFF } from "./retry-backoff.ts";
  * Only what a target does counts against its circuit: a refused or reset connection, a timeout, a
  * 502/503/504. A request is prepared (checked and converted) once, before any attempt, so what makes
  * it unsendable is known before a byte leaves: that is the caller's 4XX, never retried or counted.
+ *
+ * Traced (the request's `trace`), each attempt is a subsegment named by upstream and target, annotated
+ * with the attempt number, the target's circuit state, the outcome and whether it is retried; its ids
+ * go to the target as `X-Amzn-Trace-Id` and W3C `traceparent`.
  */
 
 export interface UpstreamTarget {
@@ -65,7 +70,12 @@ export interface UpstreamOptions {
  * target, which must honour `signal` (the attempt's timeout, or the caller giving up).
  */
 export type Transport = (request: UpstreamRequest) => Promise<Attempt>;
-export type Attempt = (target: UpstreamTarget, signal: AbortSignal) => Promise<TransportAnswer>;
+export type Attempt = (
+  target: UpstreamTarget,
+  signal: AbortSignal,
+  /** The attempt's trace context (`x-amzn-trace-id`, `traceparent`), sent over any the request has. */
+  trace?: Readonly<Record<string, string>>,
+) => Promise<TransportAnswer>;
 
 /** What one attempt brought back. */
 export interface TransportAnswer {
@@ -92,6 +102,8 @@ export interface UpstreamRequest {
   params?: Record<string, string>;
   /** The caller giving up (an aggregate call's own timeout): the attempt is cancelled, 504. */
   signal?: AbortSignal;
+  /** The request's trace subsegment (`context.trace`): each attempt is a subsegment of it. */
+  trace?: TraceParent | undefined;
 }
 
 export interface UpstreamResponse extends TransportAnswer {
@@ -174,41 +186,87 @@ export function createUpstreamClient(options: UpstreamOptions) {
     attempts: number,
   ): Promise<UpstreamResponse> {
     const state = choose();
-    if (!state) throw new BrokenCircuitError();
-    // Inside the breaker, so an unhealthy answer counts against this target like a failure does.
-    return state.breaker.execute(async () => {
-      try {
-        const answer = await attemptTimeout.execute(
-          ({ signal }) => send(state.target, signal),
-          request.signal,
-        );
-        const response = { ...answer, target: state.target.url, attempts };
-        if (UNHEALTHY_STATUS.has(response.status)) throw new UnhealthyResponse(response);
-        return response;
-      } catch (error) {
-        if (request.signal?.aborted) throw new CallerCancelled("the caller gave up", { cause: error });
-        throw error;
-      }
-    });
+    if (!state) {
+      const error = new BrokenCircuitError();
+      traceAttempt(request, undefined, attempts)?.(undefined, error);
+      throw error;
+    }
+    const done = traceAttempt(request, state, attempts);
+    try {
+      // Inside the breaker, so an unhealthy answer counts against this target like a failure does.
+      const response = await state.breaker.execute(async () => {
+        try {
+          const answer = await attemptTimeout.execute(
+            ({ signal }) => inSpan(done?.span, () => send(state.target, signal, traceHeaders(done?.span))),
+            request.signal,
+          );
+          const response = { ...answer, target: state.target.url, attempts };
+          if (UNHEALTHY_STATUS.has(response.status)) throw new UnhealthyResponse(response);
+          return response;
+        } catch (error) {
+          if (request.signal?.aborted) throw new CallerCancelled("the caller gave up", { cause: error });
+          throw error;
+        }
+      });
+      done?.(response);
+      return response;
+    } catch (error) {
+      done?.(undefined, error);
+      throw error;
+    }
+  }
+
+  const idempotent = (request: UpstreamRequest) => IDEMPOTENT.has(request.method.toUpperCase());
+
+  /**
+   * Opens an attempt's subsegment (`<upstream> <target>`, or `<upstream>` when every circuit is open)
+   * and returns what closes it with the outcome; undefined when untraced.
+   */
+  function traceAttempt(request: UpstreamRequest, state: TargetState | undefined, attempts: number) {
+    const label = state ? targetLabel(state.target.url) : undefined;
+    const span = startSpan(request.trace, label ? `${options.name} ${label}` : options.name);
+    if (!span) return undefined;
+    span.addAttribute("namespace", "remote");
+    span.addAnnotation("upstream", options.name);
+    span.addAnnotation("attempt", attempts);
+    if (label) span.addAnnotation("target", label);
+    span.addAnnotation("circuit", state ? CIRCUIT_STATES[state.breaker.state] : "open");
+    const url = state ? spanUrl(state.target.url, request.path) : undefined;
+    const close = (response: UpstreamResponse | undefined, error?: unknown) => {
+      const answered = response ?? (error instanceof UnhealthyResponse ? error.response : undefined);
+      const outcome = attemptOutcome(answered, error);
+      span.addAnnotation("outcome", outcome);
+      const retried =
+        error !== undefined &&
+        idempotent(request) &&
+        attempts <= options.retries &&
+        retryable(error) &&
+        !request.signal?.aborted;
+      span.addAnnotation("retried", retried);
+      span.addAttribute("http", {
+        request: {
+          method: request.method.toUpperCase(),
+          ...(url ? { url } : {}),
+        },
+        ...(answered
+          ? { response: { status: answered.status, content_length: answered.body.byteLength } }
+          : {}),
+      });
+      const status = answered?.status ?? FAILED_STATUS[outcome];
+      endSpan(span, status, answered ? undefined : error);
+    };
+    return Object.assign(close, { span });
   }
 
   const breakerSeconds = Math.max(1, Math.ceil(options.breaker.halfOpenAfterMs / 1000));
 
-  const retries = retry(
-    handleWhen(
-      (error) =>
-        !(error instanceof ResponseTooLargeError) &&
-        !(error instanceof CallerCancelled) &&
-        !(error instanceof RequestNotSentError),
-    ),
-    {
-      maxAttempts: options.retries,
-      backoff: new ExponentialBackoff({
-        initialDelay: RETRY_BACKOFF.initialDelayMs,
-        maxDelay: RETRY_BACKOFF.maxDelayMs,
-      }),
-    },
-  );
+  const retries = retry(handleWhen(retryable), {
+    maxAttempts: options.retries,
+    backoff: new ExponentialBackoff({
+      initialDelay: RETRY_BACKOFF.initialDelayMs,
+      maxDelay: RETRY_BACKOFF.maxDelayMs,
+    }),
+  });
 
   /**
    * Sends the request and resolves with the upstream's answer: a 502/503/504 from the upstream itself
@@ -219,7 +277,7 @@ export function createUpstreamClient(options: UpstreamOptions) {
     const send = await transport(request);
     let attempts = 0;
     try {
-      return IDEMPOTENT.has(request.method.toUpperCase())
+      return idempotent(request)
         ? await retries.execute(() => attempt(request, send, ++attempts), request.signal)
         : await attempt(request, send, ++attempts);
     } catch (error) {
@@ -247,6 +305,72 @@ export class ResponseTooLargeError extends Error {}
  * it is not the target's health and retrying cannot help. A 500 (the gateway's gap), logged with the cause.
  */
 export class RequestNotSentError extends Error {}
+
+/** Whether an idempotent request is tried again after this failure (retries left permitting). */
+function retryable(error: unknown): boolean {
+  return (
+    !(error instanceof ResponseTooLargeError) &&
+    !(error instanceof CallerCancelled) &&
+    !(error instanceof RequestNotSentError)
+  );
+}
+
+const CIRCUIT_STATES: Record<CircuitState, string> = {
+  [CircuitState.Closed]: "closed",
+  [CircuitState.Open]: "open",
+  [CircuitState.HalfOpen]: "half-open",
+  [CircuitState.Isolated]: "isolated",
+};
+
+/** What became of an attempt, as its span says: `answered`, or why not. */
+function attemptOutcome(answered: UpstreamResponse | undefined, error: unknown): string {
+  if (error instanceof UnhealthyResponse) return "unhealthy";
+  if (answered) return "answered";
+  if (error instanceof BrokenCircuitError) return "circuit-open";
+  if (error instanceof TaskCancelledError) return "timeout";
+  if (error instanceof CallerCancelled) return "cancelled";
+  if (error instanceof ResponseTooLargeError) return "too-large";
+  if (error instanceof RequestNotSentError) return "not-sent";
+  return "failed";
+}
+
+/** The status the gateway answers for an attempt that got none (as `toGatewayError` maps it). */
+const FAILED_STATUS: Record<string, number> = {
+  "circuit-open": 503,
+  timeout: 504,
+  cancelled: 504,
+  "too-large": 502,
+  "not-sent": 500,
+  failed: 502,
+};
+
+/** A target as a span names it: `host[:port]` of a URL (never its credentials), `lambda:<name>` as it is. */
+function targetLabel(url: string): string {
+  if (url.startsWith("lambda:")) return url;
+  try {
+    return new URL(url).host;
+  } catch {
+    return "invalid-url";
+  }
+}
+
+/**
+ * The URL an attempt's span shows: the target's, without any credentials in it, and the path; never
+ * the query (it may carry a token). Undefined for a Lambda target.
+ */
+function spanUrl(targetUrl: string, path: string): string | undefined {
+  if (targetUrl.startsWith("lambda:")) return undefined;
+  try {
+    const url = new URL(`${targetUrl.replace(/\/$/, "")}${path}`);
+    url.username = "";
+    url.password = "";
+    url.search = "";
+    url.hash = "";
+    return url.toString();
+  } catch {
+    return undefined;
+  }
+}
 
 /** Whether a failure is the target's fault (and so counts against its circuit). */
 function countsAgainstTarget(error: Error): boolean {
@@ -343,14 +467,15 @@ export function httpTransport(options: { maxResponseBytes: number; followRedirec
     const prepared = sendableHeaders(request.headers);
     const preparedBody = request.body && method !== "GET" && method !== "HEAD" ? request.body : undefined;
     const pathAndQuery = `${request.path}${request.query ? `?${request.query}` : ""}`;
-    return async (target, signal) => {
+    return async (target, signal, trace) => {
       let url: URL;
       try {
         url = new URL(`${target.url.replace(/\/$/, "")}${pathAndQuery}`);
       } catch (error) {
         throw new RequestNotSentError("the request's URL does not parse", { cause: error });
       }
-      let headers = prepared;
+      // The attempt's own trace context, over whatever the request carried (never a client's).
+      let headers = trace && Object.keys(trace).length > 0 ? { ...prepared, ...trace } : prepared;
       let body = preparedBody;
       let current = method;
       for (let redirects = 0; ; redirects++) {

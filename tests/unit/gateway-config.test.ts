@@ -185,7 +185,7 @@ describe("gateway config validation", () => {
           path: "/a",
           request: {
             headers: {
-              set: { "x-gatehouse-principal": "admin" },
+              set: { "x-gatehouse-principal": "admin", traceparent: "00-chosen-by-config" },
               rename: { "x-api-key": "x-upstream-key" },
               remove: ["X-Upper"],
             },
@@ -209,6 +209,7 @@ describe("gateway config validation", () => {
     const expect = [
       /^upstreams\.fn\.function: a function is a serverless\.yml function key/,
       /^routes\.GET \/a\.proxy\.request\.headers\.set\.x-gatehouse-principal: this header is the gateway's own/,
+      /^routes\.GET \/a\.proxy\.request\.headers\.set\.traceparent: this header is the gateway's own/,
       /^routes\.GET \/a\.proxy\.request\.headers\.remove\.0: a header name in lower case/,
       /^routes\.GET \/a\.proxy\.request\.headers\.rename\.x-api-key: this header is the gateway's own/,
       /^routes\.GET \/a\.proxy\.response\.body: response\.body is not valid JMESPath/,
