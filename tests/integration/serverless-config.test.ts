@@ -246,6 +246,44 @@ describe("serverless.yml (stage prod)", () => {
     }
   });
 
+  it("writes HTTP API access logs as JSON with the authorizer's and the integration's errors and latencies", () => {
+    const format = String(service.provider.logs.httpApi.format);
+    const fields = JSON.parse(format.replace(/\$context\.[\w.]+/g, "0")) as Record<string, unknown>;
+    assert.ok(Object.keys(fields).length > 10, format);
+    for (const variable of [
+      "$context.requestId",
+      "$context.routeKey",
+      "$context.status",
+      "$context.responseLatency",
+      "$context.authorizer.error",
+      "$context.authorizer.plan",
+      "$context.integration.error",
+      "$context.integration.latency",
+      "$context.integrationErrorMessage",
+      "$context.identity.sourceIp",
+    ]) {
+      assert.ok(format.includes(`${variable}"`) || format.includes(`${variable},`), variable);
+    }
+  });
+
+  it("keeps WebSocket access logs off unless the stage's param turns them on, and the account role is never changed", () => {
+    assert.equal(service.params.prod.websocketAccessLogs, false);
+    assert.equal(service.provider.logs.websocket, false);
+    // No custom resource setting the account-wide API Gateway CloudWatch role (docs/deploying.md).
+    assert.equal(service.provider.logs.restApi.roleManagedExternally, true);
+    const on = service.custom.accessLogs.websocket.true as Record<string, unknown>;
+    assert.equal(on.accessLogging, true);
+    assert.equal(on.executionLogging, false);
+    const format = String(on.format);
+    JSON.parse(format.replace(/\$context\.[\w.]+/g, "0"));
+    for (const variable of [
+      "$context.connectionId",
+      "$context.authorizer.error",
+      "$context.integration.error",
+    ])
+      assert.ok(format.includes(variable), variable);
+  });
+
   it("keeps prod tables on stack deletion and encrypts them", () => {
     const tables = Object.values<{
       Type: string;
