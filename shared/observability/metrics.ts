@@ -1,4 +1,5 @@
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import { env } from "../config/env.ts";
 import { logger } from "./logger.ts";
 
 /**
@@ -26,12 +27,19 @@ const metricsLog = {
   error: forward("error"),
 };
 
+/** The CloudWatch namespace of every metric the functions publish (the dashboards read it too). */
+export const METRICS_NAMESPACE = "Gatehouse";
+
 /**
  * CloudWatch metrics in embedded metric format (Powertools Metrics), one instance per container:
  * written to the log as JSON, turned into metrics by CloudWatch with no API call on the request path.
- * Namespace from `POWERTOOLS_METRICS_NAMESPACE` (serverless.yml), default `Gatehouse`.
+ * Namespace `Gatehouse`; the `service` dimension is `env.serviceName` (`<service>-<stage>` deployed).
  */
-export const metrics = new Metrics({ namespace: "Gatehouse", serviceName: "gatehouse", logger: metricsLog });
+export const metrics = new Metrics({
+  namespace: METRICS_NAMESPACE,
+  serviceName: env.serviceName,
+  logger: metricsLog,
+});
 
 /**
  * A second instance for counts that are not part of a request's record: published at once, with only
@@ -39,8 +47,8 @@ export const metrics = new Metrics({ namespace: "Gatehouse", serviceName: "gateh
  * in functions that publish no request record (the WebSocket handlers, the authorizers).
  */
 export const eventMetrics = new Metrics({
-  namespace: "Gatehouse",
-  serviceName: "gatehouse",
+  namespace: METRICS_NAMESPACE,
+  serviceName: env.serviceName,
   logger: metricsLog,
 });
 
