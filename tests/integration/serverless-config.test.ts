@@ -284,6 +284,40 @@ describe("serverless.yml (stage prod)", () => {
       assert.ok(format.includes(variable), variable);
   });
 
+  it("carries the stage's dashboard and alarms: a 5XX alarm per gateway route, actions only with a topic", () => {
+    const resources = service.resources.Resources as ResolvedService;
+    const dashboard = resources.GatehouseDashboard;
+    assert.equal(dashboard?.Type, "AWS::CloudWatch::Dashboard");
+    assert.equal(dashboard?.Properties.DashboardName, "gatehouse-prod");
+    const body = JSON.parse(String(dashboard?.Properties.DashboardBody["Fn::Sub"])) as {
+      widgets: { properties: { title?: string } }[];
+    };
+    const titles = body.widgets.map((widget) => widget.properties.title);
+    const gateway = loadGateway(definition, "prod");
+    const gatewayRoutes = Object.entries(gateway.routes)
+      .filter(([, route]) => route.kind === "proxy" || route.kind === "aggregate")
+      .map(([key]) => key);
+    for (const key of gatewayRoutes) assert.ok(titles.includes(key), key);
+
+    const alarms = Object.values(resources).filter((resource) => resource.Type === "AWS::CloudWatch::Alarm");
+    const names = alarms.map((alarm) => String(alarm.Properties.AlarmName));
+    for (const key of gatewayRoutes) assert.ok(names.includes(`gatehouse-prod-5xx-rate ${key}`), key);
+    for (const name of [
+      "gatehouse-prod-http-5xx-rate",
+      "gatehouse-prod-limiter-degraded-admission",
+      "gatehouse-prod-fanout-failed",
+      ...Object.keys(gateway.upstreams).map((upstream) => `gatehouse-prod-circuit-opened ${upstream}`),
+    ]) {
+      assert.ok(names.includes(name), name);
+    }
+    // No topic on prod by default: the parameter says none, and the condition keeps the actions off.
+    assert.equal(service.params.prod.alarmTopicArn, "none");
+    assert.equal(service.resources.Parameters.GatehouseAlarmTopicArn.Default, "none");
+    assert.ok(service.resources.Conditions.GatehouseAlarmTopicGiven);
+    for (const alarm of alarms)
+      assert.equal(alarm.Properties.AlarmActions["Fn::If"][0], "GatehouseAlarmTopicGiven");
+  });
+
   it("keeps prod tables on stack deletion and encrypts them", () => {
     const tables = Object.values<{
       Type: string;
