@@ -160,6 +160,18 @@ describe("the dashboard and alarms plugins/observability.mjs generates from gate
     assert.match(JSON.stringify(api?.Properties.Metrics), /IF\(requests >= 10, errors \/ requests, 0\)/);
   });
 
+  it("takes a route's own alarm thresholds from the config when it gives them", () => {
+    const key = "GET /v1/users";
+    const route = { ...gateway.routes[key], alarms: { latencyP99Ms: 250, errorRate: 0.01 } } as RouteConfig;
+    const tuned = alarms({ ...input, gateway: { ...gateway, routes: { ...gateway.routes, [key]: route } } });
+    const named = (name: string) =>
+      (Object.values(tuned) as Alarm[]).find(
+        (alarm) => alarm.Properties.AlarmName === `gatehouse-prod-${name}`,
+      );
+    assert.equal(named(`latency-p99 ${key}`)?.Properties.Threshold, 250);
+    assert.equal(named(`5xx-rate ${key}`)?.Properties.Threshold, 0.01);
+  });
+
   it("alarms on any degraded admission, a circuit opening per upstream, and failed sends of every fan-out kind", () => {
     assert.equal(byName("limiter-degraded-admission")?.Properties.Threshold, 1);
     for (const name of Object.keys(gateway.upstreams)) {
