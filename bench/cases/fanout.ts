@@ -572,7 +572,7 @@ export async function fanout(ctx: BenchContext): Promise<FanoutRow[]> {
             payload,
             concurrency,
             removeGone: async () => {},
-            kind: "bench",
+            kind: "room", // a room broadcast; silentMetrics publishes nothing
             metrics: silentMetrics,
           });
           const receipt = await deliveries.wait(id, n, deliveryTimeoutMs(n));

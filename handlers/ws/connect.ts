@@ -5,7 +5,7 @@ import { env } from "#shared/config/env.ts";
 import { loadGateway } from "#shared/config/gateway.ts";
 import { type WsResult, wsHandler } from "#shared/middleware/ws-handler.ts";
 import { logger } from "#shared/observability/logger.ts";
-import { MetricUnit, metrics } from "#shared/observability/metrics.ts";
+import { countEvent } from "#shared/observability/metrics.ts";
 import {
   type ConnectionSlots,
   connectionSlots,
@@ -52,7 +52,7 @@ export function createConnectHandler({
         principal: connection.principal,
         max: error.max,
       });
-      metrics.addMetric("ConnectionsRefused", MetricUnit.Count, 1);
+      countEvent("ConnectionsRefused");
       return {
         statusCode: 429,
         headers: { "content-type": "application/problem+json", "retry-after": "5" },

@@ -41,7 +41,13 @@ export function createAuthorizerRuntime({
     let timer: NodeJS.Timeout | undefined;
     const budget = new Promise<Decision>((resolve) => {
       timer = setTimeout(
-        () => resolve({ allow: false, status: 403, reason: `no decision within ${budgetMs} ms` }),
+        () =>
+          resolve({
+            allow: false,
+            status: 403,
+            code: "timeout",
+            reason: `no decision within ${budgetMs} ms`,
+          }),
         budgetMs,
       );
     });

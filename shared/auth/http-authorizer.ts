@@ -4,6 +4,7 @@ import type {
   Context,
 } from "aws-lambda";
 import { logger } from "../observability/logger.ts";
+import { countEvent } from "../observability/metrics.ts";
 import type { createAuthorizerRuntime } from "./authorizer-runtime.ts";
 import { type Credentials, identityContext } from "./identity.ts";
 
@@ -22,7 +23,8 @@ export function httpCredentials(headers: Record<string, string | undefined> | un
  * The HTTP API request authorizer (payload 2.0, simple responses). It answers allow with the caller's
  * identity as context, or deny; API Gateway itself answers 401 when the route's credential header is
  * missing, and 403 on a deny. It never counts quota: API Gateway caches its answers. Anything
- * unexpected is a deny (fail closed), with the reason in the log and nothing in the response.
+ * unexpected is a deny (fail closed), with the reason in the log and nothing in the response. Every
+ * deny is counted: `AuthorizerDenied` by authorizer and reason code.
  */
 export function createHttpAuthorizer(decide: Decide) {
   return async function httpAuthorizer(
@@ -41,8 +43,10 @@ export function createHttpAuthorizer(decide: Decide) {
         return { isAuthorized: true, context: identityContext(decision.identity) };
       }
       logger.info("denied", { routeKey: event.routeKey, status: decision.status, reason: decision.reason });
+      countEvent("AuthorizerDenied", { authorizer: "http", reason: decision.code });
     } catch (error) {
       logger.error("authorizer failed; denying", { routeKey: event?.routeKey, error });
+      countEvent("AuthorizerDenied", { authorizer: "http", reason: "error" });
     }
     return { isAuthorized: false, context: {} };
   };

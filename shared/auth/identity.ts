@@ -31,10 +31,17 @@ export interface AuthorizeRequest {
   credentials: Credentials;
 }
 
+/**
+ * Why a request was refused, from a fixed set (a metric dimension): an undeclared route, the IP rules,
+ * missing or invalid credentials (401), missing scopes, credentials refused otherwise (revoked, IP
+ * bound), no decision in time, or an unexpected failure.
+ */
+export type DenyCode = "route" | "ip" | "credentials" | "scope" | "forbidden" | "timeout" | "error";
+
 export type Decision =
   | { allow: true; identity: Identity }
   /** 401: no usable credentials; 403: credentials, IP or scopes refused. `reason` is for the log only. */
-  | { allow: false; status: 401 | 403; reason: string };
+  | { allow: false; status: 401 | 403; code: DenyCode; reason: string };
 
 export interface IdentityCoreOptions {
   config: Pick<GatewayConfig, "routes" | "ipRules">;
@@ -68,16 +75,27 @@ export function createIdentityCore({
       .map((key) => routes.get(key))
       .find((found) => found !== undefined);
     if (!route)
-      return { allow: false, status: 403, reason: `route ${routeKey} is not declared in the gateway config` };
+      return {
+        allow: false,
+        status: 403,
+        code: "route",
+        reason: `route ${routeKey} is not declared in the gateway config`,
+      };
     const ip: IpVerdict = route.checkIp(sourceIp);
-    if (!ip.allowed) return { allow: false, status: 403, reason: ip.reason };
+    if (!ip.allowed) return { allow: false, status: 403, code: "ip", reason: ip.reason };
     try {
       return { allow: true, identity: await identify(route.auth, credentials, sourceIp) };
     } catch (error) {
       if (error instanceof HttpError && (error.statusCode === 401 || error.statusCode === 403)) {
-        return { allow: false, status: error.statusCode, reason: error.message };
+        const code =
+          error.statusCode === 401
+            ? "credentials"
+            : error instanceof MissingScopeError
+              ? "scope"
+              : "forbidden";
+        return { allow: false, status: error.statusCode, code, reason: error.message };
       }
-      return { allow: false, status: 403, reason: `authorization failed: ${String(error)}` };
+      return { allow: false, status: 403, code: "error", reason: `authorization failed: ${String(error)}` };
     }
   };
 
@@ -122,9 +140,12 @@ export function createIdentityCore({
   }
 }
 
+/** A 403 for scopes the credential lacks (told apart from other refusals in the denial metric). */
+class MissingScopeError extends ForbiddenError {}
+
 function requireScopes(required: string[], granted: string[]): void {
   const missing = required.filter((scope) => !granted.includes(scope));
-  if (missing.length > 0) throw new ForbiddenError(`missing scope(s): ${missing.join(" ")}`);
+  if (missing.length > 0) throw new MissingScopeError(`missing scope(s): ${missing.join(" ")}`);
 }
 
 /** The identity as an API Gateway authorizer context: flat strings only. */

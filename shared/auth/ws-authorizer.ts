@@ -1,5 +1,6 @@
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent, Context } from "aws-lambda";
 import { logger } from "../observability/logger.ts";
+import { countEvent } from "../observability/metrics.ts";
 import { hasApiKeyPrefix } from "./api-keys.ts";
 import type { createAuthorizerRuntime } from "./authorizer-runtime.ts";
 import { type Credentials, identityContext } from "./identity.ts";
@@ -82,6 +83,7 @@ export function createWsAuthorizer(decide: Decide, { offline = false }: { offlin
         return policy(decision.identity.principal, "Allow", resource, identityContext(decision.identity));
       }
       logger.info("connection denied", { status: decision.status, reason: decision.reason });
+      countEvent("AuthorizerDenied", { authorizer: "ws", reason: decision.code });
       // 401 only when nothing was presented (as API Gateway does for HTTP); a bad credential is a 403.
       if (decision.status === 401 && !credentials.bearer && !credentials.apiKey) {
         // API Gateway answers 401 when the authorizer fails with exactly "Unauthorized";
@@ -92,6 +94,7 @@ export function createWsAuthorizer(decide: Decide, { offline = false }: { offlin
     } catch (error) {
       if (error instanceof Error && error.message === "Unauthorized") throw error;
       logger.error("WebSocket authorizer failed; denying", { error });
+      countEvent("AuthorizerDenied", { authorizer: "ws", reason: "error" });
     }
     return policy("denied", "Deny", resource);
   };

@@ -34,6 +34,13 @@ export const env = {
   get stage(): string {
     return req("GATEHOUSE_STAGE");
   },
+  /**
+   * The `service` of every log line and metric: `<service>-<stage>` on a deployed stage
+   * (serverless.yml), so two stages in one account never add up in one metric; `gatehouse` elsewhere.
+   */
+  get serviceName(): string {
+    return opt("POWERTOOLS_SERVICE_NAME") ?? "gatehouse";
+  },
   /** Release version, from package.json at deploy time. */
   get version(): string {
     return opt("GATEHOUSE_VERSION") ?? "0.0.0";

@@ -284,6 +284,21 @@ const cacheEntry = described(
   v.optional(RouteCacheSchema),
   "Cache this route's answers (GET and HEAD routes), or, on a write route, purge the cached routes it changes. See docs/caching.md.",
 );
+/** Thresholds of the route's generated alarms (plugins/observability.mjs, docs/dashboards-and-alarms.md). */
+const RouteAlarmsSchema = v.strictObject({
+  latencyP99Ms: described(
+    v.optional(int(1, 30_000)),
+    "The route's p99 latency budget in ms: the latency alarm fires when p99 is over it in 2 of 3 periods of 5 min. Default: the longest the route's upstream calls can take (attempts × timeout, with backoffs); a route with no upstream call and no budget gets no latency alarm.",
+  ),
+  errorRate: described(
+    v.optional(v.pipe(v.number(), v.minValue(0.001, "at least 0.001"), v.maxValue(1, "at most 1"))),
+    "The share of 5XX answers (0.001 to 1) in 5 min, with at least 10 requests, that fires the route's 5XX alarm. Default 0.05.",
+  ),
+});
+const alarmsEntry = described(
+  v.optional(RouteAlarmsSchema),
+  "Tunes the route's generated CloudWatch alarms (5XX rate, p99 latency over budget). See docs/dashboards-and-alarms.md.",
+);
 const bodyEntry = described(
   v.optional(BodySchema, {}),
   "What the route accepts as a request body (checked by the gateway function before anything is sent upstream).",
@@ -293,6 +308,7 @@ const proxyRouteEntries = {
   ...commonRouteEntries,
   body: bodyEntry,
   cache: cacheEntry,
+  alarms: alarmsEntry,
   proxy: described(ProxySchema, "Send the request on to an upstream service."),
   aggregate: not("a route has proxy or aggregate, not both; remove one"),
   handler: not("a proxy route is answered by the gateway function; remove handler or proxy"),
@@ -301,6 +317,7 @@ const aggregateRouteEntries = {
   ...commonRouteEntries,
   body: bodyEntry,
   cache: cacheEntry,
+  alarms: alarmsEntry,
   aggregate: described(AggregateSchema, "Answer from several upstreams at once (GET routes only)."),
   proxy: not("a route has proxy or aggregate, not both; remove one"),
   handler: not("an aggregate route is answered by the gateway function; remove handler or aggregate"),
@@ -316,6 +333,9 @@ const handlerRouteEntries = {
   ),
   cache: not(
     "a handler route's function makes its own answer; the cache applies to proxy and aggregate routes, so remove cache",
+  ),
+  alarms: not(
+    "a handler route is watched through its function's own metrics, not per route; alarms apply to proxy and aggregate routes, so remove alarms",
   ),
   proxy: not("a handler route is answered by its function; remove proxy or handler"),
   aggregate: not("a handler route is answered by its function; remove aggregate or handler"),
@@ -391,6 +411,7 @@ const PreflightRouteSchema = v.strictObject({
   throttle: v.optional(v.never()),
   body: v.optional(v.never()),
   cache: v.optional(v.never()),
+  alarms: v.optional(v.never()),
   proxy: v.optional(v.never()),
   aggregate: v.optional(v.never()),
   handler: v.optional(v.never()),

@@ -4,7 +4,7 @@ import type { GatewayConfig, RouteConfig } from "../config/gateway.ts";
 import { ForbiddenError, QuotaExceededError, RateLimitedError } from "../errors.ts";
 import type { GatehouseContext, HttpEvent, HttpResult } from "../http.ts";
 import { logger } from "../observability/logger.ts";
-import { MetricUnit, metrics } from "../observability/metrics.ts";
+import { countEvent } from "../observability/metrics.ts";
 import {
   createLimitPolicy,
   type LimitOutcome,
@@ -135,11 +135,12 @@ export function usageLimits({
     } catch (error) {
       // The answer is ready: a metering write that failed is kept for the next one, never an error.
       logger.warn("usage metering write failed; kept to retry", { route: state.route, error });
-      metrics.addMetric("MeteringFailed", MetricUnit.Count, 1);
+      // Published at once: the bridge's function publishes no request record of its own.
+      countEvent("MeteringFailed");
     }
   };
   // Two steps: the check is a request step; the metering is a response step registered after the
-  // request metrics, so it runs before they are published (its own metrics land in the same record).
+  // request metrics, so it runs before they are published.
   return {
     check: { before: usageLimitsBefore },
     meter: { after: usageLimitsAfter, onError: usageLimitsAfter },

@@ -1,6 +1,6 @@
 import { ServiceUnavailableError } from "../errors.ts";
 import { logger } from "../observability/logger.ts";
-import { MetricUnit, metrics } from "../observability/metrics.ts";
+import { countEvent } from "../observability/metrics.ts";
 import {
   type LimitDecision,
   type Limiter,
@@ -35,6 +35,10 @@ const WARN_EVERY_MS = 10_000;
  * - the table unreachable or failing: `closed` answers 503; `open` decides in memory at the plan's
  *   own limits per container (`LimiterDegradedAdmission` for every admission), and books what it
  *   admitted into the table's quota counters once the table answers again.
+ *
+ * Its counts are published at once under `[service]` (`LimiterThrottled`, `LimiterTimeout`,
+ * `LimiterUnavailable`, `LimiterDegradedAdmission`/`Refusal`), and every refusal as `LimitRefused`
+ * by plan, so they read the same from the gateway, the bridge and the WebSocket handlers.
  *
  * Example: `const outcome = await policy.check("key:k1", plan, 1, 2_000)`.
  */
@@ -81,10 +85,12 @@ export function createLimitPolicy({
       try {
         const decision = await limiter.check(subject, plan, cost, signal);
         if (local.owing) await settleOwed(signal);
+        if (!decision.admitted) countEvent("LimitRefused", { plan: plan.name });
         return { ...decision, mode: "counted" };
       } catch (error) {
         if (error instanceof LimiterThrottledError) {
-          metrics.addMetric("LimiterThrottled", MetricUnit.Count, 1);
+          countEvent("LimiterThrottled");
+          countEvent("LimitRefused", { plan: plan.name });
           warn("throttled", `${what}: counter throttled; refusing`, { subject, error });
           return {
             admitted: false,
@@ -97,7 +103,7 @@ export function createLimitPolicy({
           };
         }
         if (error instanceof LimiterTimeoutError) {
-          metrics.addMetric("LimiterTimeout", MetricUnit.Count, 1);
+          countEvent("LimiterTimeout");
           warn("timeout", `${what}: usage table too slow; refusing (not admitted uncounted)`, {
             budgetMs,
             error,
@@ -108,7 +114,7 @@ export function createLimitPolicy({
           });
         }
         if (onStoreFailure === "closed") {
-          metrics.addMetric("LimiterUnavailable", MetricUnit.Count, 1);
+          countEvent("LimiterUnavailable");
           warn("closed", `${what}: usage table unavailable; refusing (onStoreFailure: closed)`, { error });
           throw new ServiceUnavailableError(`${what} cannot be checked right now; try again shortly`, {
             headers: { "retry-after": "1" },
@@ -116,11 +122,8 @@ export function createLimitPolicy({
           });
         }
         const decision = local.check(subject, plan, cost);
-        metrics.addMetric(
-          decision.admitted ? "LimiterDegradedAdmission" : "LimiterDegradedRefusal",
-          MetricUnit.Count,
-          1,
-        );
+        countEvent(decision.admitted ? "LimiterDegradedAdmission" : "LimiterDegradedRefusal");
+        if (!decision.admitted) countEvent("LimitRefused", { plan: plan.name });
         warn("open", `${what}: usage table unavailable; counting in memory (onStoreFailure: open)`, {
           error,
         });

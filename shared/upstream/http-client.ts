@@ -22,6 +22,8 @@ import {
   MethodNotAllowedError,
   ServiceUnavailableError,
 } from "../errors.ts";
+import { logger } from "../observability/logger.ts";
+import { countEvent } from "../observability/metrics.ts";
 import { endSpan, inSpan, startSpan, type TraceParent, traceHeaders } from "../observability/tracer.ts";
 import { RETRY_BACKOFF } from "./retry-backoff.ts";
 
@@ -146,6 +148,10 @@ export function createUpstreamClient(options: UpstreamOptions) {
     };
     state.breaker.onBreak(() => {
       state.openedAt = Date.now();
+      // Per container: each container's breaker opens on its own. By upstream for the alarm, and
+      // by upstream × target for the dashboard.
+      logger.warn("circuit opened", { upstream: options.name, target: target.url });
+      countEvent("CircuitOpened", { upstream: options.name }, { upstream: options.name, target: target.url });
     });
     return state;
   });

@@ -1,6 +1,6 @@
 import type { GatewayConfig } from "../config/gateway.ts";
 import type { Connection, ConnectionStore } from "./connection-store.ts";
-import { type FanoutReport, fanOut, type PostToConnection } from "./fanout.ts";
+import { type FanoutKind, type FanoutReport, fanOut, type PostToConnection } from "./fanout.ts";
 import { inboxOf, type MessageStore, type StoredMessage } from "./message-store.ts";
 import type { ServerFrame } from "./protocol.ts";
 import type { RoomStore } from "./room-store.ts";
@@ -82,7 +82,7 @@ export function createChat({ connections, rooms, messages, post, config, now = D
     async publish(
       room: string,
       input: { from: string; text: string; data?: Record<string, unknown> | undefined },
-      { kind = "room", signal }: { kind?: string; signal?: AbortSignal } = {},
+      { kind = "room", signal }: { kind?: FanoutKind; signal?: AbortSignal } = {},
     ): Promise<Published> {
       const message = await messages.append({ room, ...input });
       const members = await rooms.members(room);

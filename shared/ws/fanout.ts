@@ -38,8 +38,8 @@ export interface FanoutOptions {
   concurrency: number;
   /** Removes a connection found gone; its failure is logged, never the broadcast's. */
   removeGone: (connectionId: string) => Promise<void>;
-  /** Metric dimension: what was broadcast (`room`, `direct`, `bridge`). */
-  kind: string;
+  /** Metric dimension: what was broadcast. */
+  kind: FanoutKind;
   /**
    * The broadcast's time budget: once it aborts, no new send starts and those in flight are cut off,
    * so the function answers before its own timeout. The message is already stored: a recipient that
@@ -48,6 +48,10 @@ export interface FanoutOptions {
   signal?: AbortSignal;
   metrics?: Metrics;
 }
+
+/** What a broadcast was, the `kind` dimension of its metrics (the dashboards and alarms list them). */
+export const FANOUT_KINDS = ["room", "direct", "bridge"] as const;
+export type FanoutKind = (typeof FANOUT_KINDS)[number];
 
 /**
  * Delivers one payload to many connections, at most `concurrency` at a time. A send that fails never

@@ -149,6 +149,7 @@ describe("identity core: JWT, API keys and IP rules against a real JWKS server a
     assert.deepEqual(await bearer("GET /jwt/admin", rs(good())), {
       allow: false,
       status: 403,
+      code: "scope",
       reason: "missing scope(s): gatehouse:admin",
     });
     assert.equal(
@@ -217,6 +218,7 @@ describe("identity core: JWT, API keys and IP rules against a real JWKS server a
     assert.deepEqual(await decide({ routeKey: "GET /jwt", sourceIp: "203.0.113.7", credentials: {} }), {
       allow: false,
       status: 401,
+      code: "credentials",
       reason: "no bearer token",
     });
     const keyOnly = await decide({
@@ -250,6 +252,7 @@ describe("identity core: JWT, API keys and IP rules against a real JWKS server a
     assert.deepEqual(await apiKey("GET /key/write", readOnly), {
       allow: false,
       status: 403,
+      code: "scope",
       reason: "missing scope(s): chat:write",
     });
   });

@@ -246,6 +246,78 @@ describe("serverless.yml (stage prod)", () => {
     }
   });
 
+  it("writes HTTP API access logs as JSON with the authorizer's and the integration's errors and latencies", () => {
+    const format = String(service.provider.logs.httpApi.format);
+    const fields = JSON.parse(format.replace(/\$context\.[\w.]+/g, "0")) as Record<string, unknown>;
+    assert.ok(Object.keys(fields).length > 10, format);
+    for (const variable of [
+      "$context.requestId",
+      "$context.routeKey",
+      "$context.status",
+      "$context.responseLatency",
+      "$context.authorizer.error",
+      "$context.authorizer.plan",
+      "$context.integration.error",
+      "$context.integration.latency",
+      "$context.integrationErrorMessage",
+      "$context.identity.sourceIp",
+    ]) {
+      assert.ok(format.includes(`${variable}"`) || format.includes(`${variable},`), variable);
+    }
+  });
+
+  it("keeps WebSocket access logs off unless the stage's param turns them on, and the account role is never changed", () => {
+    assert.equal(service.params.prod.websocketAccessLogs, false);
+    assert.equal(service.provider.logs.websocket, false);
+    // No custom resource setting the account-wide API Gateway CloudWatch role (docs/deploying.md).
+    assert.equal(service.provider.logs.restApi.roleManagedExternally, true);
+    const on = service.custom.accessLogs.websocket.true as Record<string, unknown>;
+    assert.equal(on.accessLogging, true);
+    assert.equal(on.executionLogging, false);
+    const format = String(on.format);
+    JSON.parse(format.replace(/\$context\.[\w.]+/g, "0"));
+    for (const variable of [
+      "$context.connectionId",
+      "$context.authorizer.error",
+      "$context.integration.error",
+    ])
+      assert.ok(format.includes(variable), variable);
+  });
+
+  it("carries the stage's dashboard and alarms: a 5XX alarm per gateway route, actions only with a topic", () => {
+    const resources = service.resources.Resources as ResolvedService;
+    const dashboard = resources.GatehouseDashboard;
+    assert.equal(dashboard?.Type, "AWS::CloudWatch::Dashboard");
+    assert.equal(dashboard?.Properties.DashboardName, "gatehouse-prod");
+    const body = JSON.parse(String(dashboard?.Properties.DashboardBody["Fn::Sub"])) as {
+      widgets: { properties: { title?: string } }[];
+    };
+    const titles = body.widgets.map((widget) => widget.properties.title);
+    const gateway = loadGateway(definition, "prod");
+    const gatewayRoutes = Object.entries(gateway.routes)
+      .filter(([, route]) => route.kind === "proxy" || route.kind === "aggregate")
+      .map(([key]) => key);
+    for (const key of gatewayRoutes) assert.ok(titles.includes(key), key);
+
+    const alarms = Object.values(resources).filter((resource) => resource.Type === "AWS::CloudWatch::Alarm");
+    const names = alarms.map((alarm) => String(alarm.Properties.AlarmName));
+    for (const key of gatewayRoutes) assert.ok(names.includes(`gatehouse-prod-5xx-rate ${key}`), key);
+    for (const name of [
+      "gatehouse-prod-http-5xx-rate",
+      "gatehouse-prod-limiter-degraded-admission",
+      "gatehouse-prod-fanout-failed",
+      ...Object.keys(gateway.upstreams).map((upstream) => `gatehouse-prod-circuit-opened ${upstream}`),
+    ]) {
+      assert.ok(names.includes(name), name);
+    }
+    // No topic on prod by default: the parameter says none, and the condition keeps the actions off.
+    assert.equal(service.params.prod.alarmTopicArn, "none");
+    assert.equal(service.resources.Parameters.GatehouseAlarmTopicArn.Default, "none");
+    assert.ok(service.resources.Conditions.GatehouseAlarmTopicGiven);
+    for (const alarm of alarms)
+      assert.equal(alarm.Properties.AlarmActions["Fn::If"][0], "GatehouseAlarmTopicGiven");
+  });
+
   it("keeps prod tables on stack deletion and encrypts them", () => {
     const tables = Object.values<{
       Type: string;

@@ -46,6 +46,29 @@ describe("gateway config validation", () => {
     }
   });
 
+  it("takes a proxy route's alarm thresholds, and refuses them on a handler route", () => {
+    const config = base();
+    config.upstreams = { svc: { targets: [{ url: "https://svc.example.com", weight: 1 }] } };
+    config.routes["GET /svc"] = {
+      auth: "public",
+      proxy: { upstream: "svc", path: "/" },
+      alarms: { latencyP99Ms: 250, errorRate: 0.01 },
+    };
+    const gateway = loadGateway(
+      defineGateway(() => config),
+      "test",
+    );
+    assert.deepEqual(gateway.routes["GET /svc"]?.alarms, { latencyP99Ms: 250, errorRate: 0.01 });
+
+    const handler = base();
+    handler.routes["GET /health"] = {
+      auth: "public",
+      handler: "health",
+      alarms: { errorRate: 0.5 },
+    } as never;
+    assert.match(problemsOf(handler).join("\n"), /routes\.GET \/health\.alarms: a handler route is watched/);
+  });
+
   it("requires an audience for an OIDC issuer and names the field", () => {
     const config = base();
     config.auth.issuers = [{ kind: "oidc", id: "idp", issuer: "https://idp.example.com", audience: [] }];
@@ -587,7 +610,7 @@ describe("route kinds", () => {
     const problems = problemsOf(config);
     assert.deepEqual(problems, [
       "routes.POST /h.body: a handler route's function reads its own request body; body rules apply to proxy and aggregate routes, so remove body",
-      "routes.GET /p.timeoutMs: a proxy route takes auth, cors, deprecated, ipRules, limit, throttle, body, cache, proxy, aggregate, handler; remove timeoutMs",
+      "routes.GET /p.timeoutMs: a proxy route takes auth, cors, deprecated, ipRules, limit, throttle, body, cache, alarms, proxy, aggregate, handler; remove timeoutMs",
     ]);
   });
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { loadGateway } from "#shared/config/gateway.ts";
+import { loadGateway, routeWorstCaseMs } from "#shared/config/gateway.ts";
+import { FANOUT_KINDS } from "#shared/ws/fanout.ts";
 import { CHAT_ACTIONS } from "#shared/ws/protocol.ts";
 import definition from "../../gateway.config.ts";
 import GatewayWiring, {
@@ -13,6 +14,12 @@ import GatewayWiring, {
 } from "../../plugins/gateway-wiring.mjs";
 
 const gateway = loadGateway(definition, "prod");
+/** What the plugin's load() gives besides the config: for the dashboard and alarms. */
+const OBSERVABILITY = {
+  fanoutKinds: FANOUT_KINDS,
+  namespace: "Gatehouse",
+  worstCaseMs: (route: Parameters<typeof routeWorstCaseMs>[1]) => routeWorstCaseMs(gateway, route),
+};
 const FUNCTIONS = [
   "health",
   "openapi",
@@ -204,7 +211,11 @@ describe("the wiring plugins/gateway-wiring.mjs generates from gateway.config.ts
   it("gives the gateway function CACHE_TABLE and Get/Put/DeleteItem on CacheTable when a route caches", async () => {
     const { serverless, service, role } = fakeServerless();
     const plugin = new GatewayWiring(serverless, {});
-    plugin.loaded = Promise.resolve({ gateway: withCachedRoute(), chatActions: CHAT_ACTIONS });
+    plugin.loaded = Promise.resolve({
+      gateway: withCachedRoute(),
+      chatActions: CHAT_ACTIONS,
+      ...OBSERVABILITY,
+    });
     await plugin.wire();
     assert.equal(service.functions.gateway?.environment?.CACHE_TABLE, "gatehouse-prod-cache");
     assert.equal(service.functions.rooms?.environment?.CACHE_TABLE, undefined, "only the gateway function");
@@ -221,7 +232,7 @@ describe("the wiring plugins/gateway-wiring.mjs generates from gateway.config.ts
     const policyOf = async (config: typeof gateway) => {
       const { serverless, role } = fakeServerless();
       const plugin = new GatewayWiring(serverless, {});
-      plugin.loaded = Promise.resolve({ gateway: config, chatActions: CHAT_ACTIONS });
+      plugin.loaded = Promise.resolve({ gateway: config, chatActions: CHAT_ACTIONS, ...OBSERVABILITY });
       await plugin.wire();
       return role.Properties.Policies.find((policy) => policy.PolicyName === "response-cache")?.PolicyDocument
         .Statement;
@@ -252,7 +263,11 @@ describe("the wiring plugins/gateway-wiring.mjs generates from gateway.config.ts
     Object.assign(service.resources.Resources, { AdminCacheRole: adminRole });
     service.functions[CACHE_ADMIN_FUNCTION] = { events: [], role: "AdminCacheRole", environment: undefined };
     const plugin = new GatewayWiring(serverless, {});
-    plugin.loaded = Promise.resolve({ gateway: withCacheAdmin(withoutCache()), chatActions: CHAT_ACTIONS });
+    plugin.loaded = Promise.resolve({
+      gateway: withCacheAdmin(withoutCache()),
+      chatActions: CHAT_ACTIONS,
+      ...OBSERVABILITY,
+    });
 
     // Act
     await plugin.wire();
@@ -283,7 +298,7 @@ describe("the wiring plugins/gateway-wiring.mjs generates from gateway.config.ts
     service.functions[CACHE_ADMIN_FUNCTION] = { events: [], role: "SharedRole", environment: undefined };
     delete service.custom.tables.cache;
     const plugin = new GatewayWiring(serverless, {});
-    plugin.loaded = Promise.resolve({ gateway: off, chatActions: CHAT_ACTIONS });
+    plugin.loaded = Promise.resolve({ gateway: off, chatActions: CHAT_ACTIONS, ...OBSERVABILITY });
     await assert.rejects(
       plugin.wire(),
       /custom\.tables\.cache: the cache table's name, needed by the adminCache function/,
@@ -294,7 +309,11 @@ describe("the wiring plugins/gateway-wiring.mjs generates from gateway.config.ts
     const { serverless, service } = fakeServerless();
     delete service.custom.tables.cache;
     const plugin = new GatewayWiring(serverless, {});
-    plugin.loaded = Promise.resolve({ gateway: withCachedRoute(), chatActions: CHAT_ACTIONS });
+    plugin.loaded = Promise.resolve({
+      gateway: withCachedRoute(),
+      chatActions: CHAT_ACTIONS,
+      ...OBSERVABILITY,
+    });
     await assert.rejects(plugin.wire(), /custom\.tables\.cache: the cache table's name/);
   });
 });

@@ -95,11 +95,16 @@ describe("WebSocket $connect authorizer", () => {
     const noCredentials = event();
     noCredentials.headers = {};
     const unauthorized = createWsAuthorizer(
-      async (): Promise<Decision> => ({ allow: false, status: 401, reason: "no bearer token" }),
+      async (): Promise<Decision> => ({
+        allow: false,
+        status: 401,
+        code: "credentials",
+        reason: "no bearer token",
+      }),
     );
     await assert.rejects(unauthorized(noCredentials), /^Error: Unauthorized$/);
     const offline = createWsAuthorizer(
-      async (): Promise<Decision> => ({ allow: false, status: 401, reason: "x" }),
+      async (): Promise<Decision> => ({ allow: false, status: 401, code: "credentials", reason: "x" }),
       {
         offline: true,
       },
