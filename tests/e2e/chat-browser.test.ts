@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { get } from "node:http";
 import { after, before, describe, it } from "node:test";
-import { type Browser, chromium, type Page, type WebSocketRoute } from "playwright-core";
+import type { Browser, Page, WebSocketRoute } from "playwright-core";
+import { launchChromium } from "../support/browser.ts";
 import { freePorts, type LocalStack, startLocalStack } from "../support/local-stack.ts";
 
 // The chat page (web/) in a real browser: Debian's Chromium driven by playwright-core, against the
 // local stack on free ports of its own.
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const WAIT_MS = 15_000;
 
 interface ChatPage {
@@ -22,24 +21,8 @@ describe("the chat page: two browsers chat through the local stack", () => {
   const problems: string[] = [];
 
   before(async () => {
-    // A missing browser is a broken test machine, not a reason to pass: fail and say how to fix it.
-    assert.ok(
-      existsSync(CHROMIUM),
-      `No Chromium at ${CHROMIUM}. Install it (sudo apt-get install chromium) or set CHROMIUM_PATH to a Chromium binary.`,
-    );
+    browser = await launchChromium();
     stack = await startLocalStack(await freePorts());
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
   });
   after(async () => {
     try {

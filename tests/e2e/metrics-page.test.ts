@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import WebSocket from "ws";
 import { devToken } from "../../plugins/dev-issuer.mjs";
 import { DEMO_API_KEY } from "../../plugins/local-stack.mjs";
+import { launchChromium } from "../support/browser.ts";
 import { freePorts, type LocalStack, startLocalStack } from "../support/local-stack.ts";
 import { ROOT } from "../support/serverless.ts";
 
@@ -16,7 +17,6 @@ import { ROOT } from "../support/serverless.ts";
 // here from the stack's stdout independently of the page's own collector. With
 // GATEHOUSE_UPDATE_SCREENSHOTS=1 its screenshot replaces the one docs/local-metrics.md shows; else it
 // goes to a temporary folder, so a test run leaves the working tree as it found it.
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const SCREENSHOT_DIR =
   process.env.GATEHOUSE_UPDATE_SCREENSHOTS === "1"
     ? resolve(ROOT, "docs", "images")
@@ -92,21 +92,8 @@ describe("the metrics page plots the EMF records of known traffic", () => {
   };
 
   before(async () => {
-    assert.ok(
-      existsSync(CHROMIUM),
-      `No Chromium at ${CHROMIUM}. Install it (sudo apt-get install chromium) or set CHROMIUM_PATH to a Chromium binary.`,
-    );
+    browser = await launchChromium();
     stack = await startLocalStack(await freePorts());
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-sync",
-      ],
-    });
   });
   after(async () => {
     try {
