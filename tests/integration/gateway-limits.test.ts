@@ -117,7 +117,9 @@ describe("gateway handler: usage plans (429s, RateLimit headers, metering, fault
   const problem = (result: HttpResult) => JSON.parse(String(result.body)) as Record<string, unknown>;
 
   it("admits within the plan with RateLimit headers; the burst's end is a 429 rate-limited with Retry-After", async () => {
-    const call = build(config());
+    // A stopped clock: at 1 request/s the bucket would refill between calls on a slow machine.
+    const stopped = Date.now();
+    const call = build(config(), store.client, () => stopped);
     const keyId = newKey();
     const first = await call("GET /a", { keyId });
     assert.equal(first.statusCode, 200);
@@ -225,8 +227,13 @@ describe("gateway handler: usage plans (429s, RateLimit headers, metering, fault
   });
 
   it("admits exactly the quota when 200 requests of one key arrive at once", async () => {
+    // The longest budget the config allows: this test is about counting under contention, not about
+    // a slow table (the 503 tests below), and 200 contended checks on a loaded machine can take seconds.
     const call = build(
-      config({ plans: { small: { quota: { limit: 5, period: "day" } }, default: {}, anonymous: {} } }),
+      config({
+        timeoutMs: 20_000,
+        plans: { small: { quota: { limit: 5, period: "day" } }, default: {}, anonymous: {} },
+      }),
     );
     const keyId = newKey();
     const calls = upstreamCalls;
