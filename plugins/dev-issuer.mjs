@@ -17,7 +17,7 @@ import { createServer } from "node:https";
 import { join, resolve } from "node:path";
 import { HOST, listenOnLoopback, loopbackCertificate } from "./loopback.mjs";
 
-export const DEV_ISSUER_DIR = ".gatehouse/dev-issuer";
+const DEV_ISSUER_DIR = ".gatehouse/dev-issuer";
 export const DEV_AUDIENCE = "gatehouse-local";
 
 /** The issuer URL for a port: `https://127.0.0.1:<port>`. @param {number} port */
@@ -27,7 +27,7 @@ export const devIssuerUrl = (port) => `https://${HOST}:${port}`;
  * The key material, created on first use and kept, so tokens stay valid across restarts.
  * @param {string} root the project folder
  */
-export async function devIssuerKeys(root) {
+async function devIssuerKeys(root) {
   const dir = resolve(root, DEV_ISSUER_DIR);
   const files = {
     signingKey: join(dir, "signing-key.pem"),

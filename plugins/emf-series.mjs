@@ -41,7 +41,7 @@ export function parseEmfLine(line) {
  */
 
 /** The series a record belongs to. @param {EmfRecord} record */
-export function seriesName(record) {
+function seriesName(record) {
   if (typeof record.route === "string") return record.route;
   if (typeof record.kind === "string") return `broadcast ${record.kind}`;
   return "(no route)";
@@ -53,7 +53,7 @@ export function seriesName(record) {
  * @param {EmfRecord} record
  * @returns {{ name: string, unit: string, values: number[] }[]}
  */
-export function metricValues(record) {
+function metricValues(record) {
   /** @type {Map<string, { name: string, unit: string, values: number[] }>} */
   const found = new Map();
   for (const directive of record._aws.CloudWatchMetrics) {

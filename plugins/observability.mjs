@@ -59,7 +59,7 @@ export const DASHBOARD_ID = "GatehouseDashboard";
  */
 
 /** `GET /v1/users/{id}` → `GetV1UsersId`: a logical id's part (letters and digits only). */
-export function pascal(/** @type {string} */ text) {
+function pascal(/** @type {string} */ text) {
   return text
     .split(/[^A-Za-z0-9]+/)
     .filter(Boolean)

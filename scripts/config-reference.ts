@@ -51,7 +51,7 @@ const conversion: ConversionConfig = {
   },
 };
 
-export function configJsonSchema(): JsonSchema {
+function configJsonSchema(): JsonSchema {
   const schema = toJsonSchema(GatewayConfigSchema, conversion);
   return {
     $schema: schema.$schema,
@@ -238,7 +238,7 @@ JSON Schema describes each field on its own. What Gatehouse checks beyond that:
 `;
 
 /** docs/configuration.md: one section per top-level member, one per route kind. */
-export function configMarkdown(schema: JsonSchema = configJsonSchema()): string {
+function configMarkdown(schema: JsonSchema = configJsonSchema()): string {
   const root = schema as Schema;
   const properties = root.properties as Record<string, Schema>;
   const requiredNames = new Set((root.required as string[] | undefined) ?? []);

@@ -54,7 +54,7 @@ export const LAMBDA_PAYLOAD_LIMIT_BYTES = 6 * 1_048_576;
  * Room kept for what surrounds a body: request line and headers (API Gateway takes at most 10 KB of
  * them), the request context, an upstream's response headers (Node reads at most 16 KB) and the JSON.
  */
-export const ENVELOPE_ALLOWANCE_BYTES = 32 * 1_024;
+const ENVELOPE_ALLOWANCE_BYTES = 32 * 1_024;
 
 /** The largest body that always fits an event or a result beside the allowance: 4 bytes per 3 in base64. */
 export function largestBody(base64: boolean): number {

@@ -180,7 +180,7 @@ const RUNS: RunSpec[] = [
   },
 ];
 
-export interface CacheClassRow {
+interface CacheClassRow {
   measure: string;
   key: ClassKey;
   p50Ms: number;
@@ -203,7 +203,7 @@ export interface CacheClassRow {
   samples: number[];
 }
 
-export interface CacheRunRow {
+interface CacheRunRow {
   measure: string;
   requests: number;
   containers: number;
@@ -222,7 +222,7 @@ export interface CacheRunRow {
   wallMs: number;
 }
 
-export interface CacheCostRow {
+interface CacheCostRow {
   setup: string;
   apiUsd: number;
   invocationsUsd: number;
@@ -234,7 +234,7 @@ export interface CacheCostRow {
   ratioToNoCache: number;
 }
 
-export interface CachePriceRow {
+interface CachePriceRow {
   item: string;
   value: number;
   unit: string;

@@ -8,7 +8,7 @@ import { once } from "node:events";
 import { join } from "node:path";
 
 /** What a forked bench worker sends back over IPC: its measurements, or why it failed. */
-export type WorkerResult<M> = { ok: true; measurements: M[] } | { ok: false; error: string };
+type WorkerResult<M> = { ok: true; measurements: M[] } | { ok: false; error: string };
 
 /** The worker's own limit unless the case gives one. */
 const WORKER_TIMEOUT_MS = 240_000;

@@ -16,7 +16,7 @@ import { defineGateway, type GatewayConfigInput, loadGateway } from "#shared/con
 import { createGatewayHandler } from "#shared/gateway/gateway-handler.ts";
 import type { HttpEvent, HttpResult } from "#shared/http.ts";
 import { lambdaContext } from "../../tests/support/lambda-context.ts";
-import { runForkedWorker, type WorkerResult } from "./forked-worker.ts";
+import { runForkedWorker } from "./forked-worker.ts";
 import { jsonDocument } from "./json-document.mjs";
 
 export interface BodiesWorkerOptions {
@@ -30,7 +30,7 @@ export interface BodiesWorkerOptions {
 type Levels = { gzipLevel?: number; brotliQuality?: number };
 
 /** How a body travels: the client's Accept-Encoding, what the upstream is told to send, what must come out. */
-export interface Variant {
+interface Variant {
   key: string;
   label: string;
   acceptEncoding?: string;
@@ -50,7 +50,7 @@ const gateway = (coding: "gzip" | "br", level: number): Variant => ({
   levels: coding === "gzip" ? { gzipLevel: level } : { brotliQuality: level },
 });
 
-export const VARIANTS: Variant[] = [
+const VARIANTS: Variant[] = [
   { key: "identity", label: "identity both ways (baseline)", encode: "none" },
   {
     key: "passGzip",
@@ -84,8 +84,6 @@ export interface BodyMeasurement {
   /** The Lambda answer as the runtime serialises it, bytes. */
   envelopeBytes: number;
 }
-
-export type BodiesWorkerMessage = WorkerResult<BodyMeasurement>;
 
 /** Requests per measurement: fewer for larger documents, so each size takes about as long. */
 const requestsFor = (size: number) => Math.max(40, Math.min(400, Math.round(2_000_000 / size)));

@@ -25,7 +25,7 @@ import { metrics } from "#shared/observability/metrics.ts";
 import { httpTransport, type Transport } from "#shared/upstream/http-client.ts";
 import { compileJmespath } from "#shared/upstream/transform.ts";
 import { lambdaContext } from "../../tests/support/lambda-context.ts";
-import { runForkedWorker, type WorkerResult } from "./forked-worker.ts";
+import { runForkedWorker } from "./forked-worker.ts";
 
 export interface WorkerOptions {
   /** The loopback upstream's base URL, `http://127.0.0.1:<port>`. */
@@ -52,8 +52,6 @@ export interface Measurement {
   /** Wall-clock time per request, µs. */
   wallUs: number;
 }
-
-export type WorkerMessage = WorkerResult<Measurement>;
 
 /** What the bench sends: the order the upstream echoes. */
 const ORDER_BODY = JSON.stringify({ productId: "p-1", quantity: 2 });

@@ -36,7 +36,7 @@ export interface AuthorizeRequest {
  * missing or invalid credentials (401), missing scopes, credentials refused otherwise (revoked, IP
  * bound), no decision in time, or an unexpected failure.
  */
-export type DenyCode = "route" | "ip" | "credentials" | "scope" | "forbidden" | "timeout" | "error";
+type DenyCode = "route" | "ip" | "credentials" | "scope" | "forbidden" | "timeout" | "error";
 
 export type Decision =
   | { allow: true; identity: Identity }

@@ -17,7 +17,7 @@ import { parseScopes } from "./scopes.ts";
 import { hashCredential } from "./token-hash.ts";
 
 /** Longer than any real access or id token; refused before any parsing. */
-export const MAX_TOKEN_BYTES = 8 * 1024;
+const MAX_TOKEN_BYTES = 8 * 1024;
 
 export interface VerifiedToken {
   issuerId: string;
@@ -203,8 +203,6 @@ function issuerUrl(issuer: IssuerConfig): string {
 function jwksUriOf(issuer: Extract<IssuerConfig, { kind: "oidc" }>): string {
   return issuer.jwksUri ?? `${issuer.issuer.replace(/\/$/, "")}/.well-known/jwks.json`;
 }
-
-export type JwtAuthenticator = ReturnType<typeof createJwtAuthenticator>;
 
 /**
  * The issuer's CA. Unreadable, it is logged and replaced by an empty trust list, so the issuer's JWKS

@@ -11,7 +11,7 @@ export interface Fetched<T> {
   shareable: boolean;
 }
 
-export interface Coalesced<T> {
+interface Coalesced<T> {
   value: T;
   /** True when this caller got another caller's answer rather than making the call itself. */
   coalesced: boolean;

@@ -46,7 +46,7 @@ export interface UpstreamAnswer {
   cookies?: readonly string[] | undefined;
 }
 
-export type NotStoredReason =
+type NotStoredReason =
   | "method"
   | "status"
   | "set-cookie"

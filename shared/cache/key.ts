@@ -10,7 +10,7 @@ import type { CacheScope } from "../config/cache.ts";
  */
 
 /** Bumped when the derivation changes, so old entries (in the shared table) are never read as new. */
-export const CACHE_KEY_VERSION = "k1";
+const CACHE_KEY_VERSION = "k1";
 
 /** What a route keys on: compiled once per route (`compileCacheKey`). */
 export interface CacheKeySpec {
@@ -36,7 +36,7 @@ export interface CacheKeyRequest {
   variant?: string | undefined;
 }
 
-export type UncacheableReason = "method" | "malformed-path" | "malformed-query" | "no-identity" | "no-tenant";
+type UncacheableReason = "method" | "malformed-path" | "malformed-query" | "no-identity" | "no-tenant";
 
 export type CacheKey =
   | {

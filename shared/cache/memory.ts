@@ -17,7 +17,7 @@ export interface MemoryTierOptions {
 }
 
 /** Why an entry was not stored. */
-export type NotStored = "too-large" | "tier-off";
+type NotStored = "too-large" | "tier-off";
 
 export interface MemoryTier {
   /** The entry under `id` if it is of any use now (an expired one is dropped and missed). */

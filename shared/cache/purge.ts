@@ -41,7 +41,7 @@ export class CachePurgeError extends Error {
  * What a purge leaves in the gateway containers' memory, said plainly. Example:
  * `memoryStatement(5)` → "Deleted from the shared cache table. Every gateway container drops …within 5 s…"
  */
-export function memoryStatement(lagSeconds: number): string {
+function memoryStatement(lagSeconds: number): string {
   return `Deleted from the shared cache table. Every gateway container drops its in-memory copies of these routes the next time it reads the purge record, within ${lagSeconds} s (cache.memory.purgeCheckSeconds); until then a container may still answer from one.`;
 }
 

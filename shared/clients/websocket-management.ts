@@ -13,7 +13,7 @@ import type { PostToConnection } from "../ws/fanout.ts";
  * SDK on throttling (its standard retry mode, 3 attempts). Under X-Ray each send is an
  * `ApiGatewayManagementApi` subsegment (`PostToConnection`).
  */
-export function createManagementClient(endpoint: string): ApiGatewayManagementApiClient {
+function createManagementClient(endpoint: string): ApiGatewayManagementApiClient {
   return traceClient(
     new ApiGatewayManagementApiClient({
       endpoint,

@@ -79,7 +79,7 @@ const OidcIssuerSchema = strict("an oidc issuer", {
   claims: claimNames,
 });
 
-export const IssuerSchema = v.variant(
+const IssuerSchema = v.variant(
   "kind",
   [CognitoIssuerSchema, OidcIssuerSchema],
   'an issuer\'s kind is "cognito" or "oidc"',

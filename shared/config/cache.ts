@@ -9,10 +9,10 @@ import type { GatewayConfig } from "./gateway.ts";
  */
 
 /** Statuses a route may cache: final answers that do not depend on the caller's credentials or rate. */
-export const CACHEABLE_STATUSES = [200, 203, 204, 300, 301, 302, 307, 308, 404, 405, 410, 414, 501] as const;
+const CACHEABLE_STATUSES = [200, 203, 204, 300, 301, 302, 307, 308, 404, 405, 410, 414, 501] as const;
 /** RFC 9110 §15.1's heuristically cacheable statuses, less the ones Gatehouse does not cache (206, 405, 414, 501). */
 export const DEFAULT_CACHE_STATUSES = [200, 203, 204, 300, 301, 404, 410];
-export const CACHE_SCOPES = ["public", "tenant", "principal"] as const;
+const CACHE_SCOPES = ["public", "tenant", "principal"] as const;
 export type CacheScope = (typeof CACHE_SCOPES)[number];
 
 const MiB = 1_048_576;
@@ -185,8 +185,7 @@ export const RouteCacheSchema = strict("cache", {
   ),
 });
 
-export type RouteCacheConfig = v.InferOutput<typeof RouteCacheSchema>;
-export type CacheConfig = v.InferOutput<typeof CacheSchema>;
+type RouteCacheConfig = v.InferOutput<typeof RouteCacheSchema>;
 
 /** How one route is cached, every default filled in. */
 export interface CachePolicy {

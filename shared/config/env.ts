@@ -4,7 +4,7 @@
  */
 
 /** Thrown when the deployment is misconfigured; it becomes a generic 500 and a log line. */
-export class ConfigError extends Error {
+class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
 

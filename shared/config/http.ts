@@ -42,7 +42,7 @@ export const CorsSchema = v.pipe(
 );
 
 /** Defaults chosen with `npm run bench -- gatewayBodies` (docs/proxying.md). */
-export const COMPRESSION_DEFAULTS = { minBytes: 1_024, gzipLevel: 1, brotliQuality: 1 };
+const COMPRESSION_DEFAULTS = { minBytes: 1_024, gzipLevel: 1, brotliQuality: 1 };
 const CompressionSchema = v.strictObject({
   minBytes: described(
     v.optional(int(0, 1_048_576), COMPRESSION_DEFAULTS.minBytes),

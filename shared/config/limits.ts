@@ -10,7 +10,7 @@ const planName = v.pipe(
   v.regex(/^[a-z][a-z0-9-]{0,31}$/, "a plan name is lower-case letters, digits and -, such as free"),
 );
 
-export const RateSchema = described(
+const RateSchema = described(
   v.strictObject({
     perSecond: v.pipe(
       v.number(),

@@ -377,7 +377,7 @@ export const RouteShape = v.custom<RouteInput>(
   'a route is an object such as { auth: "public", handler: "health" }',
 );
 
-export const RouteSchema = v.pipe(
+const RouteSchema = v.pipe(
   RouteShape,
   v.description(
     "One of: a proxy route (`proxy`), an aggregate route (`aggregate`, GET only) or a system route (`handler`).",
@@ -417,7 +417,7 @@ const PreflightRouteSchema = v.strictObject({
   handler: v.optional(v.never()),
 });
 
-export const routeKey = v.pipe(
+const routeKey = v.pipe(
   v.string(),
   v.regex(
     /^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|ANY) \/[A-Za-z0-9_.~{}+/-]*$/,
@@ -433,9 +433,6 @@ export const RoutesSchema = described(
 export type RouteConfig =
   | v.InferOutput<typeof RouteVariantSchema>
   | v.InferOutput<typeof PreflightRouteSchema>;
-export type ProxyRouteConfig = Extract<RouteConfig, { kind: "proxy" }>;
-export type AggregateRouteConfig = Extract<RouteConfig, { kind: "aggregate" }>;
-export type HandlerRouteConfig = Extract<RouteConfig, { kind: "handler" }>;
 
 const paramsOf = (template: string) =>
   [...template.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\+?\}/g)].map((m) => m[1] as string);
@@ -515,7 +512,7 @@ export function checkRoutes(config: GatewayConfig): ConfigProblem[] {
  * with an explicit method needs none (its preflight falls through to the catch-all, which has no
  * authorizer). serverless.yml deploys these like any other route; the gateway function answers them.
  */
-export function preflightRoutes(config: Pick<GatewayConfig, "routes" | "cors">): string[] {
+function preflightRoutes(config: Pick<GatewayConfig, "routes" | "cors">): string[] {
   return Object.entries(config.routes).flatMap(([key, route]) => {
     const [method, path] = key.split(" ") as [string, string];
     const browserCallable = route.cors === false ? false : (route.cors ?? config.cors) !== undefined;

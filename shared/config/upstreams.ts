@@ -134,7 +134,7 @@ const LambdaUpstreamSchema = described(
   "Another Lambda function, invoked directly (no HTTP hop).",
 );
 
-export const UpstreamSchema = v.variant(
+const UpstreamSchema = v.variant(
   "kind",
   [HttpUpstreamSchema, LambdaUpstreamSchema],
   'an upstream\'s kind is "http" (the default) or "lambda"',

@@ -13,7 +13,7 @@ const connectEntries = {
   ),
 };
 /** `$connect` is answered by the connect function: it takes who may connect, nothing an HTTP route has. */
-export const ConnectSchema = described(
+const ConnectSchema = described(
   v.strictObject(connectEntries, (issue) =>
     issue.expected === "never"
       ? `$connect takes auth and ipRules only (it has no ${String(issue.input)}: message rates are limits.websocket, sizes websocket.chat); remove ${String(issue.input)}`

@@ -10,7 +10,7 @@ import type { CacheInvalidation, CompiledRoute, RouteCache } from "./compile.ts"
 import { type CacheLookup, type ChosenTarget, targetChooser } from "./proxy-call.ts";
 
 /** The scope that lets a caller's `Cache-Control: max-age=0` or `no-cache` refresh an entry. */
-export const CACHE_INVALIDATE_SCOPE = "cache:invalidate";
+const CACHE_INVALIDATE_SCOPE = "cache:invalidate";
 
 type Step = middy.MiddlewareObj<HttpEvent, HttpResult, Error, GatehouseContext>;
 

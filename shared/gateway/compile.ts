@@ -30,7 +30,7 @@ type ProxyConfig = NonNullable<RouteConfig["proxy"]>;
 type AggregateConfig = NonNullable<RouteConfig["aggregate"]>;
 type ProxyTargetConfig = ProxyConfig["versions"][string];
 type RouteLimit = NonNullable<ReturnType<typeof effectiveLimit>>;
-export type Deprecation = NonNullable<RouteConfig["deprecated"]>;
+type Deprecation = NonNullable<RouteConfig["deprecated"]>;
 
 /** One upstream a proxied request can go to, with its mappings compiled. */
 export interface CompiledTarget {

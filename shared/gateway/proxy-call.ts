@@ -59,7 +59,7 @@ export interface CallSettings extends Pick<GatewayTable, "versionHeader" | "comp
  * (decoded or compressed for its `Accept-Encoding`). `toClient` never changes the answer it is given:
  * a cached answer is shared.
  */
-export interface PreparedCall {
+interface PreparedCall {
   fetch(): Promise<CacheableAnswer>;
   toClient(answer: CacheableAnswer): HttpResult;
 }

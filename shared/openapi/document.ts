@@ -351,7 +351,7 @@ function operation(
 }
 
 /** The methods an OpenAPI document lists for a route key (`ANY` expanded). */
-export function operationMethods(key: string, routes: Config["routes"]): string[] {
+function operationMethods(key: string, routes: Config["routes"]): string[] {
   const [method, path] = key.split(" ") as [string, string];
   if (method !== "ANY") return [method];
   return METHODS.filter((m) => m !== "OPTIONS" || !Object.hasOwn(routes, `OPTIONS ${path}`));

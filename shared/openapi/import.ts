@@ -18,7 +18,7 @@
 
 type Json = Record<string, unknown>;
 
-export interface ImportedRoute {
+interface ImportedRoute {
   auth: "public" | { jwt: { scopes: string[] } } | { apiKey: { scopes: string[] } };
   limit?: Record<string, never>;
   proxy: { upstream: string; path: string };
@@ -47,7 +47,7 @@ const MEDIA_TYPE = /^[\w.+*-]+\/[\w.+*-]+$/;
 const PARAM_SEGMENT = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
 const LITERAL_SEGMENT = /^[A-Za-z0-9_.~-]*$/;
 /** The default `body.maxBytes` of the config (1 MiB), written out so the import says it. */
-export const IMPORTED_MAX_BYTES = 1_048_576;
+const IMPORTED_MAX_BYTES = 1_048_576;
 /** Keywords of OpenAPI's schema object that are not JSON Schema validation (dropped quietly: annotations). */
 const ANNOTATIONS_30 = new Set(["xml", "externalDocs", "discriminator"]);
 

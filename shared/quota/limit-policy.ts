@@ -11,7 +11,7 @@ import {
 import { createLocalLimiter, type LocalLimiter } from "./local-limiter.ts";
 
 /** How a decision was reached: counted in the usage table, or in memory while the table was unreachable. */
-export type LimitMode = "counted" | "degraded";
+type LimitMode = "counted" | "degraded";
 export type LimitOutcome = LimitDecision & { mode: LimitMode };
 
 export interface LimitPolicyOptions {

@@ -92,7 +92,7 @@ const THROTTLING = new Set([
  * What a store error means for a limit check: a condition failure is passed on as it is; our own
  * budget running out is slowness; throttling is a refusal; anything else is the store failing.
  */
-export function classifyStoreError(error: unknown, signal: AbortSignal | undefined): Error {
+function classifyStoreError(error: unknown, signal: AbortSignal | undefined): Error {
   if (isConditionFailure(error)) return error as Error;
   const name = (error as Error)?.name;
   const message = (error as Error)?.message ?? String(error);

@@ -213,7 +213,7 @@ export function usageCsv(records: readonly UsageRecord[]): string {
 }
 
 /** Longest range one export may cover. */
-export const MAX_RANGE_DAYS = 366;
+const MAX_RANGE_DAYS = 366;
 
 export class UsageRangeError extends Error {}
 

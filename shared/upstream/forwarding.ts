@@ -24,7 +24,7 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /** The gateway's trusted identity headers; a client's own copies are always removed. */
-export const IDENTITY_HEADER_PREFIX = "x-gatehouse-";
+const IDENTITY_HEADER_PREFIX = "x-gatehouse-";
 
 export interface ForwardingContext {
   headers: Record<string, string | undefined>;

@@ -43,7 +43,7 @@ import { RETRY_BACKOFF } from "./retry-backoff.ts";
  * go to the target as `X-Amzn-Trace-Id` and W3C `traceparent`.
  */
 
-export interface UpstreamTarget {
+interface UpstreamTarget {
   /** Base URL: scheme, host, optional port and path prefix. Only the config sets it. */
   url: string;
   weight: number;
@@ -310,7 +310,7 @@ export class ResponseTooLargeError extends Error {}
  * The transport refused to send a request its preparation let through: nothing reached the target, so
  * it is not the target's health and retrying cannot help. A 500 (the gateway's gap), logged with the cause.
  */
-export class RequestNotSentError extends Error {}
+class RequestNotSentError extends Error {}
 
 /** Whether an idempotent request is tried again after this failure (retries left permitting). */
 function retryable(error: unknown): boolean {

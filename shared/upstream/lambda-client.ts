@@ -42,7 +42,7 @@ export function functionName(key: string, functionPrefix: string): string {
   return key.startsWith("arn:") ? key : `${functionPrefix}${key}`;
 }
 
-export class FunctionError extends Error {
+class FunctionError extends Error {
   override readonly name = "FunctionError";
 }
 

@@ -18,7 +18,7 @@ const ABSOLUTE_URL = /^[A-Za-z][A-Za-z0-9+.-]*:/;
 const LONE_SURROGATE = /\p{Cs}/u;
 
 /** Refuses a segment value that is not a plain piece of a path; returns it percent-encoded. */
-export function safeSegment(name: string, value: string): string {
+function safeSegment(name: string, value: string): string {
   const reason =
     value === ""
       ? "is empty"

@@ -5,7 +5,7 @@ import { inboxOf, type MessageStore, type StoredMessage } from "./message-store.
 import type { ServerFrame } from "./protocol.ts";
 import type { RoomStore } from "./room-store.ts";
 
-export type ChatConfig = GatewayConfig["websocket"]["chat"];
+type ChatConfig = GatewayConfig["websocket"]["chat"];
 
 export interface ChatDependencies {
   connections: ConnectionStore;

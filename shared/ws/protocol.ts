@@ -58,7 +58,7 @@ export function frame(type: string, data: Record<string, unknown> = {}): ServerF
 
 /** Room names: what a URL path segment and a DynamoDB key take without escaping. */
 export const ROOM_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-export const roomName = v.pipe(
+const roomName = v.pipe(
   v.string("room must be a string"),
   v.regex(ROOM_NAME, "room is 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"),
 );
@@ -106,7 +106,3 @@ export const ChatMessageSchema = v.variant("action", [
     v.check((m) => m.since === undefined || m.after === undefined, "history takes since or after, not both"),
   ),
 ]);
-export type ChatMessage = v.InferOutput<typeof ChatMessageSchema>;
-
-/** Payload of the HTTP bridge's `POST /rooms/{room}/messages`. */
-export const BridgeMessageSchema = v.strictObject({ text, data });

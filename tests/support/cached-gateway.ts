@@ -48,7 +48,7 @@ export default defineGateway(() => ({
 }));
 
 /** The entries a purge test starts from, by label: a route, its path parameters (as API Gateway decodes them), a query. */
-export const SEED = {
+const SEED = {
   "42 page 1": ["GET /v1/products/{id}", { id: "42" }, "page=1"],
   "42 page 2": ["GET /v1/products/{id}", { id: "42" }, "page=2"],
   "43": ["GET /v1/products/{id}", { id: "43" }, ""],

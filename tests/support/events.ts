@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
-export const EVENTS_DIR = join(import.meta.dirname, "..", "..", "events");
+const EVENTS_DIR = join(import.meta.dirname, "..", "..", "events");
 
 /** Every sample event file with the function it belongs to (`<function>[.<variant>].json`). */
 export function eventFiles(): { file: string; functionName: string }[] {

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loopbackCertificate } from "../../plugins/loopback.mjs";
 
-export type JwksMode = "up" | "down" | "slow";
+type JwksMode = "up" | "down" | "slow";
 
 export interface TestIssuer {
   /** `https://127.0.0.1:<port>`: the `iss` of tokens this server's keys sign. */
