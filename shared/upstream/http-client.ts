@@ -379,7 +379,7 @@ function spanUrl(targetUrl: string, path: string): string | undefined {
 }
 
 /** Whether a failure is the target's fault (and so counts against its circuit). */
-function countsAgainstTarget(error: Error): boolean {
+function countsAgainstTarget(error: unknown): boolean {
   return (
     !(error instanceof ResponseTooLargeError) &&
     !(error instanceof BrokenCircuitError) &&

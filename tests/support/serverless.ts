@@ -5,7 +5,7 @@ import { promisify } from "node:util";
 
 export const ROOT = join(import.meta.dirname, "..", "..");
 /** The `serverless` command (osls), run on the same Node as the tests. */
-export const SERVERLESS_BIN = createRequire(import.meta.url).resolve("osls/bin/serverless.js");
+export const SERVERLESS_BIN = createRequire(import.meta.url).resolve("serverless/bin/serverless.js");
 
 const run = promisify(execFile);
 
