@@ -7,9 +7,8 @@
  */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { type BuildOptions, build, type Metafile } from "esbuild";
 import { type BenchContext, type Column, formatTable, median, round } from "../lib.ts";
@@ -106,12 +105,20 @@ export async function coldStart(ctx: BenchContext): Promise<ColdStartRow[]> {
   ];
   const bundles: Bundle[] = [];
   for (const [i, { name, exportName, ...entry }] of targets.entries()) {
-    const file = join(outDir, `${i}.mjs`);
-    const { metafile } = await build({ ...esbuildOptions, ...entry, metafile: true, outfile: file });
-    const output = Object.values(metafile.outputs).find((o) => o.entryPoint !== undefined);
-    const browser = Object.keys(metafile.inputs).filter((path) => /(^|[/.-])browser([/.-]|$)/.test(path));
+    const outdir = join(outDir, String(i));
+    const { metafile } = await build({
+      ...esbuildOptions,
+      ...entry,
+      metafile: true,
+      outdir,
+      outExtension: { ".js": ".mjs" },
+    });
+    const browser = Object.values(metafile.outputs)
+      .flatMap((o) => Object.entries(o.inputs).filter(([, input]) => input.bytesInOutput > 0))
+      .map(([path]) => path)
+      .filter((path) => /(^|[/.-])browser([/.-]|$)/.test(path));
     if (browser.length > 0) console.warn(`WARNING: ${name} bundles browser builds: ${browser.join(", ")}`);
-    bundles.push({ name, file, exportName, bytes: (await readFile(file)).length, top: largest(output) });
+    bundles.push({ name, exportName, ...loadedAtImport(metafile) });
   }
 
   // Round-robin, one process at a time, so drift in machine load is shared by every bundle.
@@ -139,17 +146,37 @@ export async function coldStart(ctx: BenchContext): Promise<ColdStartRow[]> {
   }));
 }
 
-/** The output's largest inputs, a package under node_modules counted as one. */
-function largest(output: Metafile["outputs"][string] | undefined): [string, number][] {
+/**
+ * The entry's output and the chunks it imports statically (what a cold start reads; chunks imported
+ * dynamically load on first use): the entry file, total bytes, and the largest inputs, a package under
+ * node_modules counted as one.
+ */
+function loadedAtImport(metafile: Metafile): Pick<Bundle, "file" | "bytes" | "top"> {
+  const outputs = metafile.outputs;
+  const entry = Object.keys(outputs).find((path) => {
+    const from = outputs[path]?.entryPoint; // a dynamic import's target is an entry point too
+    return from !== undefined && !from.includes("node_modules/");
+  });
+  const loaded = new Set<string>();
+  const visit = (path: string) => {
+    if (loaded.has(path)) return;
+    loaded.add(path);
+    for (const i of outputs[path]?.imports ?? [])
+      if (i.kind === "import-statement" && !i.external) visit(i.path);
+  };
+  if (entry === undefined) throw new Error("esbuild wrote no entry output");
+  visit(entry);
   const sizes = new Map<string, number>();
-  for (const [path, { bytesInOutput }] of Object.entries(output?.inputs ?? {})) {
-    const pkg = /node_modules\/((@[^/]+\/)?[^/]+)/.exec(path)?.[1] ?? path;
-    sizes.set(pkg, (sizes.get(pkg) ?? 0) + bytesInOutput);
+  let bytes = 0;
+  for (const path of loaded) {
+    bytes += outputs[path]?.bytes ?? 0;
+    for (const [input, { bytesInOutput }] of Object.entries(outputs[path]?.inputs ?? {})) {
+      const pkg = /node_modules\/((@[^/]+\/)?[^/]+)/.exec(input)?.[1] ?? input;
+      sizes.set(pkg, (sizes.get(pkg) ?? 0) + bytesInOutput);
+    }
   }
-  return [...sizes]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, TOP_INPUTS)
-    .map(([name, bytes]) => [name, round(bytes / 1024)]);
+  const top = [...sizes].sort((a, b) => b[1] - a[1]).slice(0, TOP_INPUTS);
+  return { file: resolve(entry), bytes, top: top.map(([name, size]) => [name, round(size / 1024)]) };
 }
 
 /** Every function in serverless.yml as resolved for prod, with its entry file. */
