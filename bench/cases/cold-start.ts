@@ -113,10 +113,12 @@ export async function coldStart(ctx: BenchContext): Promise<ColdStartRow[]> {
       outdir,
       outExtension: { ".js": ".mjs" },
     });
-    const browser = Object.values(metafile.outputs)
-      .flatMap((o) => Object.entries(o.inputs).filter(([, input]) => input.bytesInOutput > 0))
-      .map(([path]) => path)
-      .filter((path) => /(^|[/.-])browser([/.-]|$)/.test(path));
+    // A package specifier resolved to a browser build (the SDK's node code itself imports some
+    // `*.browser.js` helpers by relative path; those are not a wrong resolution).
+    const browser = Object.values(metafile.inputs)
+      .flatMap((input) => input.imports)
+      .filter((i) => i.original && !i.original.startsWith(".") && /(^|[/.-])browser([/.-]|$)/.test(i.path))
+      .map((i) => i.path);
     if (browser.length > 0) console.warn(`WARNING: ${name} bundles browser builds: ${browser.join(", ")}`);
     bundles.push({ name, exportName, ...loadedAtImport(metafile) });
   }
