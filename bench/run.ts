@@ -16,7 +16,7 @@ import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { authorizer, authorizerColumns } from "./cases/authorizer.ts";
 import { cache, formatCache } from "./cases/cache.ts";
-import { coldStart, coldStartColumns } from "./cases/cold-start.ts";
+import { coldStart, formatColdStart } from "./cases/cold-start.ts";
 import { fanout, fanoutColumns } from "./cases/fanout.ts";
 import {
   gatewayBodies,
@@ -67,11 +67,11 @@ function defineCase<R>(
 }
 
 const cases: Case[] = [
-  defineCase(
+  defineReport(
     "coldStart",
-    "Cold start: bundle size and import time per function",
+    "Cold start: bundle size and import time per function, beside health and the DynamoDB floor",
     coldStart,
-    coldStartColumns,
+    formatColdStart,
   ),
   defineCase(
     "localStack",

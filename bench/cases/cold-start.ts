@@ -1,73 +1,67 @@
 /**
- * Cold start, per Lambda function in serverless.yml: bundle size (raw and gzipped), whether any
- * `browser` build slipped into the bundle, and the time and peak memory of importing the bundle in a
- * fresh Node process, beside an empty handler built the same way in the same run.
+ * Cold start, per Lambda function in serverless.yml: bundle size and the time of importing the bundle
+ * in a fresh Node process (wall and CPU, up to the first idle tick, so work started at import counts),
+ * plain and as under X-Ray (`AWS_EXECUTION_ENV` set: the tracer loads). Beside two floors measured in
+ * the same run, round-robin: `health` and a bundle holding only the DynamoDB document client made at
+ * module scope, built with the deploy's own esbuild options. Prints each bundle's largest packages.
  */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
-import { gzipSync } from "node:zlib";
-import type { BuildOptions } from "esbuild";
-import { build } from "esbuild";
-import { type BenchContext, type Column, median, percentile, round } from "../lib.ts";
+import { type BuildOptions, build, type Metafile } from "esbuild";
+import { type BenchContext, type Column, formatTable, median, round } from "../lib.ts";
 
 const run = promisify(execFile);
+const HEALTH = "health";
+const FLOOR = "(DynamoDB floor)";
+const FLOOR_SOURCE = `import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+const client = DynamoDBDocumentClient.from(new DynamoDBClient({}));
+export const handler = async () => client.config.region;`;
+const TOP_INPUTS = 5;
 
 export interface ColdStartRow {
   function: string;
-  /** Entry file, relative to the repository root; the baseline's is a temporary file. */
-  entry: string;
   kb: number;
-  gzKb: number;
-  /** metafile inputs whose path names a `browser` build; should be 0. */
-  browserInputs: number;
-  importMsMedian: number;
-  importMsP90: number;
-  /** Median import time over the empty baseline's. */
-  importRatio: number;
-  /** Bundle size over the empty baseline's. */
-  sizeRatio: number;
-  peakRssMbMedian: number;
-  /** Every import-time sample, in run order. */
-  importMs: number[];
+  ms: number;
+  cpuMs: number;
+  xrayMs: number;
+  /** Median import over health's, and over the DynamoDB floor's (each in the same mode). */
+  xHealth: number;
+  xFloor: number;
+  xrayXFloor: number;
+  /** The largest packages (or project files) by bytes in the output, KB. */
+  top: [string, number][];
 }
 
-export const coldStartColumns: Column<ColdStartRow>[] = [
+const columns: Column<ColdStartRow>[] = [
   { header: "function", value: (r) => r.function },
   { header: "KB", value: (r) => r.kb, decimals: 1 },
-  { header: "gz KB", value: (r) => r.gzKb, decimals: 1 },
-  { header: "browser inputs", value: (r) => r.browserInputs },
-  { header: "import ms median", value: (r) => r.importMsMedian, decimals: 1 },
-  { header: "p90", value: (r) => r.importMsP90, decimals: 1 },
-  { header: "× baseline", value: (r) => r.importRatio, decimals: 2 },
-  { header: "size × baseline", value: (r) => r.sizeRatio, decimals: 1 },
-  { header: "peak RSS MB", value: (r) => r.peakRssMbMedian, decimals: 1 },
+  { header: "import ms", value: (r) => r.ms, decimals: 1 },
+  { header: "cpu ms", value: (r) => r.cpuMs, decimals: 1 },
+  { header: "× health", value: (r) => r.xHealth, decimals: 2 },
+  { header: "× DynamoDB", value: (r) => r.xFloor, decimals: 2 },
+  { header: "X-Ray ms", value: (r) => r.xrayMs, decimals: 1 },
+  { header: "X-Ray × DynamoDB", value: (r) => r.xrayXFloor, decimals: 2 },
 ];
 
-const BASELINE = "(empty baseline)";
-const BASELINE_SOURCE = "export const handler = async () => ({ statusCode: 200 });\n";
-const BROWSER_PATH = /(^|[/.-])browser([/.-]|$)/;
-const ENTRY_EXTENSIONS = [".ts", ".mts", ".js", ".mjs"];
+export const formatColdStart = (rows: ColdStartRow[]): string =>
+  `${formatTable(rows, columns)}\n\nLargest inputs (KB in the bundle):\n${rows
+    .map((r) => `  ${r.function}: ${r.top.map(([name, kb]) => `${name} ${kb}`).join(", ")}`)
+    .join("\n")}`;
 
-/**
- * The child's whole environment: nothing is inherited, so no NODE_OPTIONS, NODE_COMPILE_CACHE or
- * AWS profile of the caller's shell changes what is measured. Handlers read config at import.
- * NODE_OPTIONS is what serverless.yml sets for the deployed functions.
- */
+/** The child's whole environment (nothing inherited); handlers read config at import. */
 const CHILD_ENV = {
-  NODE_OPTIONS: "--enable-source-maps",
-  // Stage "test" declares no external issuers, so importing the authorizer starts no JWKS fetch
-  // (this machine reaches no network); the bundle is the same for every stage.
-  GATEHOUSE_STAGE: "test",
-  CONNECTIONS_TABLE: "bench-connections",
-  API_KEYS_TABLE: "bench-api-keys",
-  USAGE_TABLE: "bench-usage",
-  CACHE_TABLE: "bench-cache",
-  ROOM_MEMBERS_TABLE: "bench-room-members",
-  MESSAGES_TABLE: "bench-messages",
+  NODE_OPTIONS: "--enable-source-maps", // as serverless.yml sets it for the deployed functions
+  GATEHOUSE_STAGE: "test", // no external issuers: no JWKS fetch at import (no network here)
+  ...Object.fromEntries(
+    ["CONNECTIONS", "API_KEYS", "USAGE", "CACHE", "ROOM_MEMBERS", "MESSAGES"].map((t) => [
+      `${t}_TABLE`,
+      "bench",
+    ]),
+  ),
   GATEHOUSE_WS_ENDPOINT: "https://example.execute-api.us-east-1.amazonaws.com/bench",
   GATEHOUSE_FUNCTION_PREFIX: "gatehouse-test-",
   AWS_REGION: "us-east-1",
@@ -75,156 +69,142 @@ const CHILD_ENV = {
   AWS_SECRET_ACCESS_KEY: "x",
   POWERTOOLS_LOG_LEVEL: "ERROR",
 };
+const XRAY_ENV = { ...CHILD_ENV, AWS_EXECUTION_ENV: "AWS_Lambda_nodejs24.x" };
 
-/** Runs in each fresh Node process: argv[1] is the bundle, argv[2] the handler's export name. */
 const CHILD_SCRIPT = `
 import { pathToFileURL } from "node:url";
 const [bundle, exportName] = process.argv.slice(1);
-const t0 = performance.now();
+const c0 = process.cpuUsage(), t0 = performance.now();
 const mod = await import(pathToFileURL(bundle).href);
-const ms = performance.now() - t0;
-if (typeof mod[exportName] !== "function") throw new Error(bundle + " does not export a function " + exportName);
-process.stdout.write(JSON.stringify({ ms, maxRssKb: process.resourceUsage().maxRSS }));
-`;
+await new Promise((resolve) => setImmediate(resolve));
+const ms = performance.now() - t0, { user, system } = process.cpuUsage(c0);
+if (typeof mod[exportName] !== "function") throw new Error(bundle + " exports no function " + exportName);
+process.stdout.write(JSON.stringify({ ms, cpuMs: (user + system) / 1000 }));`;
 
-interface Target {
+interface Bundle {
   name: string;
-  entry: string;
-  exportName: string;
-}
-
-interface Bundle extends Target {
   file: string;
+  exportName: string;
   bytes: number;
-  gzBytes: number;
-  browserInputs: string[];
+  top: [string, number][];
 }
-
-interface Sample {
-  ms: number;
-  maxRssKb: number;
-}
+type Sample = { ms: number; cpuMs: number };
 
 export async function coldStart(ctx: BenchContext): Promise<ColdStartRow[]> {
   const { esbuildOptions } = createRequire(import.meta.url)(join(ctx.root, "esbuild.config.cjs")) as {
     esbuildOptions: BuildOptions;
   };
-  const caseDir = join(ctx.tmpDir, "cold-start");
-  const baselineEntry = join(caseDir, "src", "empty-handler.ts");
-  await mkdir(join(caseDir, "src"), { recursive: true });
-  await writeFile(baselineEntry, BASELINE_SOURCE);
-
-  const targets: Target[] = [
-    { name: BASELINE, entry: baselineEntry, exportName: "handler" },
+  const outDir = join(ctx.tmpDir, "cold-start");
+  const targets = [
+    {
+      name: FLOOR,
+      stdin: { contents: FLOOR_SOURCE, resolveDir: ctx.root, loader: "ts" as const },
+      exportName: "handler",
+    },
     ...(await lambdaFunctions(ctx.root)),
   ];
   const bundles: Bundle[] = [];
-  for (const [i, target] of targets.entries()) {
-    bundles.push(await bundle(ctx.root, target, esbuildOptions, join(caseDir, "out", String(i))));
+  for (const [i, { name, exportName, ...entry }] of targets.entries()) {
+    const outdir = join(outDir, String(i));
+    const { metafile } = await build({
+      ...esbuildOptions,
+      ...entry,
+      metafile: true,
+      outdir,
+      outExtension: { ".js": ".mjs" },
+    });
+    // A package specifier resolved to a browser build (the SDK's node code itself imports some
+    // `*.browser.js` helpers by relative path; those are not a wrong resolution).
+    const browser = Object.values(metafile.inputs)
+      .flatMap((input) => input.imports)
+      .filter((i) => i.original && !i.original.startsWith(".") && /(^|[/.-])browser([/.-]|$)/.test(i.path))
+      .map((i) => i.path);
+    if (browser.length > 0) console.warn(`WARNING: ${name} bundles browser builds: ${browser.join(", ")}`);
+    bundles.push({ name, exportName, ...loadedAtImport(metafile) });
   }
-  for (const b of bundles) {
-    if (b.browserInputs.length > 0) {
-      console.warn(`WARNING: ${b.name} bundles ${b.browserInputs.length} browser input(s):`);
-      for (const input of b.browserInputs) console.warn(`  ${input}`);
+
+  // Round-robin, one process at a time, so drift in machine load is shared by every bundle.
+  const samples = new Map(bundles.map((b) => [b, { plain: [] as Sample[], xray: [] as Sample[] }]));
+  for (let i = 0; i < (ctx.quick ? 1 : ctx.runs); i++) {
+    for (const b of bundles) {
+      samples.get(b)?.plain.push(await importOnce(b, CHILD_ENV));
+      samples.get(b)?.xray.push(await importOnce(b, XRAY_ENV));
     }
   }
-
-  // Round-robin over the bundles, one process at a time, so drift in machine load is shared by all.
-  const samples = new Map<Bundle, Sample[]>(bundles.map((b) => [b, []]));
-  for (let i = 0; i < ctx.runs; i++) {
-    for (const b of bundles) samples.get(b)?.push(await importOnce(b));
-  }
-
-  const baseline = bundles[0];
-  const baselineSamples = baseline && samples.get(baseline);
-  if (!baseline || !baselineSamples) throw new Error("cold start: no baseline bundle");
-  const baselineMs = median(baselineSamples.map((s) => s.ms));
-  return bundles.map((b) => {
-    const ms = (samples.get(b) ?? []).map((s) => s.ms);
-    const rssKb = (samples.get(b) ?? []).map((s) => s.maxRssKb);
-    return {
-      function: b.name,
-      entry: b.name === BASELINE ? "(temporary file)" : b.entry,
-      kb: round(b.bytes / 1024),
-      gzKb: round(b.gzBytes / 1024),
-      browserInputs: b.browserInputs.length,
-      importMsMedian: round(median(ms)),
-      importMsP90: round(percentile(ms, 90)),
-      importRatio: round(median(ms) / baselineMs, 2),
-      sizeRatio: round(b.bytes / baseline.bytes, 2),
-      peakRssMbMedian: round(median(rssKb) / 1024),
-      importMs: ms.map((v) => round(v, 2)),
-    };
-  });
+  const med = (b: Bundle | undefined, mode: "plain" | "xray", key: keyof Sample = "ms") =>
+    median((b && samples.get(b)?.[mode].map((s) => s[key])) ?? [Number.NaN]);
+  const floor = bundles.find((b) => b.name === FLOOR);
+  const health = bundles.find((b) => b.name === HEALTH);
+  return bundles.map((b) => ({
+    function: b.name,
+    kb: round(b.bytes / 1024),
+    ms: round(med(b, "plain")),
+    cpuMs: round(med(b, "plain", "cpuMs")),
+    xrayMs: round(med(b, "xray")),
+    xHealth: round(med(b, "plain") / med(health, "plain"), 2),
+    xFloor: round(med(b, "plain") / med(floor, "plain"), 2),
+    xrayXFloor: round(med(b, "xray") / med(floor, "xray"), 2),
+    top: b.top,
+  }));
 }
 
-/** Every function in serverless.yml as resolved for prod (osls, offline), with its entry file. */
-async function lambdaFunctions(root: string): Promise<Target[]> {
+/**
+ * The entry's output and the chunks it imports statically (what a cold start reads; chunks imported
+ * dynamically load on first use): the entry file, total bytes, and the largest inputs, a package under
+ * node_modules counted as one.
+ */
+function loadedAtImport(metafile: Metafile): Pick<Bundle, "file" | "bytes" | "top"> {
+  const outputs = metafile.outputs;
+  const entry = Object.keys(outputs).find((path) => {
+    const from = outputs[path]?.entryPoint; // a dynamic import's target is an entry point too
+    return from !== undefined && !from.includes("node_modules/");
+  });
+  const loaded = new Set<string>();
+  const visit = (path: string) => {
+    if (loaded.has(path)) return;
+    loaded.add(path);
+    for (const i of outputs[path]?.imports ?? [])
+      if (i.kind === "import-statement" && !i.external) visit(i.path);
+  };
+  if (entry === undefined) throw new Error("esbuild wrote no entry output");
+  visit(entry);
+  const sizes = new Map<string, number>();
+  let bytes = 0;
+  for (const path of loaded) {
+    bytes += outputs[path]?.bytes ?? 0;
+    for (const [input, { bytesInOutput }] of Object.entries(outputs[path]?.inputs ?? {})) {
+      const pkg = /node_modules\/((@[^/]+\/)?[^/]+)/.exec(input)?.[1] ?? input;
+      sizes.set(pkg, (sizes.get(pkg) ?? 0) + bytesInOutput);
+    }
+  }
+  const top = [...sizes].sort((a, b) => b[1] - a[1]).slice(0, TOP_INPUTS);
+  return { file: resolve(entry), bytes, top: top.map(([name, size]) => [name, round(size / 1024)]) };
+}
+
+/** Every function in serverless.yml as resolved for prod, with its entry file. */
+async function lambdaFunctions(root: string) {
   const { stdout } = await run("npx", ["serverless", "print", "--stage", "prod", "--format", "json"], {
     cwd: root,
     maxBuffer: 64 * 1024 * 1024,
   });
-  const config = JSON.parse(stdout) as { functions?: Record<string, { handler?: string }> };
-  const targets: Target[] = [];
-  for (const [name, fn] of Object.entries(config.functions ?? {})) {
-    if (!fn.handler) {
-      console.warn(`cold start: skipping ${name}, it has no handler (container image?)`);
-      continue;
-    }
-    const dot = fn.handler.lastIndexOf(".");
-    const base = fn.handler.slice(0, dot);
-    const extension = ENTRY_EXTENSIONS.find((ext) => existsSync(join(root, base + ext)));
-    if (dot <= 0 || !extension) throw new Error(`${name}: no entry file for handler ${fn.handler}`);
-    targets.push({ name, entry: base + extension, exportName: fn.handler.slice(dot + 1) });
-  }
-  if (targets.length === 0) throw new Error("serverless print listed no functions");
-  return targets;
-}
-
-/** Builds one entry with the deploy's esbuild options and measures the output. */
-async function bundle(root: string, target: Target, options: BuildOptions, outdir: string): Promise<Bundle> {
-  const result = await build({
-    ...options,
-    metafile: true,
-    write: true,
-    outdir,
-    outExtension: { ".js": ".mjs" },
-    entryPoints: [resolve(root, target.entry)],
+  const { functions = {} } = JSON.parse(stdout) as { functions?: Record<string, { handler: string }> };
+  return Object.entries(functions).map(([name, { handler }]) => {
+    const base = handler.slice(0, handler.lastIndexOf("."));
+    const entry = [".ts", ".mjs", ".js"].map((ext) => join(root, base + ext)).find((f) => existsSync(f));
+    if (!entry) throw new Error(`${name}: no entry file for handler ${handler}`);
+    return { name, entryPoints: [entry], exportName: handler.slice(handler.lastIndexOf(".") + 1) };
   });
-  if (!result.metafile) throw new Error(`${target.name}: esbuild returned no metafile`);
-  const output = Object.keys(result.metafile.outputs).find((path) => path.endsWith(".mjs"));
-  if (!output) throw new Error(`${target.name}: esbuild wrote no .mjs file`);
-  const file = resolve(output); // metafile paths are relative to the working directory
-  const code = await readFile(file);
-  return {
-    ...target,
-    file,
-    bytes: code.length,
-    gzBytes: gzipSync(code, { level: 9 }).length,
-    browserInputs: Object.keys(result.metafile.inputs).filter((path) => BROWSER_PATH.test(path)),
-  };
 }
 
 /** Imports the bundle once in a fresh Node process (the Node running the bench). */
-async function importOnce(b: Bundle): Promise<Sample> {
-  let stdout: string;
+async function importOnce(b: Bundle, env: Record<string, string>): Promise<Sample> {
   try {
-    ({ stdout } = await run(
-      process.execPath,
-      ["--input-type=module", "-e", CHILD_SCRIPT, b.file, b.exportName],
-      {
-        env: CHILD_ENV,
-        timeout: 30_000,
-      },
-    ));
+    const args = ["--input-type=module", "-e", CHILD_SCRIPT, b.file, b.exportName];
+    const { stdout } = await run(process.execPath, args, { env, timeout: 30_000 });
+    return JSON.parse(stdout) as Sample;
   } catch (error) {
-    const { code, signal, stderr } = error as { code?: unknown; signal?: string | null; stderr?: string };
-    const how = signal ? `killed by ${signal}` : `exit code ${String(code)}`;
     // Node echoes the throwing source line, which in a minified bundle is most of the file.
-    const lines = (stderr ?? "")
-      .split("\n")
-      .map((line) => (line.length > 300 ? `${line.slice(0, 300)}…` : line));
-    throw new Error(`importing the ${b.name} bundle (${b.file}) failed, ${how}:\n${lines.join("\n")}`);
+    const { stderr = "" } = error as { stderr?: string };
+    throw new Error(`importing ${b.name} (${b.file}) failed: ${stderr.slice(0, 2000)}`);
   }
-  return JSON.parse(stdout) as Sample;
 }
