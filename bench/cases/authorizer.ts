@@ -16,7 +16,8 @@
  * machine load is shared by all; each batch is sized to last about BATCH_MS.
  */
 import { randomBytes, verify } from "node:crypto";
-import { apiKeyStore, createApiKeyAuthenticator, issueApiKey } from "#shared/auth/api-keys.ts";
+import { createApiKeyAuthenticator, issueApiKey } from "#shared/auth/api-key-check.ts";
+import { apiKeyStore } from "#shared/auth/api-keys.ts";
 import { createAuthorizerRuntime } from "#shared/auth/authorizer-runtime.ts";
 import { createJwtAuthenticator } from "#shared/auth/jwt.ts";
 import { defineGateway, type GatewayConfig, loadGateway } from "#shared/config/gateway.ts";
