@@ -15,13 +15,15 @@ export interface AuthorizerRuntimeOptions {
   /** Whole-decision time budget; past it the request is refused. */
   budgetMs?: number;
   wrapFetcher?: JwtAuthenticatorOptions["wrapFetcher"];
+  /** The JWKS shipped with the deployment (shared/auth/shipped-jwks.ts `readShippedJwks`). */
+  shippedJwks?: JwtAuthenticatorOptions["shippedJwks"];
 }
 
 /**
  * Everything an authorizer needs, built once per container: JWT verifiers (their JWKS fetch starts
- * now, at cold start), the API key lookup (its SDK loaded on first use) and the identity core, with
- * a time budget around each decision so a slow JWKS or table still ends in a refusal well inside
- * the Lambda timeout.
+ * now, at cold start, unless the keys were shipped with the bundle), the API key lookup (its SDK
+ * loaded on first use) and the identity core, with a time budget around each decision so a slow
+ * JWKS or table still ends in a refusal well inside the Lambda timeout.
  */
 export function createAuthorizerRuntime({
   gateway,
@@ -29,8 +31,13 @@ export function createAuthorizerRuntime({
   apiKeysTable,
   budgetMs = 3_000,
   wrapFetcher,
+  shippedJwks,
 }: AuthorizerRuntimeOptions) {
-  const jwt = createJwtAuthenticator({ auth: gateway.auth, ...(wrapFetcher ? { wrapFetcher } : {}) });
+  const jwt = createJwtAuthenticator({
+    auth: gateway.auth,
+    ...(wrapFetcher ? { wrapFetcher } : {}),
+    ...(shippedJwks ? { shippedJwks } : {}),
+  });
   const hydrated = jwt.hydrate(); // not awaited here: no top-level await, so `invoke local` can load the module
   const authorize = createIdentityCore({
     config: gateway,
