@@ -19,6 +19,13 @@ const esbuildOptions = {
   platform: "node",
   target: "node24",
   format: "esm",
+  // A dynamic import() becomes its own chunk, loaded when it runs: what a function needs only on some
+  // requests (the authorizers' DynamoDB SDK, the gateway's Lambda SDK) is neither parsed nor evaluated
+  // at cold start. Chunks go to chunks/ beside the entry. serverless-esbuild (individually) zips every
+  // file of its build folder that is not another function's entry, so each zip holds all chunks, most
+  // of which its function never loads.
+  splitting: true,
+  chunkNames: "chunks/[name]-[hash]",
   // Node entry points only: never a package's `browser` build.
   mainFields: ["module", "main"],
   conditions: ["node", "import"],
