@@ -1,16 +1,20 @@
 import { createAuthorizerRuntime } from "#shared/auth/authorizer-runtime.ts";
+import { readShippedJwks, SHIPPED_JWKS_FILE } from "#shared/auth/shipped-jwks.ts";
 import { createWsAuthorizer } from "#shared/auth/ws-authorizer.ts";
-import { createDocumentClient } from "#shared/clients/dynamodb.ts";
 import { env } from "#shared/config/env.ts";
 import { loadGateway } from "#shared/config/gateway.ts";
 import definition from "../gateway.config.ts";
 
-/** The WebSocket `$connect` authorizer: the gateway config and the container's clients, wired once. */
+/**
+ * The WebSocket `$connect` authorizer, wired once: the gateway config, and the JWKS shipped beside this bundle
+ * when packaging (none on the local stack: fetched at cold start). The DynamoDB SDK is imported on
+ * the first API-key connection (shared/auth/authorizer-runtime.ts): a JWT container never loads it.
+ */
 export const handler = createWsAuthorizer(
   createAuthorizerRuntime({
     gateway: loadGateway(definition, env.stage),
-    client: createDocumentClient(),
     apiKeysTable: env.apiKeysTable,
+    shippedJwks: readShippedJwks(new URL(`./${SHIPPED_JWKS_FILE}`, import.meta.url), env.stage),
   }),
   { offline: env.isOffline },
 );

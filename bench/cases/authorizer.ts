@@ -13,10 +13,13 @@
  *   budget), and refusals per second of a ghk_ key with a wrong checksum.
  *
  * Throughput is the median of timed batches, the measures taken round-robin so that drift in
- * machine load is shared by all; each batch is sized to last about BATCH_MS.
+ * machine load is shared by all; each batch is sized to last about BATCH_MS. With `--quick` each
+ * measure is one operation timed once (no warm-up) and the counts run on small workloads: it proves
+ * the case runs, it does not time it.
  */
 import { randomBytes, verify } from "node:crypto";
-import { apiKeyStore, createApiKeyAuthenticator, issueApiKey } from "#shared/auth/api-keys.ts";
+import { createApiKeyAuthenticator, issueApiKey } from "#shared/auth/api-key-check.ts";
+import { apiKeyStore } from "#shared/auth/api-keys.ts";
 import { createAuthorizerRuntime } from "#shared/auth/authorizer-runtime.ts";
 import { createJwtAuthenticator } from "#shared/auth/jwt.ts";
 import { defineGateway, type GatewayConfig, loadGateway } from "#shared/config/gateway.ts";
@@ -81,10 +84,20 @@ interface ThroughputResult {
   samples: number[];
 }
 
-/** Warms each measure up, sizes its batch, then times BATCHES rounds of one batch per measure. */
-async function measureThroughput(measures: Throughput[]): Promise<Map<Throughput, ThroughputResult>> {
+/**
+ * Warms each measure up, sizes its batch, then times BATCHES rounds of one batch per measure; `quick`
+ * times one operation of each, once.
+ */
+async function measureThroughput(
+  measures: Throughput[],
+  quick: boolean,
+): Promise<Map<Throughput, ThroughputResult>> {
   const batchSize = new Map<Throughput, number>();
   for (const m of measures) {
+    if (quick) {
+      batchSize.set(m, 1);
+      continue;
+    }
     let ops = 0;
     let chunk = 1;
     const t0 = performance.now();
@@ -97,7 +110,7 @@ async function measureThroughput(measures: Throughput[]): Promise<Map<Throughput
     batchSize.set(m, Math.max(1, Math.round(opsPerMs * BATCH_MS)));
   }
   const samples = new Map<Throughput, number[]>(measures.map((m) => [m, []]));
-  for (let i = 0; i < BATCHES; i++) {
+  for (let i = 0; i < (quick ? 1 : BATCHES); i++) {
     for (const m of measures) {
       const n = batchSize.get(m) ?? 1;
       const t0 = performance.now();
@@ -151,20 +164,26 @@ function row(
   };
 }
 
-export async function authorizer(_ctx: BenchContext): Promise<AuthorizerRow[]> {
+export async function authorizer({ quick }: BenchContext): Promise<AuthorizerRow[]> {
   let jwks: TestIssuer | undefined;
   let store: TestStore | undefined;
   try {
     jwks = await startJwksServer();
     store = await startTestStore();
-    return [...(await jwtRows(jwks, store)), ...(await apiKeyRows(store)), ...(await randomKeyRows(store))];
+    return [
+      ...(await jwtRows(jwks, store, quick)),
+      ...(await apiKeyRows(store, quick)),
+      ...(await randomKeyRows(store, quick)),
+    ];
   } finally {
     await jwks?.stop();
     await store?.stop();
   }
 }
 
-async function jwtRows(jwks: TestIssuer, store: TestStore): Promise<AuthorizerRow[]> {
+async function jwtRows(jwks: TestIssuer, store: TestStore, quick: boolean): Promise<AuthorizerRow[]> {
+  // Quick: just more tokens than the cache holds, so every call still misses.
+  const missCycle = quick ? MISS_CACHE_ENTRIES + 1 : MISS_CYCLE;
   const now = Math.floor(Date.now() / 1000);
   const token = signJwt(
     { alg: "RS256", kid: jwks.rsa.kid, typ: "JWT" },
@@ -178,7 +197,7 @@ async function jwtRows(jwks: TestIssuer, store: TestStore): Promise<AuthorizerRo
 
   // A cold cache that is really on: distinct tokens cycled through a cache far smaller than the cycle,
   // so every call is a miss that pays for hashing the token as well as verifying it.
-  const distinct = Array.from({ length: MISS_CYCLE }, (_, i) =>
+  const distinct = Array.from({ length: missCycle }, (_, i) =>
     signJwt(
       { alg: "RS256", kid: jwks.rsa.kid, typ: "JWT" },
       { iss: jwks.issuer, aud: "bench", sub: `user-${i}`, iat: now, exp: now + 3600, scope: "a b" },
@@ -228,11 +247,11 @@ async function jwtRows(jwks: TestIssuer, store: TestStore): Promise<AuthorizerRo
     run: authenticatorRun(cold),
   };
   const missMeasure: Throughput = {
-    measure: `JWT authenticator, cache on, every call a miss (${MISS_CYCLE} tokens)`,
+    measure: `JWT authenticator, cache on, every call a miss (${missCycle} tokens)`,
     unit: "verifies/s",
     run: async (n) => {
       for (let i = 0; i < n; i++) {
-        const token = distinct[next++ % MISS_CYCLE] as string;
+        const token = distinct[next++ % missCycle] as string;
         if (!(await missing.verify(token)).subject.startsWith("user-")) throw new Error("wrong subject");
       }
     },
@@ -252,7 +271,7 @@ async function jwtRows(jwks: TestIssuer, store: TestStore): Promise<AuthorizerRo
     },
   };
   const measures = [raw, coldMeasure, missMeasure, warmMeasure, runtimeMeasure];
-  const results = await measureThroughput(measures);
+  const results = await measureThroughput(measures, quick);
   const rawOps = results.get(raw)?.opsPerSecond ?? Number.NaN;
   return measures.map((m) => {
     const result = results.get(m) ?? { opsPerSecond: Number.NaN, samples: [] };
@@ -266,7 +285,10 @@ async function jwtRows(jwks: TestIssuer, store: TestStore): Promise<AuthorizerRo
   });
 }
 
-async function apiKeyRows({ client, tables }: TestStore): Promise<AuthorizerRow[]> {
+async function apiKeyRows({ client, tables }: TestStore, quick: boolean): Promise<AuthorizerRow[]> {
+  const keyRequests = quick ? 2 : KEY_REQUESTS;
+  const missSamples = quick ? 1 : MISS_SAMPLES;
+  const missWarmup = quick ? 0 : MISS_WARMUP;
   const tableName = tables.ApiKeysTable;
   if (!tableName) throw new Error("the test store has no ApiKeysTable");
   const store = apiKeyStore({ client, tableName });
@@ -276,12 +298,12 @@ async function apiKeyRows({ client, tables }: TestStore): Promise<AuthorizerRow[
     if ((await authenticate(key)).owner !== "bench") throw new Error("the API key resolved to another owner");
   };
 
-  // Reads per request: one fresh authenticator, KEY_REQUESTS sequential requests.
+  // Reads per request: one fresh authenticator, keyRequests sequential requests.
   const counted = createApiKeyAuthenticator(authenticatorOptions);
   const before = store.reads;
   await check(counted);
   const firstReads = store.reads - before;
-  for (let i = 1; i < KEY_REQUESTS; i++) await check(counted);
+  for (let i = 1; i < keyRequests; i++) await check(counted);
   const totalReads = store.reads - before;
   const hitReads = totalReads - firstReads;
 
@@ -296,30 +318,26 @@ async function apiKeyRows({ client, tables }: TestStore): Promise<AuthorizerRow[
       for (let i = 0; i < n; i++) await check(warm);
     },
   };
-  const warmResult = (await measureThroughput([warmMeasure])).get(warmMeasure);
+  const warmResult = (await measureThroughput([warmMeasure], quick)).get(warmMeasure);
   const warmReads = store.reads - readsBeforeWarm;
   if (warmReads > 0) console.warn(`authorizer: ${warmReads} DynamoDB read(s) during the warm-cache timing`);
 
   // Cache-miss latency: a fresh authenticator per sample, so each call reads the table once.
   const missMs: number[] = [];
-  for (let i = 0; i < MISS_WARMUP + MISS_SAMPLES; i++) {
+  for (let i = 0; i < missWarmup + missSamples; i++) {
     const fresh = createApiKeyAuthenticator(authenticatorOptions);
     const t0 = performance.now();
     await check(fresh);
-    if (i >= MISS_WARMUP) missMs.push(performance.now() - t0);
+    if (i >= missWarmup) missMs.push(performance.now() - t0);
   }
 
   return [
-    row(
-      `API key: reads per request (${KEY_REQUESTS} requests)`,
-      round(totalReads / KEY_REQUESTS, 4),
-      "reads",
-    ),
+    row(`API key: reads per request (${keyRequests} requests)`, round(totalReads / keyRequests, 4), "reads"),
     row("API key: reads on the first request (miss)", firstReads, "reads", {
       target: "≤ 1",
       pass: firstReads <= 1,
     }),
-    row("API key: reads per request on hits", round(hitReads / (KEY_REQUESTS - 1), 4), "reads", {
+    row("API key: reads per request on hits", round(hitReads / (keyRequests - 1), 4), "reads", {
       target: "0",
       pass: hitReads === 0,
     }),
@@ -327,7 +345,7 @@ async function apiKeyRows({ client, tables }: TestStore): Promise<AuthorizerRow[
       samples: warmResult?.samples ?? [],
     }),
     row(
-      `API key: cache miss latency, median of ${MISS_SAMPLES} (p90 ${round(percentile(missMs, 90), 2)})`,
+      `API key: cache miss latency, median of ${missSamples} (p90 ${round(percentile(missMs, 90), 2)})`,
       round(median(missMs), 2),
       "ms",
       { samples: missMs.map((v) => round(v, 2)) },
@@ -335,15 +353,17 @@ async function apiKeyRows({ client, tables }: TestStore): Promise<AuthorizerRow[
   ];
 }
 
-async function randomKeyRows({ client, tables }: TestStore): Promise<AuthorizerRow[]> {
+async function randomKeyRows({ client, tables }: TestStore, quick: boolean): Promise<AuthorizerRow[]> {
+  // Quick: still past the miss budget (unknownKeys.perIp, 20 by default), so the bound is checked.
+  const randomKeys = quick ? 30 : RANDOM_KEYS;
   const tableName = tables.ApiKeysTable;
   if (!tableName) throw new Error("the test store has no ApiKeysTable");
   const store = apiKeyStore({ client, tableName });
   // A real key with its last checksum character changed: refused on its text.
   const issued = issueApiKey();
   const badChecksum = (key: string) => `${key.slice(0, -1)}${key.endsWith("0") ? "1" : "0"}`;
-  const ghk = Array.from({ length: RANDOM_KEYS }, () => badChecksum(issueApiKey()));
-  const gh = Array.from({ length: RANDOM_KEYS }, () => `gh_${randomBytes(32).toString("base64url")}`);
+  const ghk = Array.from({ length: randomKeys }, () => badChecksum(issueApiKey()));
+  const gh = Array.from({ length: randomKeys }, () => `gh_${randomBytes(32).toString("base64url")}`);
   const accepting = apiKeysConfig({ legacyKeys: "accept" });
 
   /** DynamoDB reads for `keys` from one source IP, every one of them refused. */
@@ -380,9 +400,9 @@ async function randomKeyRows({ client, tables }: TestStore): Promise<AuthorizerR
       }
     },
   };
-  const refusalResult = (await measureThroughput([refusal])).get(refusal);
+  const refusalResult = (await measureThroughput([refusal], quick)).get(refusal);
 
-  const n = RANDOM_KEYS.toLocaleString("en");
+  const n = randomKeys.toLocaleString("en");
   const budget = accepting.unknownKeys.perIp;
   return [
     row(`API key: reads for ${n} random ghk_ keys (wrong checksum)`, ghkReads, "reads", {

@@ -1,7 +1,7 @@
 import type { ConnectConfig, GatewayConfig, RouteAuth } from "../config/gateway.ts";
 import { ForbiddenError, HttpError, UnauthorizedError } from "../errors.ts";
 import { routeKeyCandidates } from "../routing/router.ts";
-import type { ApiKeyRecord } from "./api-keys.ts";
+import type { ApiKeyRecord } from "./api-key-check.ts";
 import { compileIpRules, type IpVerdict } from "./ip-rules.ts";
 import type { VerifiedToken } from "./jwt.ts";
 import { formatScopes, parseScopes } from "./scopes.ts";

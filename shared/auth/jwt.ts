@@ -6,7 +6,7 @@ import {
   ParameterValidationError,
 } from "aws-jwt-verify/error";
 import { type Fetcher, SimpleFetcher } from "aws-jwt-verify/https";
-import { SimpleJwksCache } from "aws-jwt-verify/jwk";
+import { type Jwks, SimpleJwksCache } from "aws-jwt-verify/jwk";
 import { decomposeUnverifiedJwt } from "aws-jwt-verify/jwt";
 import type { JwtPayload } from "aws-jwt-verify/jwt-model";
 import { LRUCache } from "lru-cache";
@@ -33,7 +33,6 @@ export interface VerifiedToken {
 interface KindVerifier {
   verifySync(token: string): JwtPayload;
   verify(token: string): Promise<JwtPayload>;
-  hydrate(): Promise<void>;
 }
 
 export interface JwtAuthenticatorOptions {
@@ -42,6 +41,11 @@ export interface JwtAuthenticatorOptions {
   now?: () => number;
   /** Wraps the JWKS fetcher (tests use it to serve Cognito's keys locally or inject faults). */
   wrapFetcher?: (fetcher: Fetcher) => Fetcher;
+  /**
+   * JWKS shipped with the deployment, by JWKS URI (shared/auth/shipped-jwks.ts): those issuers are
+   * not fetched at cold start; a token whose `kid` is not in them still fetches the issuer's JWKS.
+   */
+  shippedJwks?: ReadonlyMap<string, Jwks>;
 }
 
 /**
@@ -54,6 +58,7 @@ export function createJwtAuthenticator({
   auth,
   now = Date.now,
   wrapFetcher = (f) => f,
+  shippedJwks,
 }: JwtAuthenticatorOptions) {
   const skew = auth.clockSkewSeconds;
   const customJwtCheck = ({ payload }: { payload: JwtPayload }) => {
@@ -67,22 +72,10 @@ export function createJwtAuthenticator({
   const oidc = auth.issuers.filter((issuer) => issuer.kind === "oidc");
   const cognito = auth.issuers.filter((issuer) => issuer.kind === "cognito");
 
-  // One JWKS cache for all issuers; its fetcher adds the private CA of the issuers that have one.
-  const caByJwksUri = new Map(
-    oidc.flatMap((issuer) =>
-      issuer.jwksCaFile ? [[jwksUriOf(issuer), readCa(issuer.id, issuer.jwksCaFile)] as const] : [],
-    ),
-  );
-  const inner = new SimpleFetcher({
-    defaultRequestOptions: { timeout: auth.jwksTimeoutMs, responseTimeout: auth.jwksTimeoutMs },
-  });
-  const fetcher = wrapFetcher({
-    fetch: (uri, options, data) => {
-      const ca = caByJwksUri.get(uri);
-      return inner.fetch(uri, ca ? { ...options, ca } : options, data);
-    },
-  });
-  const jwksCache = new SimpleJwksCache({ fetcher });
+  // One JWKS cache for all issuers, holding the shipped JWKS from the start.
+  const jwksCache = new SimpleJwksCache({ fetcher: wrapFetcher(jwksFetcher(auth)) });
+  for (const [uri, jwks] of shippedJwks ?? []) jwksCache.addJwks(uri, jwks);
+  const toFetch = [...new Set(auth.issuers.map(jwksUriOf))].filter((uri) => !shippedJwks?.has(uri));
 
   const oidcVerifier: KindVerifier | undefined =
     oidc.length > 0
@@ -135,14 +128,16 @@ export function createJwtAuthenticator({
       : undefined;
 
   return {
-    /** Fetches every issuer's JWKS now (cold start), so the first request does not wait for it. */
+    /**
+     * Fetches now (cold start) the JWKS of every issuer whose keys were not shipped, so the first
+     * request does not wait for it. With every JWKS shipped, it makes no network call.
+     */
     async hydrate(): Promise<void> {
-      const results = await Promise.allSettled(
-        [oidcVerifier, cognitoVerifier].map((verifier) => verifier?.hydrate()),
-      );
-      for (const result of results) {
+      const results = await Promise.allSettled(toFetch.map((uri) => jwksCache.getJwks(uri)));
+      for (const [i, result] of results.entries()) {
         if (result.status === "rejected") {
           logger.error("could not load a JWKS; tokens of that issuer are refused until it loads", {
+            jwksUri: toFetch[i],
             error: result.reason,
           });
         }
@@ -200,8 +195,33 @@ function issuerUrl(issuer: IssuerConfig): string {
   return `https://cognito-idp.${region}.amazonaws.com/${issuer.userPoolId}`;
 }
 
-function jwksUriOf(issuer: Extract<IssuerConfig, { kind: "oidc" }>): string {
-  return issuer.jwksUri ?? `${issuer.issuer.replace(/\/$/, "")}/.well-known/jwks.json`;
+/** Where an issuer publishes its JWKS (aws-jwt-verify's default for Cognito: `<iss>/.well-known/jwks.json`). */
+export function jwksUriOf(issuer: IssuerConfig): string {
+  if (issuer.kind === "oidc" && issuer.jwksUri) return issuer.jwksUri;
+  return `${issuerUrl(issuer).replace(/\/$/, "")}/.well-known/jwks.json`;
+}
+
+/**
+ * The fetcher of every issuer's JWKS, at run time and when packaging: aws-jwt-verify's, with the
+ * config's time budget, adding the private CA of the issuers that have one (`jwksCaFile`).
+ */
+export function jwksFetcher(auth: Pick<GatewayConfig["auth"], "issuers" | "jwksTimeoutMs">): Fetcher {
+  const caByJwksUri = new Map(
+    auth.issuers.flatMap((issuer) =>
+      issuer.kind === "oidc" && issuer.jwksCaFile
+        ? [[jwksUriOf(issuer), readCa(issuer.id, issuer.jwksCaFile)] as const]
+        : [],
+    ),
+  );
+  const inner = new SimpleFetcher({
+    defaultRequestOptions: { timeout: auth.jwksTimeoutMs, responseTimeout: auth.jwksTimeoutMs },
+  });
+  return {
+    fetch: (uri, options, data) => {
+      const ca = caByJwksUri.get(uri);
+      return inner.fetch(uri, ca ? { ...options, ca } : options, data);
+    },
+  };
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent, Context } from "aws-lambda";
 import { logger } from "../observability/logger.ts";
 import { countEvent } from "../observability/metrics.ts";
-import { hasApiKeyPrefix } from "./api-keys.ts";
+import { hasApiKeyPrefix } from "./api-key-check.ts";
 import type { createAuthorizerRuntime } from "./authorizer-runtime.ts";
 import { type Credentials, identityContext } from "./identity.ts";
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { apiKeyShape, missSource } from "#shared/auth/api-keys.ts";
+import { apiKeyShape, missSource } from "#shared/auth/api-key-check.ts";
 import { hashCredential } from "#shared/auth/token-hash.ts";
 import { DEMO_API_KEY } from "../../plugins/local-stack.mjs";
 import { ROOT } from "../support/serverless.ts";

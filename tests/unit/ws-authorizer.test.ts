@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { APIGatewayRequestAuthorizerEvent } from "aws-lambda";
-import { issueApiKey } from "#shared/auth/api-keys.ts";
+import { issueApiKey } from "#shared/auth/api-key-check.ts";
 import type { AuthorizeRequest, Decision } from "#shared/auth/identity.ts";
 import { createWsAuthorizer, wsCredentials } from "#shared/auth/ws-authorizer.ts";
 import { loadEvent } from "../support/events.ts";
