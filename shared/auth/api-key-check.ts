@@ -17,9 +17,9 @@ import { hashCredential } from "./token-hash.ts";
  * mistyped or made-up key before hashing it or reading DynamoDB. It is public, so it filters random
  * keys, not a forger: the per-IP miss budget is what bounds a forger's reads.
  */
-export const API_KEY_PREFIX = "ghk_";
+const API_KEY_PREFIX = "ghk_";
 /** Keys issued before the checksum: `gh_` + 43 base64url characters. See `auth.apiKeys.legacyKeys`. */
-export const LEGACY_API_KEY_PREFIX = "gh_";
+const LEGACY_API_KEY_PREFIX = "gh_";
 const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const BODY_LENGTH = 43; // 62^43 > 2^256
 const CHECKSUM_LENGTH = 6; // 62^6 > 2^32
