@@ -72,6 +72,8 @@ const MAX_ROUNDS = 5;
 const CONCURRENCY = 8;
 const TARGET_OVERHEAD_US = 100;
 const TARGET_BY_HAND = 1.2;
+/** The worker's own limit: about two minutes on an idle machine, past the default 4 on a loaded one. */
+const CHAIN_WORKER_TIMEOUT_MS = 600_000;
 
 /** Sequential requests per local-stack route, after LATENCY_WARMUP untimed ones each. */
 const LATENCY_REQUESTS = 300;
@@ -121,10 +123,12 @@ async function cpuRows(ctx: BenchContext): Promise<GatewayChainRow[]> {
     concurrencies: [1, CONCURRENCY],
   };
   const measurements = await withLoopbackUpstream(ctx.root, (upstreamUrl) =>
-    runWorker<Measurement>(ctx.root, "gateway-chain-worker.ts", {
-      upstreamUrl,
-      ...options,
-    } satisfies WorkerOptions),
+    runWorker<Measurement>(
+      ctx.root,
+      "gateway-chain-worker.ts",
+      { upstreamUrl, ...options } satisfies WorkerOptions,
+      { timeoutMs: CHAIN_WORKER_TIMEOUT_MS },
+    ),
   );
 
   const rows: GatewayChainRow[] = [];
