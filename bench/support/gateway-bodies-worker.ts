@@ -15,6 +15,7 @@ import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { defineGateway, type GatewayConfigInput, loadGateway } from "#shared/config/gateway.ts";
 import { createGatewayHandler } from "#shared/gateway/gateway-handler.ts";
 import type { HttpEvent, HttpResult } from "#shared/http.ts";
+import { httpEvent } from "../../tests/support/events.ts";
 import { lambdaContext } from "../../tests/support/lambda-context.ts";
 import { runForkedWorker } from "./forked-worker.ts";
 import { jsonDocument } from "./json-document.mjs";
@@ -91,39 +92,21 @@ const requestsFor = (size: number) => Math.max(40, Math.min(400, Math.round(2_00
 const LAMBDA_MAX_TIMEOUT_MS = 900_000;
 
 function docEvent(size: number, variant: Variant, i: number): HttpEvent {
-  return {
-    version: "2.0",
+  const event = httpEvent({
+    method: "GET",
     routeKey: "GET /doc",
-    rawPath: "/doc",
-    rawQueryString: `bytes=${size}&encode=${variant.encode}`,
+    path: "/doc",
+    query: `bytes=${size}&encode=${variant.encode}`,
     headers: {
       accept: "application/json",
-      host: "x8k2m4p1qz.execute-api.us-east-1.amazonaws.com",
       "user-agent": "gatehouse-bench",
       "x-forwarded-for": "203.0.113.10",
       "x-forwarded-proto": "https",
       ...(variant.acceptEncoding ? { "accept-encoding": variant.acceptEncoding } : {}),
     },
-    requestContext: {
-      accountId: "123456789012",
-      apiId: "x8k2m4p1qz",
-      domainName: "x8k2m4p1qz.execute-api.us-east-1.amazonaws.com",
-      domainPrefix: "x8k2m4p1qz",
-      http: {
-        method: "GET",
-        path: "/doc",
-        protocol: "HTTP/1.1",
-        sourceIp: "203.0.113.10",
-        userAgent: "gatehouse-bench",
-      },
-      requestId: `bench-body-${variant.key}-${i}`,
-      routeKey: "GET /doc",
-      stage: "$default",
-      time: "21/Nov/2026:05:00:00 +0000",
-      timeEpoch: 1795237200000,
-    },
-    isBase64Encoded: false,
-  };
+  });
+  event.requestContext.requestId = `bench-body-${variant.key}-${i}`;
+  return event;
 }
 
 type Handler = (event: HttpEvent) => Promise<HttpResult>;

@@ -1,40 +1,44 @@
 /**
- * The in-process half of the gateway-chain bench (bench/cases/gateway-chain.ts), in a Node process of
- * its own: `node --import tsx --expose-gc bench/support/gateway-chain-worker.ts '<WorkerOptions JSON>'`,
- * forked with an IPC channel, which carries the result back. Its stdout is discarded: the chain writes
- * its EMF record there per request, as it does in Lambda, and writing them is part of its cost. The
- * other variants write nothing, so the discarding is the same for all.
+ * The in-process half of the gateway-chain bench (bench/cases/gateway-chain.ts), forked by
+ * `runWorker` with stdout discarded: the chain writes its EMF record there per request, as in Lambda,
+ * and writing it is part of its cost (the other variants write nothing).
  *
- * Three handlers take the same `POST /v1/orders` event (API Gateway payload 2.0) and make the same
- * call to the loopback upstream, which runs in another process:
- * - `chain`: the real gateway handler, `createGatewayHandler(loadGateway(definition, "bench"))`:
- *   route, body checks and JSON Schema, proxy through the upstream client, map; the whole Middy chain
- *   with Powertools logger context and metrics flushed per invocation.
- * - `bare`: a function that makes the same upstream call with the gateway's own HTTP transport
- *   (node:http, `httpTransport`), without retries or breakers, and returns its answer.
- * - `noMiddy`: the chain's work written by hand, without Middy and without Gatehouse's middleware
- *   (the upstream call through the same transport).
+ * Three handlers take the same `POST /v1/orders` event (payload 2.0) and make the same call to the
+ * loopback upstream (another process):
+ * - `chain`: the real gateway handler over the demo config's order route (its JSON Schema), with a
+ *   response mapping: Middy, Powertools logger context, metrics flushed per invocation.
+ * - `bare`: the same upstream call with the gateway's own transport (`httpTransport`), no retries or
+ *   breakers, its answer returned as it came.
+ * - `noMiddy`: the chain's work written by hand (the project's own constants), no Middy.
  *
- * Every request's status is checked; a measurement with any failure fails the run.
+ * Measured with tinybench, whose clock here is the process's CPU time (`process.cpuUsage`, user +
+ * system, GC threads included), so a task's mean latency is CPU per iteration. An iteration is
+ * `concurrency` requests at once. Every answer's status is checked; a failure fails the run.
  */
 import { Ajv } from "ajv";
+import { Bench } from "tinybench";
 import { defineGateway, loadGateway } from "#shared/config/gateway.ts";
 import { createGatewayHandler } from "#shared/gateway/gateway-handler.ts";
 import type { GatehouseContext, HttpEvent, HttpResult } from "#shared/http.ts";
+import { SAFE_REQUEST_ID } from "#shared/middleware/request-context.ts";
+import { SECURITY_HEADERS } from "#shared/middleware/security-headers.ts";
 import { metrics } from "#shared/observability/metrics.ts";
+import { HOP_BY_HOP } from "#shared/upstream/forwarding.ts";
 import { httpTransport, type Transport } from "#shared/upstream/http-client.ts";
 import { compileJmespath } from "#shared/upstream/transform.ts";
+import demoGateway from "../../gateway.config.ts";
+import { httpEvent } from "../../tests/support/events.ts";
 import { lambdaContext } from "../../tests/support/lambda-context.ts";
 import { runForkedWorker } from "./forked-worker.ts";
 
 export interface WorkerOptions {
   /** The loopback upstream's base URL, `http://127.0.0.1:<port>`. */
   upstreamUrl: string;
-  /** Requests per measurement. */
-  requests: number;
-  /** Untimed requests per variant and concurrency, before the first round. */
+  /** Iterations per measurement (tinybench's `iterations`; `time` is 0). */
+  iterations: number;
+  /** Warm-up iterations per task, before the first round (0: none). */
   warmup: number;
-  /** Measurements per variant and concurrency; each round takes every variant once, in rotated order. */
+  /** Measurements per variant and concurrency; each round takes the variants in rotated order. */
   rounds: number;
   /** Requests in flight at once (1 is how a Lambda container serves). */
   concurrencies: number[];
@@ -42,31 +46,23 @@ export interface WorkerOptions {
 
 export type VariantKey = "chain" | "bare" | "noMiddy";
 
-/** One timed run of `requests` requests. */
+/** One round of one variant at one concurrency. */
 export interface Measurement {
   variant: VariantKey;
   concurrency: number;
   round: number;
-  /** Process CPU time (user + system, all threads: GC included) per request, µs. */
+  /** Process CPU time per request (the iterations' mean over `concurrency`), µs. */
   cpuUs: number;
-  /** Wall-clock time per request, µs. */
+  /** Wall-clock time per request over the round, µs. */
   wallUs: number;
 }
 
-/** What the bench sends: the order the upstream echoes. */
+const ORDER_ROUTE = "POST /v1/orders";
+/** The demo config's order route (its body rules and JSON Schema), as the local stack serves it. */
+const orderRoute = demoGateway({ stage: "local" }).routes[ORDER_ROUTE];
+const ORDER_BODY_RULES = orderRoute?.body as { maxBytes: number; schema: Record<string, unknown> };
 const ORDER_BODY = JSON.stringify({ productId: "p-1", quantity: 2 });
 const EXPECTED_STATUS = 201;
-
-const ORDER_SCHEMA = {
-  type: "object",
-  required: ["productId", "quantity"],
-  properties: {
-    productId: { type: "string", pattern: "^p-[0-9]+$" },
-    quantity: { type: "integer", minimum: 1, maximum: 100 },
-    note: { type: "string", maxLength: 200 },
-  },
-  additionalProperties: false,
-};
 
 /** The answer's mapping (JMESPath), the same in the chain and in the hand-written handler. */
 const ORDER_MAPPING = "{ orderId: id, item: { product: productId, quantity: quantity }, status: 'accepted' }";
@@ -75,19 +71,14 @@ const ORDER_MAPPING = "{ orderId: id, item: { product: productId, quantity: quan
 const benchGateway = (upstreamUrl: string) =>
   defineGateway(() => ({
     auth: { issuers: [] },
-    upstreams: {
-      orders: { targets: [{ url: upstreamUrl }], timeoutMs: 2_000, retries: 0 },
-      users: { targets: [{ url: upstreamUrl }], timeoutMs: 2_000, retries: 0 },
-    },
+    upstreams: { orders: { targets: [{ url: upstreamUrl }], timeoutMs: 2_000, retries: 0 } },
     routes: {
       "GET /health": { auth: "public", handler: "health" },
-      "GET /v1/users": { auth: "public", proxy: { upstream: "users", path: "/users" } },
-      "GET /v1/users/{id}": { auth: "public", proxy: { upstream: "users", path: "/users/{id}" } },
       "GET /v1/orders": { auth: "public", proxy: { upstream: "orders", path: "/orders" } },
-      "POST /v1/orders": {
+      [ORDER_ROUTE]: {
         auth: "public",
         proxy: { upstream: "orders", path: "/orders", response: { body: ORDER_MAPPING } },
-        body: { maxBytes: 16_384, schema: ORDER_SCHEMA },
+        body: ORDER_BODY_RULES,
       },
       "GET /v1/orders/{id}": { auth: "public", proxy: { upstream: "orders", path: "/orders/{id}" } },
     },
@@ -95,43 +86,24 @@ const benchGateway = (upstreamUrl: string) =>
 
 /** The event API Gateway (HTTP API, payload 2.0) hands the function for `POST /v1/orders`. */
 function orderEvent(requestId: string): HttpEvent {
-  return {
-    version: "2.0",
-    routeKey: "POST /v1/orders",
-    rawPath: "/v1/orders",
-    rawQueryString: "",
+  const event = httpEvent({
+    method: "POST",
+    routeKey: ORDER_ROUTE,
+    path: "/v1/orders",
     headers: {
       accept: "application/json",
       "content-length": String(Buffer.byteLength(ORDER_BODY)),
       "content-type": "application/json",
-      host: "x8k2m4p1qz.execute-api.us-east-1.amazonaws.com",
       "user-agent": "gatehouse-bench",
       "x-amzn-trace-id": "Root=1-6920f0d0-3a5b1c2d4e5f60718293a4b5",
       "x-forwarded-for": "203.0.113.10",
       "x-forwarded-port": "443",
       "x-forwarded-proto": "https",
     },
-    requestContext: {
-      accountId: "123456789012",
-      apiId: "x8k2m4p1qz",
-      domainName: "x8k2m4p1qz.execute-api.us-east-1.amazonaws.com",
-      domainPrefix: "x8k2m4p1qz",
-      http: {
-        method: "POST",
-        path: "/v1/orders",
-        protocol: "HTTP/1.1",
-        sourceIp: "203.0.113.10",
-        userAgent: "gatehouse-bench",
-      },
-      requestId,
-      routeKey: "POST /v1/orders",
-      stage: "$default",
-      time: "21/Nov/2026:05:00:00 +0000",
-      timeEpoch: 1795237200000,
-    },
     body: ORDER_BODY,
-    isBase64Encoded: false,
-  };
+  });
+  event.requestContext.requestId = requestId;
+  return event;
 }
 
 type Handler = (event: HttpEvent, context: GatehouseContext) => Promise<HttpResult>;
@@ -158,29 +130,9 @@ function bareHandler(upstreamUrl: string, transport: Transport): Handler {
   };
 }
 
-const SECURITY_HEADERS: Readonly<Record<string, string>> = {
-  "cache-control": "no-store",
-  "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
-  "strict-transport-security": "max-age=63072000; includeSubDomains",
-  "x-content-type-options": "nosniff",
-  "x-frame-options": "DENY",
-  "referrer-policy": "no-referrer",
-};
-/** Not passed on in either direction: hop-by-hop headers, ones node:http sets itself, the gateway's credentials. */
-const NOT_FORWARDED = new Set([
-  "connection",
-  "keep-alive",
-  "transfer-encoding",
-  "upgrade",
-  "te",
-  "trailer",
-  "host",
-  "content-length",
-  "authorization",
-  "x-api-key",
-]);
-
-const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Not passed on in either direction: hop-by-hop headers and the gateway's own credentials. */
+const notForwarded = (name: string) =>
+  HOP_BY_HOP.has(name) || name === "authorization" || name === "x-api-key";
 
 class Problem extends Error {
   constructor(
@@ -208,9 +160,8 @@ function noMiddyHandler(upstreamUrl: string, transport: Transport): Handler {
     map: body ? mapOrder : undefined,
   });
   const routes = new Map([
-    ["GET /v1/users", route("/users")],
     ["GET /v1/orders", route("/orders")],
-    ["POST /v1/orders", route("/orders", { maxBytes: 16_384, schema: ORDER_SCHEMA })],
+    [ORDER_ROUTE, route("/orders", ORDER_BODY_RULES)],
   ]);
   return async (event) => {
     const supplied = event.headers["x-request-id"];
@@ -233,7 +184,7 @@ function noMiddyHandler(upstreamUrl: string, transport: Transport): Handler {
       }
       const headers: Record<string, string> = {};
       for (const [name, value] of Object.entries(event.headers)) {
-        if (value !== undefined && !NOT_FORWARDED.has(name) && !name.startsWith("x-forwarded-"))
+        if (value !== undefined && !notForwarded(name) && !name.startsWith("x-forwarded-"))
           headers[name] = value;
       }
       headers["x-forwarded-for"] = event.headers["x-forwarded-for"] ?? event.requestContext.http.sourceIp;
@@ -249,7 +200,7 @@ function noMiddyHandler(upstreamUrl: string, transport: Transport): Handler {
       const text = response.body.toString("utf8");
       const answer: Record<string, string> = { ...SECURITY_HEADERS };
       for (const [name, value] of Object.entries(response.headers)) {
-        if (!NOT_FORWARDED.has(name)) answer[name] = value;
+        if (!notForwarded(name)) answer[name] = value;
       }
       answer["x-request-id"] = requestId;
       const ok = response.status >= 200 && response.status < 300;
@@ -313,43 +264,43 @@ async function countEmfRecords(chain: Handler): Promise<number> {
   return records;
 }
 
-/** Runs `n` requests, `concurrency` at a time, and returns CPU and wall time per request. */
-async function measure(key: VariantKey, handler: Handler, n: number, concurrency: number) {
-  // Events and contexts (fresh per request, as Lambda hands them) are built before the clock starts,
-  // each with Lambda's longest deadline: a run slower than a 10 s default (a loaded machine) would
-  // otherwise hit Middy's early timeout on the last requests and fail with 504s.
-  const inputs = Array.from({ length: n }, (_, i) => ({
-    event: orderEvent(`bench-${key}-${i}`),
-    context: lambdaContext("gatehouse-bench", LAMBDA_MAX_TIMEOUT_MS),
-  }));
+/** Process CPU time, ms: tinybench's clock here, so a task's latency is the CPU it took. */
+const cpuNow = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1_000;
+};
+
+/**
+ * One tinybench task per variant: an iteration sends `concurrency` requests at once and checks each
+ * answer. Events and contexts (fresh per request, as Lambda hands them, each with Lambda's longest
+ * deadline so a slow machine never meets Middy's early timeout) are made before the clock starts.
+ */
+function addTask(bench: Bench, key: VariantKey, handler: Handler, concurrency: number, wall: number[]) {
+  let inputs: { event: HttpEvent; context: GatehouseContext }[][] = [];
   let next = 0;
-  let failures = 0;
-  let firstFailure = "";
-  const lane = async () => {
-    while (next < n) {
-      const input = inputs[next++];
-      if (!input) break;
-      try {
-        const result = await handler(input.event, input.context);
-        if (result.statusCode !== EXPECTED_STATUS) {
-          failures++;
-          firstFailure ||= `${result.statusCode} ${String(result.body)}`;
-        }
-      } catch (error) {
-        failures++;
-        firstFailure ||= String(error);
-      }
-    }
+  let began = 0;
+  const one = async ({ event, context }: { event: HttpEvent; context: GatehouseContext }) => {
+    const result = await handler(event, context);
+    if (result.statusCode !== EXPECTED_STATUS)
+      throw new Error(`${key}: answered ${result.statusCode} ${String(result.body)}`);
   };
-  (globalThis as { gc?: () => void }).gc?.();
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, lane));
-  const wallMs = performance.now() - t0;
-  const cpu = process.cpuUsage(cpu0);
-  if (failures > 0)
-    throw new Error(`${key}: ${failures} of ${n} requests failed; the first: ${firstFailure}`);
-  return { cpuUs: (cpu.user + cpu.system) / n, wallUs: (wallMs * 1000) / n };
+  bench.add(key, () => Promise.all((inputs[next++] ?? []).map(one)), {
+    beforeAll(mode) {
+      const count = (mode === "warmup" ? bench.warmupIterations : bench.iterations) + 1;
+      inputs = Array.from({ length: count }, (_, i) =>
+        Array.from({ length: concurrency }, (_, j) => ({
+          event: orderEvent(`bench-${key}-${i}-${j}`),
+          context: lambdaContext("gatehouse-bench", LAMBDA_MAX_TIMEOUT_MS),
+        })),
+      );
+      next = 0;
+      (globalThis as { gc?: () => void }).gc?.();
+      began = performance.now();
+    },
+    afterAll(mode) {
+      if (mode === "run") wall.push(((performance.now() - began) * 1_000) / (next * concurrency));
+    },
+  });
 }
 
 async function main(options: WorkerOptions): Promise<Measurement[]> {
@@ -359,27 +310,45 @@ async function main(options: WorkerOptions): Promise<Measurement[]> {
     maxResponseBytes: gateway.upstreams.orders?.maxResponseBytes ?? 0,
     followRedirects: false,
   });
+  const chain: Handler = (event, context) => gatewayHandler(event, context);
   const variants: [VariantKey, Handler][] = [
     ["bare", bareHandler(options.upstreamUrl, transport)],
     ["noMiddy", noMiddyHandler(options.upstreamUrl, transport)],
-    ["chain", (event, context) => gatewayHandler(event, context)],
+    ["chain", chain],
   ];
   for (const [key, handler] of variants) await checkOnce(key, handler);
-  const chain = variants[2]?.[1];
-  const records = chain ? await countEmfRecords(chain) : 0;
+  const records = await countEmfRecords(chain);
   if (records !== 1) throw new Error(`the chain wrote ${records} EMF record(s) for one request, not 1`);
 
-  for (const concurrency of options.concurrencies) {
-    for (const [key, handler] of variants) await measure(key, handler, options.warmup, concurrency);
-  }
   const measurements: Measurement[] = [];
-  for (let round = 0; round < options.rounds; round++) {
-    for (const concurrency of options.concurrencies) {
+  for (const concurrency of options.concurrencies) {
+    for (let round = 0; round < options.rounds; round++) {
+      const bench = new Bench({
+        now: cpuNow,
+        time: 0,
+        iterations: Math.max(1, Math.round(options.iterations / concurrency)),
+        warmup: round === 0 && options.warmup > 0,
+        warmupTime: 0,
+        warmupIterations: Math.max(1, Math.round(options.warmup / concurrency)),
+        throws: true,
+      });
       // A different variant goes first in each round, so none always follows the same neighbour.
+      const wall = new Map<VariantKey, number[]>();
       for (let j = 0; j < variants.length; j++) {
-        const [variant, handler] = variants[(round + j) % variants.length] as [VariantKey, Handler];
-        const result = await measure(variant, handler, options.requests, concurrency);
-        measurements.push({ variant, concurrency, round, ...result });
+        const [key, handler] = variants[(round + j) % variants.length] as [VariantKey, Handler];
+        wall.set(key, []);
+        addTask(bench, key, handler, concurrency, wall.get(key) as number[]);
+      }
+      for (const task of await bench.run()) {
+        const result = task.result;
+        if (result.state !== "completed") throw new Error(`${task.name}: ${result.state}`);
+        measurements.push({
+          variant: task.name as VariantKey,
+          concurrency,
+          round,
+          cpuUs: (result.latency.mean * 1_000) / concurrency,
+          wallUs: wall.get(task.name as VariantKey)?.[0] ?? Number.NaN,
+        });
       }
     }
   }

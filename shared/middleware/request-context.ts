@@ -3,7 +3,7 @@ import type { GatehouseContext } from "../http.ts";
 import { logger } from "../observability/logger.ts";
 
 /** A caller-supplied request id is kept only if it is short and plain, so it is safe in logs and headers. */
-const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+export const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** serverless-offline gives every HTTP request this same placeholder, so locally the Lambda id is used. */
 const OFFLINE_PLACEHOLDER_ID = "offlineContext_";

@@ -1,7 +1,7 @@
 import type middy from "@middy/core";
 
 /** Headers for a JSON API that never renders HTML (OWASP REST Security Cheat Sheet). */
-const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   "cache-control": "no-store",
   "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
   "strict-transport-security": "max-age=63072000; includeSubDomains",

@@ -8,7 +8,7 @@ import { SECURITY_HEADER_NAMES } from "../middleware/security-headers.ts";
  * itself, and `Expect`: API Gateway has already taken the whole body, so a client's `100-continue`
  * means nothing upstream.
  */
-const HOP_BY_HOP = new Set([
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "connection",
   "expect",
   "keep-alive",
