@@ -1,14 +1,19 @@
-/** Shared bits of the bench harness: what a case receives, statistics and table printing. */
+/** Shared bits of the bench harness: what a case receives, statistics, table printing, bench keys. */
+import { loadGateway } from "#shared/config/gateway.ts";
+import gatewayDefinition from "../gateway.config.ts";
+import { devToken } from "../plugins/dev-issuer.mjs";
+import type { LocalStack } from "../tests/support/local-stack.ts";
+import { ROOT } from "../tests/support/serverless.ts";
 
 /** What `bench/run.ts` hands to every case. */
 export interface BenchContext {
   /** Repository root (absolute). */
   root: string;
-  /** Samples per measurement (at least 10). */
+  /** Samples per measurement: at least 10, or 1 with `--quick`. */
   runs: number;
   /** A temporary directory owned by this run, removed at the end; cases make subfolders in it. */
   tmpDir: string;
-  /** `--quick`: a smoke run. A case that supports it measures the same things on a smaller workload. */
+  /** `--quick`: a smoke run that proves the case runs: the same measures, the smallest workload. */
   quick: boolean;
 }
 
@@ -79,4 +84,31 @@ export function formatTable<R>(rows: readonly R[], columns: readonly Column<R>[]
 /** Several tables, each under its heading (for a case that prints more than one). */
 export function formatSections(sections: readonly { heading: string; table: string }[]): string {
   return sections.map(({ heading, table }) => `${heading}\n\n${table}`).join("\n\n");
+}
+
+/**
+ * A fresh API key of its own for a case that calls the local stack (`POST /admin/keys` with an admin
+ * token from the stack's dev issuer), so no case relies on the demo key's plan or what is left of its
+ * quota. `plan` must be one gateway.config.ts declares; the admin scope is the config's own.
+ */
+export async function createBenchKey(
+  stack: Pick<LocalStack, "httpUrl" | "ports">,
+  { owner, plan, scopes = [] }: { owner: string; plan: string; scopes?: string[] },
+): Promise<string> {
+  const config = loadGateway(gatewayDefinition, "local");
+  if (!config.limits?.plans[plan]) throw new Error(`bench: gateway.config.ts declares no plan "${plan}"`);
+  const token = await devToken(ROOT, {
+    port: stack.ports.issuer,
+    sub: "bench",
+    scope: config.auth.adminScope,
+  });
+  const response = await fetch(`${stack.httpUrl}/admin/keys`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ owner, plan, scopes }),
+  });
+  const body = (await response.json()) as { key?: string };
+  if (response.status !== 201 || typeof body.key !== "string")
+    throw new Error(`bench: POST /admin/keys answered ${response.status} ${JSON.stringify(body)}`);
+  return body.key;
 }
