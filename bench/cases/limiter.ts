@@ -37,7 +37,8 @@
  * no network hop and no replication; DynamoDB's latencies are a few ms higher. Contention on one
  * item shows here as dynalite's per-item lock; on DynamoDB a hot item is also capped by its
  * partition's 1,000 WRU/s, which sharding spreads. `BENCH_LIMITER_CHECKS` sets the timed requests per
- * measure (default 4,000); the rounds are BENCH_RUNS capped at MAX_ROUNDS.
+ * measure (default 4,000); the rounds are BENCH_RUNS capped at MAX_ROUNDS. `--quick`: one round of
+ * QUICK_CHECKS a measure, QUICK_WARMUP before, each event counted once.
  */
 import { randomUUID } from "node:crypto";
 import {
@@ -106,6 +107,8 @@ const WARMUP = 500;
 const MAX_ROUNDS = 5;
 /** Rollovers, and fresh limiters, per counted event. */
 const EVENT_REPEATS = 20;
+const QUICK_CHECKS = 2 * CONCURRENCY;
+const QUICK_WARMUP = CONCURRENCY;
 
 export interface LimiterRow {
   measure: string;
@@ -353,7 +356,8 @@ function defineMeasure(env: Env, o: MeasureOptions): Measure {
 }
 
 export async function limiter(ctx: BenchContext): Promise<LimiterRow[]> {
-  const checks = checksFromEnv();
+  const checks = ctx.quick ? QUICK_CHECKS : checksFromEnv();
+  const warmup = ctx.quick ? QUICK_WARMUP : WARMUP;
   const rounds = Math.min(ctx.runs, MAX_ROUNDS);
   const perBatch = Math.ceil(checks / rounds);
   const store = await startTestStore();
@@ -466,7 +470,7 @@ export async function limiter(ctx: BenchContext): Promise<LimiterRow[]> {
 
     for (const m of measures) {
       await m.prepare?.();
-      await batch(env, m, WARMUP, false);
+      await batch(env, m, warmup, false);
     }
     for (let r = 0; r < rounds; r++) {
       // A different measure goes first in each round, so none always follows the same neighbour.
@@ -474,7 +478,7 @@ export async function limiter(ctx: BenchContext): Promise<LimiterRow[]> {
         await batch(env, measures[(r + j) % measures.length] as Measure, perBatch, true);
       }
     }
-    const events = await eventCounts(env);
+    const events = await eventCounts(env, ctx.quick ? 1 : EVENT_REPEATS);
     const faults = await faultRows(env);
     const items = await itemSizes(env);
 
@@ -581,7 +585,7 @@ function eventRow(e: EventCount, units: Units): LimiterRow {
  * on by one window) one at a time and CONCURRENCY at once on one subject, and the first check of a
  * fresh limiter (a new container: it has not seen the window) on a subject counted in this window.
  */
-async function eventCounts(env: Env): Promise<EventCount[]> {
+async function eventCounts(env: Env, repeats: number): Promise<EventCount[]> {
   const { client } = env.store;
   const tableName = env.tableName;
   const admit = (d: LimitDecision, what: string) => {
@@ -594,7 +598,7 @@ async function eventCounts(env: Env): Promise<EventCount[]> {
     const subject = newSubject();
     admit(await limiter.check(subject, PLAN, 1), measure);
     const counts = emptyCounts();
-    for (let i = 0; i < EVENT_REPEATS; i++) {
+    for (let i = 0; i < repeats; i++) {
       clockMs += RATE_WINDOW_MS;
       const { delta } = await counted(env, { measure, limiters: [limiter], meterings: [] }, () =>
         Promise.all(Array.from({ length: concurrency }, () => limiter.check(subject, PLAN, 1))),
@@ -610,9 +614,9 @@ async function eventCounts(env: Env): Promise<EventCount[]> {
       }),
     );
     const counter = item.Item as { used?: number; rc?: number } | undefined;
-    if (counter?.used !== 1 + EVENT_REPEATS * concurrency || counter.rc !== concurrency)
+    if (counter?.used !== 1 + repeats * concurrency || counter.rc !== concurrency)
       throw new Error(`limiter: ${measure}: the counter reads ${JSON.stringify(counter)}`);
-    return { measure, concurrency, requests: EVENT_REPEATS * concurrency, counts };
+    return { measure, concurrency, requests: repeats * concurrency, counts };
   };
 
   const coldMeasure = "fresh limiter (new container), subject counted this window: first check";
@@ -620,7 +624,7 @@ async function eventCounts(env: Env): Promise<EventCount[]> {
   const subject = newSubject();
   const warm = createLimiter({ client, tableName, now: () => env.heldMs });
   admit(await warm.check(subject, PLAN, 1), coldMeasure);
-  for (let i = 0; i < EVENT_REPEATS; i++) {
+  for (let i = 0; i < repeats; i++) {
     const fresh = createLimiter({ client, tableName, now: () => env.heldMs });
     const { result, delta } = await counted(
       env,
@@ -637,7 +641,7 @@ async function eventCounts(env: Env): Promise<EventCount[]> {
       target: { writes: 1, reads: 0 },
     },
     await rollover(CONCURRENCY, "rate-window rollover: first checks of a new window, 1 hot subject"),
-    { measure: coldMeasure, concurrency: 1, requests: EVENT_REPEATS, counts },
+    { measure: coldMeasure, concurrency: 1, requests: repeats, counts },
   ];
 }
 
