@@ -62,7 +62,7 @@ import {
   type TestStore,
   throttlingError,
 } from "../../tests/support/dynamo.ts";
-import { type BenchContext, type Column, median, percentile, round } from "../lib.ts";
+import { type BenchContext, type Column, median, percentile, round, timeCalls } from "../lib.ts";
 import { AWS_PRICES, RRU_BYTES, WRU_BYTES } from "../support/aws-prices.ts";
 import {
   addCounts,
@@ -255,25 +255,14 @@ async function counted<T>(
   return { result, delta };
 }
 
-/** `n` requests, `concurrency` at a time; latencies and the rate go to the measure if `timed`. */
+/** `n` requests, `concurrency` at a time (tinybench); latencies and the rate go to the measure if `timed`. */
 async function batch(env: Env, m: Measure, n: number, timed: boolean): Promise<void> {
-  let issued = 0;
-  const latencies: number[] = [];
-  const lane = async (index: number) => {
-    while (issued < n) {
-      issued++;
-      const t0 = performance.now();
-      await m.request(index);
-      latencies.push(performance.now() - t0);
-    }
-  };
-  const { result: wallMs, delta } = await counted(env, m, async () => {
-    const t0 = performance.now();
-    await Promise.all(Array.from({ length: m.concurrency }, (_, i) => lane(i)));
-    return performance.now() - t0;
-  });
+  const { result, delta } = await counted(env, m, () =>
+    timeCalls(m.measure, { iterations: n, concurrency: m.concurrency }, m.request),
+  );
   if (!timed) return;
-  m.latencies.push(...latencies);
+  const { latenciesMs, wallMs } = result;
+  m.latencies.push(...latenciesMs);
   m.batchRates.push((n / wallMs) * 1000);
   m.requests += n;
   addCounts(m.counts, delta);
