@@ -39,7 +39,7 @@
  *   function's memory size in serverless.yml (prod). Upstream calls are counted, not priced.
  *
  * Every answer's status and X-Cache are checked, and the tier that answered each hit; a failing
- * table call fails the case. `BENCH_RUNS` sets the rounds; `--quick` takes fewer requests a round.
+ * table call fails the case. `BENCH_RUNS` sets the rounds; `--quick` takes one round of 5 requests.
  */
 import {
   type AttributeValue,
@@ -73,7 +73,7 @@ import { withLoopbackUpstream } from "../support/loopback.ts";
 
 /** Timed requests per class per round (and untimed before the first), full and `--quick`. */
 const REQUESTS = 200;
-const QUICK_REQUESTS = 30;
+const QUICK_REQUESTS = 5;
 /** A JSON answer of a typical API listing's size. */
 const DOCUMENT_BYTES = 2_048;
 /** The keys the hit classes cycle over. */
@@ -104,80 +104,48 @@ const CLASS_LABELS: Record<ClassKey, string> = {
   miss: "miss (table read, upstream call, table write)",
 };
 
+/** A counted run: KEYS keys REPEATS times each, interleaved, unless it says otherwise. */
+const countedRun = (spec: Pick<RunSpec, "key" | "label"> & Partial<RunSpec>): RunSpec => ({
+  route: "cached",
+  keys: KEYS,
+  repeats: REPEATS,
+  order: "interleaved",
+  containers: 1,
+  concurrency: 1,
+  upstreamDelayMs: 0,
+  ...spec,
+});
+const delayed = { order: "shuffled", upstreamDelayMs: UPSTREAM_DELAY_MS } as const;
+const burst = { keys: 1, repeats: BURST, concurrency: BURST, upstreamDelayMs: UPSTREAM_DELAY_MS };
+
 /** The counted runs (upstream calls per 1,000 requests and coalescing). */
 const RUNS: RunSpec[] = [
-  {
-    key: "uncached",
-    label: "uncached route, 1 container, 1 at a time",
-    route: "uncached",
-    keys: KEYS,
-    repeats: REPEATS,
-    order: "interleaved",
-    containers: 1,
-    concurrency: 1,
-    placement: "lane",
-    upstreamDelayMs: 0,
-  },
-  {
-    key: "one",
-    label: "cached, 1 container, 1 at a time",
-    route: "cached",
-    keys: KEYS,
-    repeats: REPEATS,
-    order: "interleaved",
-    containers: 1,
-    concurrency: 1,
-    placement: "lane",
-    upstreamDelayMs: 0,
-  },
-  {
+  countedRun({ key: "uncached", label: "uncached route, 1 container, 1 at a time", route: "uncached" }),
+  countedRun({ key: "one", label: "cached, 1 container, 1 at a time" }),
+  countedRun({
     key: "oneConcurrent",
     label: `cached, 1 container, ${CONCURRENCY} in flight (shuffled; upstream ${UPSTREAM_DELAY_MS} ms)`,
-    route: "cached",
-    keys: KEYS,
-    repeats: REPEATS,
-    order: "shuffled",
-    containers: 1,
     concurrency: CONCURRENCY,
-    placement: "lane",
-    upstreamDelayMs: UPSTREAM_DELAY_MS,
-  },
-  {
+    ...delayed,
+  }),
+  countedRun({
     key: "containers",
     label: `cached, ${CONTAINERS} containers, 1 at a time each (shuffled; upstream ${UPSTREAM_DELAY_MS} ms)`,
-    route: "cached",
-    keys: KEYS,
-    repeats: REPEATS,
-    order: "shuffled",
     containers: CONTAINERS,
     concurrency: CONTAINERS,
-    placement: "lane",
-    upstreamDelayMs: UPSTREAM_DELAY_MS,
-  },
-  {
+    ...delayed,
+  }),
+  countedRun({
     key: "burst",
     label: `cold key × ${BURST} at once, 1 container (upstream ${UPSTREAM_DELAY_MS} ms)`,
-    route: "cached",
-    keys: 1,
-    repeats: BURST,
-    order: "interleaved",
-    containers: 1,
-    concurrency: BURST,
-    placement: "lane",
-    upstreamDelayMs: UPSTREAM_DELAY_MS,
-  },
-  {
+    ...burst,
+  }),
+  countedRun({
     key: "burstContainers",
     label: `cold key × ${BURST} at once over ${CONTAINERS} containers (upstream ${UPSTREAM_DELAY_MS} ms)`,
-    route: "cached",
-    keys: 1,
-    repeats: BURST,
-    order: "interleaved",
     containers: CONTAINERS,
-    concurrency: BURST,
-    placement: "lane",
-    upstreamDelayMs: UPSTREAM_DELAY_MS,
-  },
+    ...burst,
+  }),
 ];
 
 export interface CacheClassRow {
