@@ -41,13 +41,8 @@
  * Every answer's status and X-Cache are checked, and the tier that answered each hit; a failing
  * table call fails the case. `BENCH_RUNS` sets the rounds; `--quick` takes one round of 5 requests.
  */
-import {
-  type AttributeValue,
-  DescribeTableCommand,
-  DynamoDBClient,
-  ScanCommand,
-} from "@aws-sdk/client-dynamodb";
-import { startTestStore } from "../../tests/support/dynamo.ts";
+import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+import { startTestStore, type TestStore } from "../../tests/support/dynamo.ts";
 import { resolvedService } from "../../tests/support/serverless.ts";
 import {
   type BenchContext,
@@ -67,7 +62,7 @@ import type {
   RunSample,
   RunSpec,
 } from "../support/cache-worker.ts";
-import { dynamoItemSize } from "../support/dynamodb-calls.ts";
+import { dynamoItemSize, readTable } from "../support/dynamodb-calls.ts";
 import { runWorker } from "../support/forked-worker.ts";
 import { withLoopbackUpstream } from "../support/loopback.ts";
 
@@ -337,7 +332,7 @@ export async function cache(ctx: BenchContext): Promise<CacheResult> {
         },
       ),
     );
-    const units = await requestUnits(store.endpoint, tableName);
+    const units = await requestUnits(store.client, tableName);
     const classes = classRows(
       measurements.filter((m): m is ClassSample => m.kind === "class"),
       units,
@@ -567,60 +562,44 @@ function priceRows(memoryMb: number): CachePriceRow[] {
 }
 
 /**
- * Request units per call from what the bench stored: every item of the cache table read back (a
- * raw client, not counted) and sized by DynamoDB's rules, with the items each global secondary index
+ * Request units per call from what the bench stored: every item of the cache table read back (in
+ * this process: the worker's counter never sees it) and sized by DynamoDB's rules, with the items each global secondary index
  * holds of it (table keys, index keys and projected attributes).
  */
-async function requestUnits(endpoint: string, tableName: string): Promise<Units> {
-  const raw = new DynamoDBClient({
-    endpoint,
-    region: "us-east-1",
-    credentials: { accessKeyId: "local", secretAccessKey: "local" },
-  });
-  try {
-    const { Table } = await raw.send(new DescribeTableCommand({ TableName: tableName }));
-    const tableKeys = (Table?.KeySchema ?? []).map((k) => k.AttributeName ?? "");
-    const items: Record<string, AttributeValue>[] = [];
-    let start: Record<string, AttributeValue> | undefined;
-    do {
-      const page = await raw.send(new ScanCommand({ TableName: tableName, ExclusiveStartKey: start }));
-      items.push(...(page.Items ?? []));
-      start = page.LastEvaluatedKey;
-    } while (start);
-    if (items.length === 0) throw new Error("cache: the cache table is empty after the run");
-    const itemBytes = Math.max(...items.map(dynamoItemSize));
-    const indexBytes: Record<string, number> = {};
-    for (const index of Table?.GlobalSecondaryIndexes ?? []) {
-      const keys = (index.KeySchema ?? []).map((k) => k.AttributeName ?? "");
-      const projection = index.Projection;
-      const held = items.filter((item) => keys.every((k) => item[k] !== undefined));
-      if (held.length === 0) continue;
-      const projected = (item: Record<string, AttributeValue>) =>
-        projection?.ProjectionType === "ALL"
-          ? item
-          : Object.fromEntries(
-              Object.entries(item).filter(
-                ([name]) =>
-                  tableKeys.includes(name) ||
-                  keys.includes(name) ||
-                  (projection?.ProjectionType === "INCLUDE" &&
-                    (projection.NonKeyAttributes ?? []).includes(name)),
-              ),
-            );
-      indexBytes[index.IndexName ?? "?"] = Math.max(...held.map((item) => dynamoItemSize(projected(item))));
-    }
-    const units = (bytes: number, per: number) => Math.max(1, Math.ceil(bytes / per));
-    return {
-      itemBytes,
-      indexBytes,
-      // The shared tier reads without ConsistentRead (shared/cache/table.ts): half a unit per 4 KB, and
-      // a read that finds nothing still costs the half.
-      rruPerRead: units(itemBytes, RRU_BYTES) / 2,
-      wruPerWrite:
-        units(itemBytes, WRU_BYTES) +
-        Object.values(indexBytes).reduce((sum, bytes) => sum + units(bytes, WRU_BYTES), 0),
-    };
-  } finally {
-    raw.destroy();
+async function requestUnits(client: TestStore["client"], tableName: string): Promise<Units> {
+  const { table: Table, items } = await readTable(client, tableName);
+  const tableKeys = (Table.KeySchema ?? []).map((k) => k.AttributeName ?? "");
+  if (items.length === 0) throw new Error("cache: the cache table is empty after the run");
+  const itemBytes = Math.max(...items.map(dynamoItemSize));
+  const indexBytes: Record<string, number> = {};
+  for (const index of Table.GlobalSecondaryIndexes ?? []) {
+    const keys = (index.KeySchema ?? []).map((k) => k.AttributeName ?? "");
+    const projection = index.Projection;
+    const held = items.filter((item) => keys.every((k) => item[k] !== undefined));
+    if (held.length === 0) continue;
+    const projected = (item: Record<string, AttributeValue>) =>
+      projection?.ProjectionType === "ALL"
+        ? item
+        : Object.fromEntries(
+            Object.entries(item).filter(
+              ([name]) =>
+                tableKeys.includes(name) ||
+                keys.includes(name) ||
+                (projection?.ProjectionType === "INCLUDE" &&
+                  (projection.NonKeyAttributes ?? []).includes(name)),
+            ),
+          );
+    indexBytes[index.IndexName ?? "?"] = Math.max(...held.map((item) => dynamoItemSize(projected(item))));
   }
+  const units = (bytes: number, per: number) => Math.max(1, Math.ceil(bytes / per));
+  return {
+    itemBytes,
+    indexBytes,
+    // The shared tier reads without ConsistentRead (shared/cache/table.ts): half a unit per 4 KB, and
+    // a read that finds nothing still costs the half.
+    rruPerRead: units(itemBytes, RRU_BYTES) / 2,
+    wruPerWrite:
+      units(itemBytes, WRU_BYTES) +
+      Object.values(indexBytes).reduce((sum, bytes) => sum + units(bytes, WRU_BYTES), 0),
+  };
 }
