@@ -2,9 +2,9 @@
  * `npm run bench`: runs every bench case, prints a table per case and writes all rows to
  * bench/results/latest.json (git-ignored). `npm run bench -- gatewayChain authorizer` runs only the
  * cases named (by key). `BENCH_RUNS` sets the samples per measurement
- * (default 15, at least 10). `--quick` asks the cases that support it for a smaller workload (a smoke
- * run: the same measures, fewer requests each; the others run in full). Exits non-zero if any build
- * or measured process fails.
+ * (default 15, at least 10). `--quick` is a smoke run, to prove every case runs, not to time it: one
+ * sample per measurement (`runs` is 1) and the smallest workload each case supports. Exits non-zero
+ * if any build or measured process fails.
  *
  * A case is a module under bench/cases exporting an async function (BenchContext) => rows and the
  * columns to print them with (or a result and a function that formats it, for a case that prints
@@ -129,15 +129,15 @@ function runsFromEnv(): number {
 
 async function main(): Promise<void> {
   const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-  const runs = runsFromEnv();
   const args = process.argv.slice(2);
   const flags = args.filter((arg) => arg.startsWith("--"));
   const badFlags = flags.filter((flag) => flag !== "--quick");
   if (badFlags.length > 0)
     throw new Error(`unknown option ${badFlags.join(", ")}; the only option is --quick`);
   const quick = flags.includes("--quick");
+  const runs = quick ? 1 : runsFromEnv();
   console.log(
-    `Gatehouse bench: Node ${process.version} (${process.platform}-${process.arch}), ${runs} runs per bundle, one process at a time${quick ? ", quick (smaller workloads where a case supports it)" : ""}`,
+    `Gatehouse bench: Node ${process.version} (${process.platform}-${process.arch}), ${quick ? "quick: one sample per measurement, smallest workloads (a smoke run, not timings)" : `${runs} runs per bundle, one process at a time`}`,
   );
   const wanted = args.filter((arg) => !arg.startsWith("--"));
   const unknown = wanted.filter((key) => !cases.some((c) => c.key === key));

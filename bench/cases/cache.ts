@@ -39,15 +39,10 @@
  *   function's memory size in serverless.yml (prod). Upstream calls are counted, not priced.
  *
  * Every answer's status and X-Cache are checked, and the tier that answered each hit; a failing
- * table call fails the case. `BENCH_RUNS` sets the rounds; `--quick` takes fewer requests a round.
+ * table call fails the case. `BENCH_RUNS` sets the rounds; `--quick` takes one round of 5 requests.
  */
-import {
-  type AttributeValue,
-  DescribeTableCommand,
-  DynamoDBClient,
-  ScanCommand,
-} from "@aws-sdk/client-dynamodb";
-import { startTestStore } from "../../tests/support/dynamo.ts";
+import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+import { startTestStore, type TestStore } from "../../tests/support/dynamo.ts";
 import { resolvedService } from "../../tests/support/serverless.ts";
 import {
   type BenchContext,
@@ -67,13 +62,13 @@ import type {
   RunSample,
   RunSpec,
 } from "../support/cache-worker.ts";
-import { dynamoItemSize } from "../support/dynamodb-calls.ts";
+import { dynamoItemSize, readTable } from "../support/dynamodb-calls.ts";
 import { runWorker } from "../support/forked-worker.ts";
 import { withLoopbackUpstream } from "../support/loopback.ts";
 
 /** Timed requests per class per round (and untimed before the first), full and `--quick`. */
 const REQUESTS = 200;
-const QUICK_REQUESTS = 30;
+const QUICK_REQUESTS = 5;
 /** A JSON answer of a typical API listing's size. */
 const DOCUMENT_BYTES = 2_048;
 /** The keys the hit classes cycle over. */
@@ -104,80 +99,48 @@ const CLASS_LABELS: Record<ClassKey, string> = {
   miss: "miss (table read, upstream call, table write)",
 };
 
+/** A counted run: KEYS keys REPEATS times each, interleaved, unless it says otherwise. */
+const countedRun = (spec: Pick<RunSpec, "key" | "label"> & Partial<RunSpec>): RunSpec => ({
+  route: "cached",
+  keys: KEYS,
+  repeats: REPEATS,
+  order: "interleaved",
+  containers: 1,
+  concurrency: 1,
+  upstreamDelayMs: 0,
+  ...spec,
+});
+const delayed = { order: "shuffled", upstreamDelayMs: UPSTREAM_DELAY_MS } as const;
+const burst = { keys: 1, repeats: BURST, concurrency: BURST, upstreamDelayMs: UPSTREAM_DELAY_MS };
+
 /** The counted runs (upstream calls per 1,000 requests and coalescing). */
 const RUNS: RunSpec[] = [
-  {
-    key: "uncached",
-    label: "uncached route, 1 container, 1 at a time",
-    route: "uncached",
-    keys: KEYS,
-    repeats: REPEATS,
-    order: "interleaved",
-    containers: 1,
-    concurrency: 1,
-    placement: "lane",
-    upstreamDelayMs: 0,
-  },
-  {
-    key: "one",
-    label: "cached, 1 container, 1 at a time",
-    route: "cached",
-    keys: KEYS,
-    repeats: REPEATS,
-    order: "interleaved",
-    containers: 1,
-    concurrency: 1,
-    placement: "lane",
-    upstreamDelayMs: 0,
-  },
-  {
+  countedRun({ key: "uncached", label: "uncached route, 1 container, 1 at a time", route: "uncached" }),
+  countedRun({ key: "one", label: "cached, 1 container, 1 at a time" }),
+  countedRun({
     key: "oneConcurrent",
     label: `cached, 1 container, ${CONCURRENCY} in flight (shuffled; upstream ${UPSTREAM_DELAY_MS} ms)`,
-    route: "cached",
-    keys: KEYS,
-    repeats: REPEATS,
-    order: "shuffled",
-    containers: 1,
     concurrency: CONCURRENCY,
-    placement: "lane",
-    upstreamDelayMs: UPSTREAM_DELAY_MS,
-  },
-  {
+    ...delayed,
+  }),
+  countedRun({
     key: "containers",
     label: `cached, ${CONTAINERS} containers, 1 at a time each (shuffled; upstream ${UPSTREAM_DELAY_MS} ms)`,
-    route: "cached",
-    keys: KEYS,
-    repeats: REPEATS,
-    order: "shuffled",
     containers: CONTAINERS,
     concurrency: CONTAINERS,
-    placement: "lane",
-    upstreamDelayMs: UPSTREAM_DELAY_MS,
-  },
-  {
+    ...delayed,
+  }),
+  countedRun({
     key: "burst",
     label: `cold key × ${BURST} at once, 1 container (upstream ${UPSTREAM_DELAY_MS} ms)`,
-    route: "cached",
-    keys: 1,
-    repeats: BURST,
-    order: "interleaved",
-    containers: 1,
-    concurrency: BURST,
-    placement: "lane",
-    upstreamDelayMs: UPSTREAM_DELAY_MS,
-  },
-  {
+    ...burst,
+  }),
+  countedRun({
     key: "burstContainers",
     label: `cold key × ${BURST} at once over ${CONTAINERS} containers (upstream ${UPSTREAM_DELAY_MS} ms)`,
-    route: "cached",
-    keys: 1,
-    repeats: BURST,
-    order: "interleaved",
     containers: CONTAINERS,
-    concurrency: BURST,
-    placement: "lane",
-    upstreamDelayMs: UPSTREAM_DELAY_MS,
-  },
+    ...burst,
+  }),
 ];
 
 interface CacheClassRow {
@@ -369,7 +332,7 @@ export async function cache(ctx: BenchContext): Promise<CacheResult> {
         },
       ),
     );
-    const units = await requestUnits(store.endpoint, tableName);
+    const units = await requestUnits(store.client, tableName);
     const classes = classRows(
       measurements.filter((m): m is ClassSample => m.kind === "class"),
       units,
@@ -599,60 +562,44 @@ function priceRows(memoryMb: number): CachePriceRow[] {
 }
 
 /**
- * Request units per call from what the bench stored: every item of the cache table read back (a
- * raw client, not counted) and sized by DynamoDB's rules, with the items each global secondary index
+ * Request units per call from what the bench stored: every item of the cache table read back (in
+ * this process: the worker's counter never sees it) and sized by DynamoDB's rules, with the items each global secondary index
  * holds of it (table keys, index keys and projected attributes).
  */
-async function requestUnits(endpoint: string, tableName: string): Promise<Units> {
-  const raw = new DynamoDBClient({
-    endpoint,
-    region: "us-east-1",
-    credentials: { accessKeyId: "local", secretAccessKey: "local" },
-  });
-  try {
-    const { Table } = await raw.send(new DescribeTableCommand({ TableName: tableName }));
-    const tableKeys = (Table?.KeySchema ?? []).map((k) => k.AttributeName ?? "");
-    const items: Record<string, AttributeValue>[] = [];
-    let start: Record<string, AttributeValue> | undefined;
-    do {
-      const page = await raw.send(new ScanCommand({ TableName: tableName, ExclusiveStartKey: start }));
-      items.push(...(page.Items ?? []));
-      start = page.LastEvaluatedKey;
-    } while (start);
-    if (items.length === 0) throw new Error("cache: the cache table is empty after the run");
-    const itemBytes = Math.max(...items.map(dynamoItemSize));
-    const indexBytes: Record<string, number> = {};
-    for (const index of Table?.GlobalSecondaryIndexes ?? []) {
-      const keys = (index.KeySchema ?? []).map((k) => k.AttributeName ?? "");
-      const projection = index.Projection;
-      const held = items.filter((item) => keys.every((k) => item[k] !== undefined));
-      if (held.length === 0) continue;
-      const projected = (item: Record<string, AttributeValue>) =>
-        projection?.ProjectionType === "ALL"
-          ? item
-          : Object.fromEntries(
-              Object.entries(item).filter(
-                ([name]) =>
-                  tableKeys.includes(name) ||
-                  keys.includes(name) ||
-                  (projection?.ProjectionType === "INCLUDE" &&
-                    (projection.NonKeyAttributes ?? []).includes(name)),
-              ),
-            );
-      indexBytes[index.IndexName ?? "?"] = Math.max(...held.map((item) => dynamoItemSize(projected(item))));
-    }
-    const units = (bytes: number, per: number) => Math.max(1, Math.ceil(bytes / per));
-    return {
-      itemBytes,
-      indexBytes,
-      // The shared tier reads without ConsistentRead (shared/cache/table.ts): half a unit per 4 KB, and
-      // a read that finds nothing still costs the half.
-      rruPerRead: units(itemBytes, RRU_BYTES) / 2,
-      wruPerWrite:
-        units(itemBytes, WRU_BYTES) +
-        Object.values(indexBytes).reduce((sum, bytes) => sum + units(bytes, WRU_BYTES), 0),
-    };
-  } finally {
-    raw.destroy();
+async function requestUnits(client: TestStore["client"], tableName: string): Promise<Units> {
+  const { table: Table, items } = await readTable(client, tableName);
+  const tableKeys = (Table.KeySchema ?? []).map((k) => k.AttributeName ?? "");
+  if (items.length === 0) throw new Error("cache: the cache table is empty after the run");
+  const itemBytes = Math.max(...items.map(dynamoItemSize));
+  const indexBytes: Record<string, number> = {};
+  for (const index of Table.GlobalSecondaryIndexes ?? []) {
+    const keys = (index.KeySchema ?? []).map((k) => k.AttributeName ?? "");
+    const projection = index.Projection;
+    const held = items.filter((item) => keys.every((k) => item[k] !== undefined));
+    if (held.length === 0) continue;
+    const projected = (item: Record<string, AttributeValue>) =>
+      projection?.ProjectionType === "ALL"
+        ? item
+        : Object.fromEntries(
+            Object.entries(item).filter(
+              ([name]) =>
+                tableKeys.includes(name) ||
+                keys.includes(name) ||
+                (projection?.ProjectionType === "INCLUDE" &&
+                  (projection.NonKeyAttributes ?? []).includes(name)),
+            ),
+          );
+    indexBytes[index.IndexName ?? "?"] = Math.max(...held.map((item) => dynamoItemSize(projected(item))));
   }
+  const units = (bytes: number, per: number) => Math.max(1, Math.ceil(bytes / per));
+  return {
+    itemBytes,
+    indexBytes,
+    // The shared tier reads without ConsistentRead (shared/cache/table.ts): half a unit per 4 KB, and
+    // a read that finds nothing still costs the half.
+    rruPerRead: units(itemBytes, RRU_BYTES) / 2,
+    wruPerWrite:
+      units(itemBytes, WRU_BYTES) +
+      Object.values(indexBytes).reduce((sum, bytes) => sum + units(bytes, WRU_BYTES), 0),
+  };
 }

@@ -12,7 +12,8 @@
  *
  * Measures: one untimed warm-up each per size, then RUNS timed runs each, round-robin (a different
  * measure first in each run, so drift in machine load is shared):
- * - "stack": `POST /rooms/{room}/messages` (the HTTP bridge, with the seeded API key): API-key
+ * - "stack": `POST /rooms/{room}/messages` (the HTTP bridge, with a key the case creates on the
+ *   `pro` plan): API-key
  *   authorizer, rooms function (message stored, room members read, `fanOut` at the configured
  *   concurrency, `gateway.websocket.chat.fanoutConcurrency`), PostToConnection to serverless-offline's
  *   management endpoint, frames out to the sockets. Timed from the `fetch` call to the moment the
@@ -53,7 +54,7 @@
  * closed CLOSE_CONCURRENCY at a time, each batch once its $disconnect invocations have finished, and
  * the room must then be empty; the stack is stopped at the end. `BENCH_FANOUT_SIZES` (e.g.
  * "100,500,1000") and `BENCH_FANOUT_RUNS` (default 7) override the defaults; BENCH_RUNS does not apply
- * (each run is a whole fan-out). `BENCH_FANOUT_STACK_LOG=<file>` keeps the stack's whole output.
+ * (each run is a whole fan-out). `--quick`: a room of 10, one timed run per measure. `BENCH_FANOUT_STACK_LOG=<file>` keeps the stack's whole output.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import type { Metrics } from "@aws-lambda-powertools/metrics";
@@ -67,12 +68,15 @@ import { type FanoutReport, fanOut } from "#shared/ws/fanout.ts";
 import { roomStore } from "#shared/ws/room-store.ts";
 import gatewayDefinition from "../../gateway.config.ts";
 import { devToken } from "../../plugins/dev-issuer.mjs";
-import { DEMO_API_KEY as SEEDED_KEY } from "../../plugins/local-stack.mjs";
 import { freePorts, startLocalStack } from "../../tests/support/local-stack.ts";
-import { type BenchContext, type Column, median, round } from "../lib.ts";
+import { resolvedService } from "../../tests/support/serverless.ts";
+import { type BenchContext, type Column, createBenchKey, median, round } from "../lib.ts";
 
 const DEFAULT_SIZES = [100, 500, 1_000];
 const DEFAULT_RUNS = 7;
+/** `--quick`: one small room, one timed run per measure: proves the path works, times nothing. */
+const QUICK_SIZES = [10];
+const QUICK_RUNS = 1;
 /** The baseline's concurrencies, besides the configured one. */
 const BASELINE_CONCURRENCY = [1, 128];
 const CONNECT_CONCURRENCY = 8;
@@ -81,8 +85,6 @@ const CLOSE_CONCURRENCY = 8;
 const SETTLE_MS = 500;
 /** Characters of the stack's output kept with an error. */
 const STACK_TAIL = 6_000;
-/** serverless.yml's `custom.tables.roomMembers` on the local stage. */
-const ROOM_MEMBERS_TABLE = "gatehouse-local-room-members";
 const TEXT = "fan-out bench: one message to every connection in the room";
 /** Bounded waits. */
 const HANDSHAKE_TIMEOUT_MS = 30_000;
@@ -430,8 +432,11 @@ interface Measure {
 }
 
 export async function fanout(ctx: BenchContext): Promise<FanoutRow[]> {
-  const sizes = positiveIntegers("BENCH_FANOUT_SIZES", DEFAULT_SIZES).sort((a, b) => a - b);
-  const [runs = DEFAULT_RUNS] = positiveIntegers("BENCH_FANOUT_RUNS", [DEFAULT_RUNS]);
+  const sizes = positiveIntegers("BENCH_FANOUT_SIZES", ctx.quick ? QUICK_SIZES : DEFAULT_SIZES).sort(
+    (a, b) => a - b,
+  );
+  const defaultRuns = ctx.quick ? QUICK_RUNS : DEFAULT_RUNS;
+  const [runs = defaultRuns] = positiveIntegers("BENCH_FANOUT_RUNS", [defaultRuns]);
   const largest = Math.max(...sizes);
   const files = openFilesLimit();
   if (files < largest + 512)
@@ -441,6 +446,7 @@ export async function fanout(ctx: BenchContext): Promise<FanoutRow[]> {
   const configured = loadGateway(gatewayDefinition, "local").websocket.chat.fanoutConcurrency;
   const concurrencies = [...new Set([...BASELINE_CONCURRENCY, configured])].sort((a, b) => a - b);
 
+  const roomMembersTable = String((await resolvedService("local")).custom.tables.roomMembers);
   const stack = await startLocalStack(await freePorts());
   const restoreCredentials = useLocalCredentials();
   const clients: Client[] = [];
@@ -452,7 +458,13 @@ export async function fanout(ctx: BenchContext): Promise<FanoutRow[]> {
   try {
     const pid = stack.pid;
     if (pid === undefined) throw new Error("fanout: the local stack has no process id");
-    const rooms = roomStore({ client: createDocumentClient(dynamo), tableName: ROOM_MEMBERS_TABLE });
+    const rooms = roomStore({ client: createDocumentClient(dynamo), tableName: roomMembersTable });
+    // A key of the bench's own, on the config's largest plan, so the demo key's quota is never spent.
+    const apiKey = await createBenchKey(stack, {
+      owner: "bench-fanout",
+      plan: "pro",
+      scopes: ["chat:write"],
+    });
     const post = postToConnection(stack.wsUrl.replace(/^ws:/, "http:"));
     const deliveries = new Deliveries();
     const rows: FanoutRow[] = [];
@@ -516,7 +528,7 @@ export async function fanout(ctx: BenchContext): Promise<FanoutRow[]> {
           const began = performance.now();
           const response = await fetch(`${stack.httpUrl}/rooms/${room}/messages`, {
             method: "POST",
-            headers: { "x-api-key": SEEDED_KEY, "content-type": "application/json" },
+            headers: { "x-api-key": apiKey, "content-type": "application/json" },
             body: JSON.stringify({ text: TEXT }),
           });
           const answerMs = performance.now() - began;

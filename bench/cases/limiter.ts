@@ -37,16 +37,11 @@
  * no network hop and no replication; DynamoDB's latencies are a few ms higher. Contention on one
  * item shows here as dynalite's per-item lock; on DynamoDB a hot item is also capped by its
  * partition's 1,000 WRU/s, which sharding spreads. `BENCH_LIMITER_CHECKS` sets the timed requests per
- * measure (default 4,000); the rounds are BENCH_RUNS capped at MAX_ROUNDS.
+ * measure (default 4,000); the rounds are BENCH_RUNS capped at MAX_ROUNDS. `--quick`: one round of
+ * QUICK_CHECKS a measure, QUICK_WARMUP before, each event counted once.
  */
 import { randomUUID } from "node:crypto";
-import {
-  type AttributeValue,
-  DescribeTableCommand,
-  DynamoDBClient,
-  QueryCommand,
-  ScanCommand,
-} from "@aws-sdk/client-dynamodb";
+import { type AttributeValue, QueryCommand } from "@aws-sdk/client-dynamodb";
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { createLimitPolicy, type LimitPolicy } from "#shared/quota/limit-policy.ts";
 import { createLimiter, type LimitDecision, type Limiter, type PlanLimits } from "#shared/quota/limiter.ts";
@@ -61,7 +56,7 @@ import {
   type TestStore,
   throttlingError,
 } from "../../tests/support/dynamo.ts";
-import { type BenchContext, type Column, median, percentile, round } from "../lib.ts";
+import { type BenchContext, type Column, median, percentile, round, timeCalls } from "../lib.ts";
 import { AWS_PRICES, RRU_BYTES, WRU_BYTES } from "../support/aws-prices.ts";
 import {
   addCounts,
@@ -71,18 +66,21 @@ import {
   countDynamoCalls,
   dynamoItemSize,
   emptyCounts,
+  readTable,
 } from "../support/dynamodb-calls.ts";
 
 /*
- * Prices: bench/support/aws-prices.ts (with their pages and when they were checked). Usage plans and
- * API keys exist only on REST APIs, and AWS applies their throttling and quotas on a best-effort
- * basis, not exactly. Lambda is out of scope here: its invocation price is shown, never added in.
+ * Prices: bench/support/aws-prices.ts. Usage plans and API keys exist only on REST APIs, and AWS
+ * applies their throttling and quotas on a best-effort basis, not exactly. Lambda's invocation price
+ * is shown, never added in.
  */
-const DYNAMODB_USD_PER_MILLION_WRU = AWS_PRICES.dynamodbWru.usd;
-const DYNAMODB_USD_PER_MILLION_RRU = AWS_PRICES.dynamodbRru.usd;
-const API_GATEWAY_HTTP_USD_PER_MILLION = AWS_PRICES.apiGatewayHttp.usd;
-const API_GATEWAY_REST_USD_PER_MILLION = AWS_PRICES.apiGatewayRest.usd;
-const LAMBDA_USD_PER_MILLION_INVOCATIONS = AWS_PRICES.lambdaInvocations.usd;
+const PRICE = {
+  wru: AWS_PRICES.dynamodbWru.usd,
+  rru: AWS_PRICES.dynamodbRru.usd,
+  http: AWS_PRICES.apiGatewayHttp.usd,
+  rest: AWS_PRICES.apiGatewayRest.usd,
+  lambda: AWS_PRICES.lambdaInvocations.usd,
+};
 
 /** A plan that refuses nothing in this bench: only its counting is measured. */
 const PLAN: PlanLimits = {
@@ -106,6 +104,8 @@ const WARMUP = 500;
 const MAX_ROUNDS = 5;
 /** Rollovers, and fresh limiters, per counted event. */
 const EVENT_REPEATS = 20;
+const QUICK_CHECKS = 2 * CONCURRENCY;
+const QUICK_WARMUP = CONCURRENCY;
 
 export interface LimiterRow {
   measure: string;
@@ -252,25 +252,14 @@ async function counted<T>(
   return { result, delta };
 }
 
-/** `n` requests, `concurrency` at a time; latencies and the rate go to the measure if `timed`. */
+/** `n` requests, `concurrency` at a time (tinybench); latencies and the rate go to the measure if `timed`. */
 async function batch(env: Env, m: Measure, n: number, timed: boolean): Promise<void> {
-  let issued = 0;
-  const latencies: number[] = [];
-  const lane = async (index: number) => {
-    while (issued < n) {
-      issued++;
-      const t0 = performance.now();
-      await m.request(index);
-      latencies.push(performance.now() - t0);
-    }
-  };
-  const { result: wallMs, delta } = await counted(env, m, async () => {
-    const t0 = performance.now();
-    await Promise.all(Array.from({ length: m.concurrency }, (_, i) => lane(i)));
-    return performance.now() - t0;
-  });
+  const { result, delta } = await counted(env, m, () =>
+    timeCalls(m.measure, { iterations: n, concurrency: m.concurrency }, m.request),
+  );
   if (!timed) return;
-  m.latencies.push(...latencies);
+  const { latenciesMs, wallMs } = result;
+  m.latencies.push(...latenciesMs);
   m.batchRates.push((n / wallMs) * 1000);
   m.requests += n;
   addCounts(m.counts, delta);
@@ -353,7 +342,8 @@ function defineMeasure(env: Env, o: MeasureOptions): Measure {
 }
 
 export async function limiter(ctx: BenchContext): Promise<LimiterRow[]> {
-  const checks = checksFromEnv();
+  const checks = ctx.quick ? QUICK_CHECKS : checksFromEnv();
+  const warmup = ctx.quick ? QUICK_WARMUP : WARMUP;
   const rounds = Math.min(ctx.runs, MAX_ROUNDS);
   const perBatch = Math.ceil(checks / rounds);
   const store = await startTestStore();
@@ -365,108 +355,47 @@ export async function limiter(ctx: BenchContext): Promise<LimiterRow[]> {
     const c = CONCURRENCY;
     const one = { writes: 1, reads: 0 };
     const admitted = { outcome: "admitted", plan: PLAN, metered: false, held: false, hot: false } as const;
-    const refused = { ...admitted, outcome: "refused", plan: EXHAUSTED } as const;
-    const options: (MeasureOptions & { key?: string })[] = [
-      { ...admitted, measure: "check, admitted", concurrency: 1 },
-      { ...admitted, measure: `check, admitted, ${c} subjects`, concurrency: c },
-      { ...admitted, measure: "check, admitted, 1 hot subject", concurrency: c, hot: true },
-      {
-        ...admitted,
-        measure: `check, admitted, 1 hot subject, ${c} limiters (one a container)`,
-        concurrency: c,
-        hot: true,
+    type Options = Partial<MeasureOptions> & { key?: string };
+    const admit = (measure: string, concurrency: number, o: Options = {}) =>
+      ({ ...admitted, measure, concurrency, ...o }) as MeasureOptions & { key?: string };
+    const refuse = (measure: string, concurrency: number, o: Options = {}) =>
+      admit(measure, concurrency, { outcome: "refused", plan: EXHAUSTED, ...o });
+    const window = "within one rate window:";
+    const held = { held: true, target: one };
+    const hot = { hot: true };
+    const options = [
+      admit("check, admitted", 1),
+      admit(`check, admitted, ${c} subjects`, c),
+      admit("check, admitted, 1 hot subject", c, hot),
+      admit(`check, admitted, 1 hot subject, ${c} limiters (one a container)`, c, {
+        ...hot,
         containers: true,
-      },
-      {
-        ...admitted,
-        measure: "check, admitted, 1 hot subject, 8 shards",
-        concurrency: c,
-        hot: true,
-        plan: SHARDED,
-      },
-      {
-        ...admitted,
-        measure: "within one rate window: check, admitted",
-        concurrency: 1,
-        held: true,
-        target: one,
-      },
-      {
-        ...admitted,
-        measure: `within one rate window: check, admitted, ${c} subjects`,
-        concurrency: c,
-        held: true,
-        target: one,
-      },
-      {
-        ...admitted,
-        measure: "within one rate window: check, admitted, 1 hot subject",
-        concurrency: c,
-        hot: true,
-        held: true,
-        target: one,
-      },
-      {
-        ...admitted,
-        measure: "within one rate window: check, admitted, 1 hot subject, 8 shards",
-        concurrency: c,
-        hot: true,
-        held: true,
-        plan: SHARDED,
-        target: one,
-      },
-      {
-        ...admitted,
-        key: "full",
-        measure: "check + record (gateway path), admitted",
-        concurrency: 1,
+      }),
+      admit("check, admitted, 1 hot subject, 8 shards", c, { ...hot, plan: SHARDED }),
+      admit(`${window} check, admitted`, 1, held),
+      admit(`${window} check, admitted, ${c} subjects`, c, held),
+      admit(`${window} check, admitted, 1 hot subject`, c, { ...held, ...hot }),
+      admit(`${window} check, admitted, 1 hot subject, 8 shards`, c, { ...held, ...hot, plan: SHARDED }),
+      admit("check + record (gateway path), admitted", 1, { key: "full", metered: true }),
+      admit(`check + record, admitted, ${c} subjects`, c, { metered: true }),
+      admit("check + record, admitted, 1 hot subject", c, { metered: true, ...hot }),
+      admit(`${window} check + record, admitted, 1 hot subject`, c, {
         metered: true,
-      },
-      { ...admitted, measure: `check + record, admitted, ${c} subjects`, concurrency: c, metered: true },
-      {
-        ...admitted,
-        measure: "check + record, admitted, 1 hot subject",
-        concurrency: c,
-        metered: true,
-        hot: true,
-      },
-      {
-        ...admitted,
-        measure: "within one rate window: check + record, admitted, 1 hot subject",
-        concurrency: c,
-        metered: true,
-        hot: true,
+        ...hot,
         held: true,
         target: { writes: 2, reads: 0 },
-      },
-      { ...refused, measure: "check, refused (quota used up)", concurrency: 1 },
-      { ...refused, measure: "check, refused (quota used up), 1 hot subject", concurrency: c, hot: true },
-      {
-        ...refused,
-        measure: "check, refused (quota used up), 8 shards",
-        concurrency: 1,
-        plan: EXHAUSTED_SHARDED,
-      },
-      {
-        ...refused,
-        key: "fullRefused",
-        measure: "check + record, refused (quota used up)",
-        concurrency: 1,
-        metered: true,
-      },
-      {
-        ...refused,
-        measure: "check + record, refused (quota used up), 1 hot subject",
-        concurrency: c,
-        metered: true,
-        hot: true,
-      },
+      }),
+      refuse("check, refused (quota used up)", 1),
+      refuse("check, refused (quota used up), 1 hot subject", c, hot),
+      refuse("check, refused (quota used up), 8 shards", 1, { plan: EXHAUSTED_SHARDED }),
+      refuse("check + record, refused (quota used up)", 1, { key: "fullRefused", metered: true }),
+      refuse("check + record, refused (quota used up), 1 hot subject", c, { metered: true, ...hot }),
     ];
     const measures = options.map((o) => defineMeasure(env, o));
 
     for (const m of measures) {
       await m.prepare?.();
-      await batch(env, m, WARMUP, false);
+      await batch(env, m, warmup, false);
     }
     for (let r = 0; r < rounds; r++) {
       // A different measure goes first in each round, so none always follows the same neighbour.
@@ -474,7 +403,7 @@ export async function limiter(ctx: BenchContext): Promise<LimiterRow[]> {
         await batch(env, measures[(r + j) % measures.length] as Measure, perBatch, true);
       }
     }
-    const events = await eventCounts(env);
+    const events = await eventCounts(env, ctx.quick ? 1 : EVENT_REPEATS);
     const faults = await faultRows(env);
     const items = await itemSizes(env);
 
@@ -517,10 +446,7 @@ function costOf(counts: CallCounts, requests: number, units: Units) {
     reads: round(reads / requests, 3),
     wru: round(wru / requests, 3),
     rru: round(rru / requests, 3),
-    usdPerMillion: round(
-      (wru / requests) * DYNAMODB_USD_PER_MILLION_WRU + (rru / requests) * DYNAMODB_USD_PER_MILLION_RRU,
-      4,
-    ),
+    usdPerMillion: round((wru / requests) * PRICE.wru + (rru / requests) * PRICE.rru, 4),
     exact: { writes: writes / requests, reads: reads / requests },
   };
 }
@@ -581,7 +507,7 @@ function eventRow(e: EventCount, units: Units): LimiterRow {
  * on by one window) one at a time and CONCURRENCY at once on one subject, and the first check of a
  * fresh limiter (a new container: it has not seen the window) on a subject counted in this window.
  */
-async function eventCounts(env: Env): Promise<EventCount[]> {
+async function eventCounts(env: Env, repeats: number): Promise<EventCount[]> {
   const { client } = env.store;
   const tableName = env.tableName;
   const admit = (d: LimitDecision, what: string) => {
@@ -594,7 +520,7 @@ async function eventCounts(env: Env): Promise<EventCount[]> {
     const subject = newSubject();
     admit(await limiter.check(subject, PLAN, 1), measure);
     const counts = emptyCounts();
-    for (let i = 0; i < EVENT_REPEATS; i++) {
+    for (let i = 0; i < repeats; i++) {
       clockMs += RATE_WINDOW_MS;
       const { delta } = await counted(env, { measure, limiters: [limiter], meterings: [] }, () =>
         Promise.all(Array.from({ length: concurrency }, () => limiter.check(subject, PLAN, 1))),
@@ -610,9 +536,9 @@ async function eventCounts(env: Env): Promise<EventCount[]> {
       }),
     );
     const counter = item.Item as { used?: number; rc?: number } | undefined;
-    if (counter?.used !== 1 + EVENT_REPEATS * concurrency || counter.rc !== concurrency)
+    if (counter?.used !== 1 + repeats * concurrency || counter.rc !== concurrency)
       throw new Error(`limiter: ${measure}: the counter reads ${JSON.stringify(counter)}`);
-    return { measure, concurrency, requests: EVENT_REPEATS * concurrency, counts };
+    return { measure, concurrency, requests: repeats * concurrency, counts };
   };
 
   const coldMeasure = "fresh limiter (new container), subject counted this window: first check";
@@ -620,7 +546,7 @@ async function eventCounts(env: Env): Promise<EventCount[]> {
   const subject = newSubject();
   const warm = createLimiter({ client, tableName, now: () => env.heldMs });
   admit(await warm.check(subject, PLAN, 1), coldMeasure);
-  for (let i = 0; i < EVENT_REPEATS; i++) {
+  for (let i = 0; i < repeats; i++) {
     const fresh = createLimiter({ client, tableName, now: () => env.heldMs });
     const { result, delta } = await counted(
       env,
@@ -637,102 +563,86 @@ async function eventCounts(env: Env): Promise<EventCount[]> {
       target: { writes: 1, reads: 0 },
     },
     await rollover(CONCURRENCY, "rate-window rollover: first checks of a new window, 1 hot subject"),
-    { measure: coldMeasure, concurrency: 1, requests: EVENT_REPEATS, counts },
+    { measure: coldMeasure, concurrency: 1, requests: repeats, counts },
   ];
 }
 
 /**
- * Reads back every item of the usage table (a raw client, so none of this is counted), sizes them,
+ * Reads back every item of the usage table (after the counted batches, so none of it is counted), sizes them,
  * works out which ones the table's global secondary indexes hold, and so the request units of each
  * kind of call.
  */
 async function itemSizes(env: Env): Promise<Units> {
-  const raw = new DynamoDBClient({
-    endpoint: env.store.endpoint,
-    region: "us-east-1",
-    credentials: { accessKeyId: "local", secretAccessKey: "local" },
-  });
-  try {
-    const { Table } = await raw.send(new DescribeTableCommand({ TableName: env.tableName }));
-    const indexes = (Table?.GlobalSecondaryIndexes ?? []).map((index) => ({
-      name: index.IndexName ?? "",
-      keys: (index.KeySchema ?? []).map((k) => k.AttributeName ?? ""),
-      // An update of a held item writes the index unless only unprojected attributes change; the
-      // counters change on every update, so ALL and INCLUDE projections are written, KEYS_ONLY not.
-      written: index.Projection?.ProjectionType !== "KEYS_ONLY",
-      projection: index.Projection?.ProjectionType ?? "",
-    }));
-    const items: Record<string, AttributeValue>[] = [];
-    let start: Record<string, AttributeValue> | undefined;
-    do {
-      const page = await raw.send(new ScanCommand({ TableName: env.tableName, ExclusiveStartKey: start }));
-      items.push(...(page.Items ?? []));
-      start = page.LastEvaluatedKey;
-    } while (start);
-
-    const kinds = [
-      {
-        prefix: "limit#",
-        label: "item: counter (limit#)",
-        calls: [COUNTER_WRITE, COUNTER_READ],
-      },
-      { prefix: "usage#", label: "item: metering (usage#)", calls: [USAGE_WRITE] },
-    ];
-    const perCall: Units["perCall"] = {};
-    const rows: LimiterRow[] = [];
-    for (const kind of kinds) {
-      const ofKind = items.filter((item) => item.pk?.S?.startsWith(kind.prefix));
-      if (ofKind.length === 0) throw new Error(`limiter: no ${kind.prefix} item in the usage table`);
-      const sizes = ofKind.map(dynamoItemSize);
-      const jsonSizes = ofKind.map((item) => Buffer.byteLength(JSON.stringify(item)));
-      const largest = Math.max(...sizes);
-      const largestJson = Math.max(...jsonSizes);
-      // Index writes per update: the indexes every item of the kind is in (all or none, checked).
-      const held = indexes.filter((index) =>
-        ofKind.some((item) => index.keys.every((k) => item[k] !== undefined)),
-      );
-      for (const index of held) {
-        const inIt = ofKind.filter((item) => index.keys.every((k) => item[k] !== undefined)).length;
-        if (inIt !== ofKind.length)
-          throw new Error(
-            `limiter: ${inIt} of ${ofKind.length} ${kind.prefix} items are in the ${index.name} index`,
-          );
-        await confirmInIndex(
-          raw,
-          env.tableName,
-          index.name,
-          index.keys,
-          ofKind[0] as Record<string, AttributeValue>,
+  const raw = env.store.client;
+  const { table: Table, items } = await readTable(raw, env.tableName);
+  const indexes = (Table.GlobalSecondaryIndexes ?? []).map((index) => ({
+    name: index.IndexName ?? "",
+    keys: (index.KeySchema ?? []).map((k) => k.AttributeName ?? ""),
+    // An update of a held item writes the index unless only unprojected attributes change; the
+    // counters change on every update, so ALL and INCLUDE projections are written, KEYS_ONLY not.
+    written: index.Projection?.ProjectionType !== "KEYS_ONLY",
+    projection: index.Projection?.ProjectionType ?? "",
+  }));
+  const kinds = [
+    {
+      prefix: "limit#",
+      label: "item: counter (limit#)",
+      calls: [COUNTER_WRITE, COUNTER_READ],
+    },
+    { prefix: "usage#", label: "item: metering (usage#)", calls: [USAGE_WRITE] },
+  ];
+  const perCall: Units["perCall"] = {};
+  const rows: LimiterRow[] = [];
+  for (const kind of kinds) {
+    const ofKind = items.filter((item) => item.pk?.S?.startsWith(kind.prefix));
+    if (ofKind.length === 0) throw new Error(`limiter: no ${kind.prefix} item in the usage table`);
+    const sizes = ofKind.map(dynamoItemSize);
+    const jsonSizes = ofKind.map((item) => Buffer.byteLength(JSON.stringify(item)));
+    const largest = Math.max(...sizes);
+    const largestJson = Math.max(...jsonSizes);
+    // Index writes per update: the indexes every item of the kind is in (all or none, checked).
+    const held = indexes.filter((index) =>
+      ofKind.some((item) => index.keys.every((k) => item[k] !== undefined)),
+    );
+    for (const index of held) {
+      const inIt = ofKind.filter((item) => index.keys.every((k) => item[k] !== undefined)).length;
+      if (inIt !== ofKind.length)
+        throw new Error(
+          `limiter: ${inIt} of ${ofKind.length} ${kind.prefix} items are in the ${index.name} index`,
         );
-      }
-      const indexWrites = held.filter((index) => index.written).length;
-      const wruPerWrite = Math.ceil(largest / WRU_BYTES) * (1 + indexWrites);
-      const rruPerRead = Math.ceil(largest / RRU_BYTES);
-      for (const key of kind.calls) {
-        perCall[key] = key.startsWith("GetItem") ? { wru: 0, rru: rruPerRead } : { wru: wruPerWrite, rru: 0 };
-      }
-      const where =
-        held.length === 0
-          ? "no index"
-          : `in ${held.map((i) => `${i.name} (${i.projection})`).join(", ")}: +${indexWrites} write`;
-      rows.push({
-        ...blankRow(`${kind.label}, largest of ${ofKind.length} (${largestJson} B as JSON); ${where}`),
-        bytes: largest,
-        wru: wruPerWrite,
-        rru: kind.prefix === "limit#" ? rruPerRead : null,
-        target: "< 1 KB",
-        status: largest < WRU_BYTES && largestJson < WRU_BYTES ? "ok" : "MISS",
-      });
+      await confirmInIndex(
+        raw,
+        env.tableName,
+        index.name,
+        index.keys,
+        ofKind[0] as Record<string, AttributeValue>,
+      );
     }
-    return { perCall, rows };
-  } finally {
-    raw.destroy();
+    const indexWrites = held.filter((index) => index.written).length;
+    const wruPerWrite = Math.ceil(largest / WRU_BYTES) * (1 + indexWrites);
+    const rruPerRead = Math.ceil(largest / RRU_BYTES);
+    for (const key of kind.calls) {
+      perCall[key] = key.startsWith("GetItem") ? { wru: 0, rru: rruPerRead } : { wru: wruPerWrite, rru: 0 };
+    }
+    const where =
+      held.length === 0
+        ? "no index"
+        : `in ${held.map((i) => `${i.name} (${i.projection})`).join(", ")}: +${indexWrites} write`;
+    rows.push({
+      ...blankRow(`${kind.label}, largest of ${ofKind.length} (${largestJson} B as JSON); ${where}`),
+      bytes: largest,
+      wru: wruPerWrite,
+      rru: kind.prefix === "limit#" ? rruPerRead : null,
+      target: "< 1 KB",
+      status: largest < WRU_BYTES && largestJson < WRU_BYTES ? "ok" : "MISS",
+    });
   }
+  return { perCall, rows };
 }
 
 /** Queries `indexName` for `item` by its index key; throws if the index does not hold it. */
 async function confirmInIndex(
-  raw: DynamoDBClient,
+  raw: TestStore["client"],
   tableName: string,
   indexName: string,
   keys: string[],
@@ -757,31 +667,22 @@ async function confirmInIndex(
 function priceRows(full: LimiterRow | undefined, fullRefused: LimiterRow | undefined): LimiterRow[] {
   const price = (measure: string, usd: number): LimiterRow => ({ ...blankRow(measure), usdPerMillion: usd });
   const rows = [
-    price(
-      "price: API Gateway HTTP API, per million requests (first 300M a month)",
-      API_GATEWAY_HTTP_USD_PER_MILLION,
-    ),
-    price(
-      "price: API Gateway REST API (first 333M a month); usage plans exist only here",
-      API_GATEWAY_REST_USD_PER_MILLION,
-    ),
-    price(
-      "price: Lambda invocations (plus duration; not added in anywhere)",
-      LAMBDA_USD_PER_MILLION_INVOCATIONS,
-    ),
+    price("price: API Gateway HTTP API, per million requests (first 300M a month)", PRICE.http),
+    price("price: API Gateway REST API (first 333M a month); usage plans exist only here", PRICE.rest),
+    price("price: Lambda invocations (plus duration; not added in anywhere)", PRICE.lambda),
   ];
   if (full?.usdPerMillion != null)
     rows.push(
       price(
         "HTTP API + Gatehouse check + record, admitted (DynamoDB as counted above)",
-        round(API_GATEWAY_HTTP_USD_PER_MILLION + full.usdPerMillion, 4),
+        round(PRICE.http + full.usdPerMillion, 4),
       ),
     );
   if (fullRefused?.usdPerMillion != null)
     rows.push(
       price(
         "HTTP API + Gatehouse check + record, refused (DynamoDB as counted above)",
-        round(API_GATEWAY_HTTP_USD_PER_MILLION + fullRefused.usdPerMillion, 4),
+        round(PRICE.http + fullRefused.usdPerMillion, 4),
       ),
     );
   return rows;

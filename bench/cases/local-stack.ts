@@ -1,7 +1,8 @@
 /**
  * The local stack, started exactly as `npm start` starts it: time from spawning the process to the
  * first `GET /health` 200, to the first WebSocket reply from `$default`, and from Ctrl-C to exit.
- * A few runs only (each is a full start, build included), sequential, on ports of their own.
+ * A few runs only (each is a full start, build included), sequential, on ports of their own; one
+ * with `--quick`.
  */
 import WebSocket from "ws";
 import { devToken } from "../../plugins/dev-issuer.mjs";
@@ -23,6 +24,7 @@ export const localStackColumns: Column<LocalStackRow>[] = [
 ];
 
 const STARTS = 3;
+const QUICK_STARTS = 1;
 
 function firstReply(url: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -38,12 +40,12 @@ function firstReply(url: string): Promise<string> {
   });
 }
 
-export async function localStack(_ctx: BenchContext): Promise<LocalStackRow[]> {
+export async function localStack(ctx: BenchContext): Promise<LocalStackRow[]> {
   const PORTS = await freePorts();
   const ready: number[] = [];
   const reply: number[] = [];
   const stop: number[] = [];
-  for (let i = 0; i < STARTS; i++) {
+  for (let i = 0; i < (ctx.quick ? QUICK_STARTS : STARTS); i++) {
     const t0 = performance.now();
     const stack = await startLocalStack(PORTS);
     ready.push(performance.now() - t0);

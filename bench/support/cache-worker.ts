@@ -12,7 +12,7 @@
  * from `AWS_ENDPOINT_URL_DYNAMODB`). Every DynamoDB call is counted on the wire by a middleware on
  * that client (bench/support/dynamodb-calls.ts); upstream calls are what the upstream says it got.
  *
- * - Request classes, timed one request at a time: the uncached route, a hit in the container tier,
+ * - Request classes, timed one request at a time (tinybench): the uncached route, a hit in the container tier,
  *   a hit in the shared tier (a container whose container tier is off), and a miss (a key never
  *   seen). Each round takes every class once, in rotated order.
  * - Runs of 1,000 requests (or what the case asks for) over a key distribution, counted: upstream
@@ -30,8 +30,10 @@ import { createGatewayHandler } from "#shared/gateway/gateway-handler.ts";
 import type { GatehouseContext, HttpEvent, HttpResult } from "#shared/http.ts";
 import { httpEvent } from "../../tests/support/events.ts";
 import { lambdaContext } from "../../tests/support/lambda-context.ts";
+import { timeCalls } from "../lib.ts";
 import { byOperation, type CallCounter, type CallCounts, countDynamoCalls } from "./dynamodb-calls.ts";
 import { runForkedWorker } from "./forked-worker.ts";
+import { generator } from "./json-document.mjs";
 
 export interface CacheWorkerOptions {
   /** The loopback upstream's base URL, `http://127.0.0.1:<port>`. */
@@ -61,10 +63,8 @@ export interface RunSpec {
   /** `interleaved`: every key once, then again (k0…k99, k0…k99, …); `shuffled`: the same, seeded shuffle. */
   order: "interleaved" | "shuffled";
   containers: number;
-  /** Requests in flight at once. */
+  /** Requests in flight at once; each lane keeps to one container (lane mod containers). */
   concurrency: number;
-  /** `lane`: each lane keeps to one container, one request at a time each (as Lambda serves); `spread`: request i goes to container i mod n. */
-  placement: "lane" | "spread";
   /** The upstream answers after this long (so concurrent misses overlap). */
   upstreamDelayMs: number;
 }
@@ -77,7 +77,7 @@ export interface ClassSample {
   key: ClassKey;
   round: number;
   requests: number;
-  /** Each request's wall time, ms, in order. */
+  /** Each request's wall time, ms (tinybench's samples). */
   latenciesMs: number[];
   /** Process CPU (user + system, all threads) per request, µs. */
   cpuUs: number;
@@ -163,15 +163,9 @@ async function upstreamCount(upstreamUrl: string): Promise<number> {
   return ((await response.json()) as { requests: number }).requests;
 }
 
-/** A seeded xorshift: the same shuffle in every run. */
-function shuffled<T>(items: readonly T[], seed = 2_654_435_761): T[] {
-  let state = seed >>> 0;
-  const random = () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 4_294_967_296;
-  };
+/** A seeded shuffle (json-document.mjs's xorshift): the same order in every run. */
+function shuffled<T>(items: readonly T[]): T[] {
+  const random = generator(2_654_435_761);
   const out = [...items];
   for (let i = out.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
@@ -261,17 +255,12 @@ async function main(options: CacheWorkerOptions): Promise<CacheMeasurement[]> {
     const events0 = { ...c.container.events };
     const upstream0 = await upstreamCount(upstreamUrl);
     const calls0: CallCounts = counted.counter.snapshot();
-    const latenciesMs: number[] = [];
     let problem: string | undefined;
-    (globalThis as { gc?: () => void }).gc?.();
-    const cpu0 = process.cpuUsage();
-    for (const input of inputs) {
-      const t0 = performance.now();
-      const result = await c.container.handler(input.event, input.context);
-      latenciesMs.push(performance.now() - t0);
-      problem ??= wrong(result, c.xCache);
-    }
-    const cpu = process.cpuUsage(cpu0);
+    let next = 0;
+    const { latenciesMs, cpuUs } = await timeCalls(`${c.key} (${name})`, { iterations: n }, async () => {
+      const input = inputs[next++ % n] as (typeof inputs)[number];
+      problem ??= wrong(await c.container.handler(input.event, input.context), c.xCache);
+    });
     const calls = byOperation(counted.counter.since(calls0));
     const upstream = (await upstreamCount(upstreamUrl)) - upstream0;
     if (problem) throw new Error(`${c.key} (${name}): ${problem}`);
@@ -281,7 +270,7 @@ async function main(options: CacheWorkerOptions): Promise<CacheMeasurement[]> {
       throw new Error(
         `${c.key} (${name}): ${c.container.events[tier] - events0[tier]} ${tier} events for ${n} requests`,
       );
-    return { latenciesMs, cpuUs: (cpu.user + cpu.system) / n, calls, upstream };
+    return { latenciesMs, cpuUs, calls, upstream };
   };
 
   for (const c of classes) await batch(c, "warmup", options.warmup);
@@ -313,9 +302,7 @@ async function main(options: CacheWorkerOptions): Promise<CacheMeasurement[]> {
     const lane = async (laneIndex: number) => {
       while (next < keys.length) {
         const index = next++;
-        const target = containers[
-          (spec.placement === "lane" ? laneIndex : index) % containers.length
-        ] as Container;
+        const target = containers[laneIndex % containers.length] as Container;
         const result = await target.handler(
           event(spec.route, keys[index] as string, spec.upstreamDelayMs),
           context(),

@@ -8,7 +8,12 @@
  * and by the kind of item it addresses (the key's `pk` up to its first `#`, e.g. `limit#`), and its
  * outcome: answered, a failed condition, or another error.
  */
-import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+import {
+  type AttributeValue,
+  DescribeTableCommand,
+  ScanCommand,
+  type TableDescription,
+} from "@aws-sdk/client-dynamodb";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 
 /** Calls by `<Operation> <pk prefix>`, e.g. `UpdateItem limit#`, and their outcomes. */
@@ -141,4 +146,21 @@ export function byOperation(counts: CallCounts): Record<string, number> {
     operations[operation] = (operations[operation] ?? 0) + n;
   }
   return operations;
+}
+
+/** A table's description and every item in it, as DynamoDB JSON (for sizing; read after the counting). */
+export async function readTable(
+  client: DynamoDBDocumentClient,
+  tableName: string,
+): Promise<{ table: TableDescription; items: Record<string, AttributeValue>[] }> {
+  const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
+  if (!Table) throw new Error(`no table ${tableName}`);
+  const items: Record<string, AttributeValue>[] = [];
+  let start: Record<string, AttributeValue> | undefined;
+  do {
+    const page = await client.send(new ScanCommand({ TableName: tableName, ExclusiveStartKey: start }));
+    items.push(...(page.Items ?? []));
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return { table: Table, items };
 }

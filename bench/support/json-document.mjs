@@ -11,8 +11,11 @@ const WORDS = (
   "status street subscription tax total type unit updated user warehouse"
 ).split(" ");
 
-/** @param {number} seed */
-function generator(seed) {
+/**
+ * A seeded xorshift: numbers in [0, 1), the same for the same seed in every process.
+ * @param {number} seed
+ */
+export function generator(seed) {
   let state = seed >>> 0 || 1;
   return () => {
     state ^= state << 13;
