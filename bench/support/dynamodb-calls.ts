@@ -23,6 +23,8 @@ export interface CallCounts {
   failedConditions: number;
   /** Calls that failed for any other reason (throttling, validation, network). */
   errors: number;
+  /** Those failed calls by kind: an attempt the SDK retried is on the wire twice, in the code once. */
+  erroredByKind: Record<string, number>;
 }
 
 export interface CallCounter {
@@ -32,7 +34,12 @@ export interface CallCounter {
   since(before: CallCounts): CallCounts;
 }
 
-export const emptyCounts = (): CallCounts => ({ byKind: {}, failedConditions: 0, errors: 0 });
+export const emptyCounts = (): CallCounts => ({
+  byKind: {},
+  failedConditions: 0,
+  errors: 0,
+  erroredByKind: {},
+});
 
 /** The calls counted under `key` (e.g. `UpdateItem limit#`), 0 if none. */
 export function calls(counts: CallCounts, key: string): number {
@@ -72,13 +79,20 @@ export function countDynamoCalls(client: DynamoDBDocumentClient): CallCounter {
         return await next(args);
       } catch (error) {
         if ((error as Error)?.name === "ConditionalCheckFailedException") counts.failedConditions++;
-        else counts.errors++;
+        else {
+          counts.errors++;
+          counts.erroredByKind[key] = (counts.erroredByKind[key] ?? 0) + 1;
+        }
         throw error;
       }
     },
     { step: "deserialize", name: "benchDynamoCallCounter", priority: "high" },
   );
-  const copy = (c: CallCounts): CallCounts => ({ ...c, byKind: { ...c.byKind } });
+  const copy = (c: CallCounts): CallCounts => ({
+    ...c,
+    byKind: { ...c.byKind },
+    erroredByKind: { ...c.erroredByKind },
+  });
   return {
     snapshot: () => copy(counts),
     since(before) {
@@ -86,6 +100,10 @@ export function countDynamoCalls(client: DynamoDBDocumentClient): CallCounter {
       for (const [key, value] of Object.entries(counts.byKind)) {
         const diff = value - (before.byKind[key] ?? 0);
         if (diff !== 0) delta.byKind[key] = diff;
+      }
+      for (const [key, value] of Object.entries(counts.erroredByKind)) {
+        const diff = value - (before.erroredByKind[key] ?? 0);
+        if (diff !== 0) delta.erroredByKind[key] = diff;
       }
       delta.failedConditions = counts.failedConditions - before.failedConditions;
       delta.errors = counts.errors - before.errors;
@@ -97,6 +115,8 @@ export function countDynamoCalls(client: DynamoDBDocumentClient): CallCounter {
 /** Adds `b` into `a`. */
 export function addCounts(a: CallCounts, b: CallCounts): void {
   for (const [key, value] of Object.entries(b.byKind)) a.byKind[key] = (a.byKind[key] ?? 0) + value;
+  for (const [key, value] of Object.entries(b.erroredByKind))
+    a.erroredByKind[key] = (a.erroredByKind[key] ?? 0) + value;
   a.failedConditions += b.failedConditions;
   a.errors += b.errors;
 }
