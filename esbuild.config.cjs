@@ -1,6 +1,8 @@
 // Build options for every Lambda bundle. serverless-esbuild loads this file (custom.esbuild.config),
 // and `npm run bench` builds with the same options, so what is measured is what is deployed.
 // CommonJS because serverless-esbuild `require`s it.
+const fs = require("node:fs/promises");
+const path = require("node:path");
 
 /** Options serverless-esbuild itself reads; everything else is passed to esbuild. */
 const pluginOptions = {
@@ -27,15 +29,55 @@ const esbuildOptions = {
   conditions: ["module", "node"],
   // What a function imports lazily (the tracer, the Lambda SDK, the credential providers a Lambda
   // never uses) goes to chunks loaded on first use instead of being parsed at every cold start
-  // (health: 176 KB → 36 KB read at import). ESM only; chunks sit beside the bundle. serverless-esbuild
-  // (individually) zips every file of its build folder that is not another function's entry, so each
-  // zip holds all chunks, most of which its function never loads.
+  // (health: 176 KB → 36 KB read at import). ESM only; under serverless, chunksBesideEntry gives each
+  // bundle's chunks a folder of their own, so each zip holds only its own function's chunks.
   splitting: true,
   // Some CommonJS dependencies call require() for Node built-ins; give the ESM bundle one.
   banner: {
     js: "import { createRequire as __gatehouseCreateRequire } from 'node:module'; const require = __gatehouseCreateRequire(import.meta.url);",
   },
   logLevel: "warning",
+};
+
+/**
+ * serverless-esbuild builds each entry on its own into the entry's folder, then zips for a function
+ * every file of the build folder except the other functions' bundles and what derives from them
+ * (`gateway.mjs` excludes `gateway.*`). So each bundle's chunks go to `<bundle>.chunks/` beside it
+ * (`handlers/http/gateway.chunks/chunk-….mjs`): in its own function's zip, in no other. A chunk
+ * shared by two functions is written once per bundle, as each zip held its own copy anyway.
+ * esbuild also writes the chunk of a dynamic import that tree shaking removed (the AWS SDK's
+ * `bowser`, 38 KB): after the build, what the bundle cannot reach (metafile imports, static or
+ * dynamic) is deleted. tests/integration/packaging.test.ts checks every zip against its bundle's imports.
+ * @type {import('esbuild').Plugin}
+ */
+const chunksBesideEntry = {
+  name: "chunks-beside-entry",
+  setup(build) {
+    const options = build.initialOptions;
+    const entries = Object.values(options.entryPoints ?? {});
+    if (entries.length !== 1) return;
+    const entry = path.normalize(typeof entries[0] === "string" ? entries[0] : entries[0].in);
+    options.chunkNames = `${path.parse(entry).name}.chunks/[name]-[hash]`;
+    options.metafile = true;
+    build.onEnd(async ({ metafile }) => {
+      if (!metafile) return; // the build failed
+      const outputs = metafile.outputs;
+      const main = Object.keys(outputs).find(
+        (file) => path.normalize(outputs[file].entryPoint ?? "") === entry,
+      );
+      if (!main) return;
+      const reached = new Set();
+      for (const pending = [main]; pending.length > 0; ) {
+        const file = pending.pop();
+        if (reached.has(file)) continue;
+        reached.add(file);
+        for (const i of outputs[file]?.imports ?? []) if (!i.external) pending.push(i.path);
+      }
+      const cwd = options.absWorkingDir ?? process.cwd();
+      const unreached = Object.keys(outputs).filter((file) => !reached.has(file.replace(/\.map$/, "")));
+      await Promise.all(unreached.map((file) => fs.rm(path.resolve(cwd, file), { force: true })));
+    });
+  },
 };
 
 /**
@@ -51,6 +93,7 @@ module.exports = (serverless) => {
   return {
     ...esbuildOptions,
     ...pluginOptions,
+    plugins: [chunksBesideEntry],
     ...(invokeLocal ? { outputFileExtension: ".js", outputBuildFolder: ".build-invoke" } : {}),
   };
 };
