@@ -1,6 +1,6 @@
 import { requestIdentity } from "#shared/auth/identity.ts";
 import { env } from "#shared/config/env.ts";
-import { loadGateway } from "#shared/config/gateway.ts";
+import { loadGatewayAtStart } from "#shared/config/parse.ts";
 import type { HttpHandler } from "#shared/http.ts";
 import { json } from "#shared/http.ts";
 import { httpHandler } from "#shared/middleware/http-handler.ts";
@@ -15,7 +15,7 @@ const identity: HttpHandler = async (event) => json(200, requestIdentity(event))
  * works, and as what.
  */
 export const handler = httpHandler(
-  routeTable("whoami", loadGateway(definition, env.stage).routes, {
+  routeTable("whoami", loadGatewayAtStart(definition, env.stage).routes, {
     "GET /me": identity,
     "GET /keys/self": identity,
   }),
