@@ -1,6 +1,7 @@
 import * as v from "valibot";
 import { AuthSchema, checkAuth, IpRulesSchema } from "./auth.ts";
 import { CacheSchema, checkCache } from "./cache.ts";
+import type { GatewayDefinition } from "./define.ts";
 import { type ConfigProblem, described, strict } from "./fields.ts";
 import { httpEntries } from "./http.ts";
 import { checkLimits, LimitsSchema } from "./limits.ts";
@@ -18,6 +19,7 @@ import { WebSocketSchema } from "./websocket.ts";
 
 import type { RouteConfig } from "./routes.ts";
 
+export { defineGateway, type GatewayDefinition } from "./define.ts";
 export type { RouteConfig, RouteInput } from "./routes.ts";
 export { routeWorstCaseMs, upstreamWorstCaseMs } from "./upstreams.ts";
 export type { ConnectConfig } from "./websocket.ts";
@@ -79,24 +81,6 @@ export const CONFIG_CHECKS: ReadonlyArray<{
     check: checkUpstreams,
   },
 ];
-
-/**
- * What a config module receives: the stage it is loaded for. Part of `defineGateway`'s signature,
- * for a gateway.config.ts that names it; nothing in the project does.
- * @public
- */
-export interface GatewayContext {
-  stage: string;
-}
-export type GatewayDefinition = (context: GatewayContext) => GatewayConfigInput;
-
-/**
- * Declares the gateway. Example:
- * `export default defineGateway(({ stage }) => ({ auth: { issuers: [...] }, routes: { "GET /health": { auth: "public", handler: "health" } } }))`
- */
-export function defineGateway(definition: GatewayDefinition): GatewayDefinition {
-  return definition;
-}
 
 export class GatewayConfigError extends Error {
   override readonly name = "GatewayConfigError";
