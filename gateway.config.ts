@@ -1,5 +1,5 @@
+import { defineGateway } from "#shared/config/define.ts";
 import { env } from "#shared/config/env.ts";
-import { defineGateway } from "#shared/config/gateway.ts";
 import inventoryRoutes from "./gateway/imported/inventory.ts";
 
 /** The local stack's development issuer (plugins/dev-issuer.mjs); its TLS certificate is trusted explicitly. */

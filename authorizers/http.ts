@@ -2,7 +2,7 @@ import { createAuthorizerRuntime } from "#shared/auth/authorizer-runtime.ts";
 import { createHttpAuthorizer } from "#shared/auth/http-authorizer.ts";
 import { readShippedJwks, SHIPPED_JWKS_FILE } from "#shared/auth/shipped-jwks.ts";
 import { env } from "#shared/config/env.ts";
-import { loadGateway } from "#shared/config/gateway.ts";
+import { loadGatewayAtStart } from "#shared/config/parse.ts";
 import definition from "../gateway.config.ts";
 
 /**
@@ -12,7 +12,7 @@ import definition from "../gateway.config.ts";
  */
 export const handler = createHttpAuthorizer(
   createAuthorizerRuntime({
-    gateway: loadGateway(definition, env.stage),
+    gateway: loadGatewayAtStart(definition, env.stage),
     apiKeysTable: env.apiKeysTable,
     shippedJwks: readShippedJwks(new URL(`./${SHIPPED_JWKS_FILE}`, import.meta.url), env.stage),
   }),

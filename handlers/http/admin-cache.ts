@@ -9,7 +9,7 @@ import {
 import { createTableTier, type TableTier } from "#shared/cache/table.ts";
 import { createDocumentClient } from "#shared/clients/dynamodb.ts";
 import { env } from "#shared/config/env.ts";
-import { type GatewayConfig, loadGateway } from "#shared/config/gateway.ts";
+import { type GatewayConfig, loadGatewayAtStart } from "#shared/config/parse.ts";
 import {
   BadRequestError,
   ForbiddenError,
@@ -161,7 +161,7 @@ export function createAdminCacheHandler({
   });
 }
 
-const gateway = loadGateway(definition, env.stage);
+const gateway = loadGatewayAtStart(definition, env.stage);
 const client = createDocumentClient();
 export const handler = createAdminCacheHandler({
   gateway,

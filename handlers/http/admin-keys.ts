@@ -4,7 +4,7 @@ import { requestIdentity } from "#shared/auth/identity.ts";
 import { SCOPE_TOKEN } from "#shared/auth/scopes.ts";
 import { createDocumentClient } from "#shared/clients/dynamodb.ts";
 import { env } from "#shared/config/env.ts";
-import { type GatewayConfig, loadGateway } from "#shared/config/gateway.ts";
+import { type GatewayConfig, loadGatewayAtStart } from "#shared/config/parse.ts";
 import { BadRequestError, ForbiddenError, NotFoundError, UnsupportedMediaTypeError } from "#shared/errors.ts";
 import { type HttpEvent, json } from "#shared/http.ts";
 import { httpHandler } from "#shared/middleware/http-handler.ts";
@@ -128,7 +128,7 @@ function pathKeyId(event: HttpEvent): string {
   return keyId;
 }
 
-const gateway = loadGateway(definition, env.stage);
+const gateway = loadGatewayAtStart(definition, env.stage);
 export const handler = createAdminKeysHandler({
   keys: apiKeyStore({ client: createDocumentClient(), tableName: env.apiKeysTable }),
   gateway,

@@ -6,14 +6,14 @@ import { createCacheDocumentClient, createLimiterDocumentClient } from "#shared/
 import { lazyLambdaClient } from "#shared/clients/lambda.ts";
 import { routeCachePolicy } from "#shared/config/cache.ts";
 import { env } from "#shared/config/env.ts";
-import { loadGateway } from "#shared/config/gateway.ts";
+import { loadGatewayAtStart } from "#shared/config/parse.ts";
 import { createGatewayHandler } from "#shared/gateway/gateway-handler.ts";
 import { logger } from "#shared/observability/logger.ts";
 import { createLimiter } from "#shared/quota/limiter.ts";
 import { createMetering } from "#shared/quota/metering.ts";
 import definition from "../../gateway.config.ts";
 
-const gateway = loadGateway(definition, env.stage);
+const gateway = loadGatewayAtStart(definition, env.stage);
 // The deployment's parts, from the environment, once per container.
 const usageClient = gateway.limits ? createLimiterDocumentClient() : undefined;
 const invokesFunctions = Object.values(gateway.upstreams).some((upstream) => upstream.kind === "lambda");

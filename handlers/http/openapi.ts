@@ -1,5 +1,5 @@
 import { env } from "#shared/config/env.ts";
-import { loadGateway } from "#shared/config/gateway.ts";
+import { loadGatewayAtStart } from "#shared/config/parse.ts";
 import { openApiDocument } from "#shared/openapi/document.ts";
 import { documentHandler } from "#shared/openapi/serve.ts";
 import definition from "../../gateway.config.ts";
@@ -11,7 +11,7 @@ import pkg from "../../package.json" with { type: "json" };
  * names no `servers`: it is served at the API's root, which is OpenAPI's default server (`/`).
  */
 export const handler = documentHandler(
-  openApiDocument(loadGateway(definition, env.stage), {
+  openApiDocument(loadGatewayAtStart(definition, env.stage), {
     title: pkg.name,
     version: env.version,
     description: pkg.description,

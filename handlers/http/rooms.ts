@@ -1,11 +1,11 @@
 import { requestIdentity } from "#shared/auth/identity.ts";
 import { createDocumentClient, createLimiterDocumentClient } from "#shared/clients/dynamodb.ts";
 import { env } from "#shared/config/env.ts";
-import { type GatewayConfig, loadGateway } from "#shared/config/gateway.ts";
+import { type GatewayConfig, loadGatewayAtStart } from "#shared/config/parse.ts";
 import { BadRequestError } from "#shared/errors.ts";
 import { type HttpEvent, json } from "#shared/http.ts";
 import { httpHandler } from "#shared/middleware/http-handler.ts";
-import { compileBodySchema, parsedBody, requestBody } from "#shared/middleware/request-body.ts";
+import { lazyBodySchema, parsedBody, requestBody } from "#shared/middleware/request-body.ts";
 import { routeTable } from "#shared/middleware/route-table.ts";
 import { routeLimitSteps } from "#shared/middleware/usage-limits.ts";
 import { createLimiter, type Limiter } from "#shared/quota/limiter.ts";
@@ -62,7 +62,7 @@ export function createRoomsHandler({
   });
   const rules = {
     rules: { maxBytes: gateway.websocket.chat.maxMessageBytes, contentTypes: ["application/json"] },
-    validate: compileBodySchema(PUBLISH_SCHEMA),
+    validate: lazyBodySchema(PUBLISH_SCHEMA),
   };
   const roomOf = (event: HttpEvent) => {
     const room = event.pathParameters?.room ?? "";
@@ -127,7 +127,7 @@ export function createRoomsHandler({
   });
 }
 
-const gateway = loadGateway(definition, env.stage);
+const gateway = loadGatewayAtStart(definition, env.stage);
 const usageClient = createLimiterDocumentClient();
 export const handler = createRoomsHandler({
   gateway,

@@ -1,7 +1,7 @@
 import { requestIdentity } from "#shared/auth/identity.ts";
 import { createDocumentClient } from "#shared/clients/dynamodb.ts";
 import { env } from "#shared/config/env.ts";
-import { type GatewayConfig, loadGateway } from "#shared/config/gateway.ts";
+import { type GatewayConfig, loadGatewayAtStart } from "#shared/config/parse.ts";
 import { BadRequestError, ForbiddenError, NotFoundError } from "#shared/errors.ts";
 import { json } from "#shared/http.ts";
 import { httpHandler } from "#shared/middleware/http-handler.ts";
@@ -99,7 +99,7 @@ export function createUsageHandler({
 
 const client = createDocumentClient();
 export const handler = createUsageHandler({
-  gateway: loadGateway(definition, env.stage),
+  gateway: loadGatewayAtStart(definition, env.stage),
   limiter: createLimiter({ client, tableName: env.usageTable }),
   metering: createMetering({ client, tableName: env.usageTable }),
 });

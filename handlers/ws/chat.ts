@@ -2,7 +2,7 @@ import type { Context } from "aws-lambda";
 import * as v from "valibot";
 import { createDocumentClient, createLimiterDocumentClient } from "#shared/clients/dynamodb.ts";
 import { env } from "#shared/config/env.ts";
-import { type GatewayConfig, loadGateway } from "#shared/config/gateway.ts";
+import { type GatewayConfig, loadGatewayAtStart } from "#shared/config/parse.ts";
 import {
   BadRequestError,
   ForbiddenError,
@@ -207,7 +207,7 @@ function fitReply(messages: StoredMessage[], hasMore: boolean, cursor: string | 
   return { messages: frames, hasMore, cursor };
 }
 
-const gateway = loadGateway(definition, env.stage);
+const gateway = loadGatewayAtStart(definition, env.stage);
 const limiter = gateway.limits
   ? createLimiter({ client: createLimiterDocumentClient(), tableName: env.usageTable })
   : undefined;

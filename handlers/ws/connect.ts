@@ -2,7 +2,7 @@ import { parseScopes } from "#shared/auth/scopes.ts";
 import { WS_SUBPROTOCOL } from "#shared/auth/ws-authorizer.ts";
 import { createDocumentClient } from "#shared/clients/dynamodb.ts";
 import { env } from "#shared/config/env.ts";
-import { loadGateway } from "#shared/config/gateway.ts";
+import { loadGatewayAtStart } from "#shared/config/parse.ts";
 import { type WsResult, wsHandler } from "#shared/middleware/ws-handler.ts";
 import { logger } from "#shared/observability/logger.ts";
 import { countEvent } from "#shared/observability/metrics.ts";
@@ -85,5 +85,5 @@ export const handler = createConnectHandler({
     usageTable: env.usageTable,
     connectionsTable: env.connectionsTable,
   }),
-  maxConnectionsPerPrincipal: loadGateway(definition, env.stage).websocket.maxConnectionsPerPrincipal,
+  maxConnectionsPerPrincipal: loadGatewayAtStart(definition, env.stage).websocket.maxConnectionsPerPrincipal,
 });

@@ -1,7 +1,6 @@
 import * as v from "valibot";
 import { largestBody } from "../http.ts";
 import { SECURITY_HEADER_NAMES } from "../middleware/security-headers.ts";
-import { jmespathProblem } from "../upstream/transform.ts";
 import { IpRulesSchema, RouteAuthSchema } from "./auth.ts";
 import { RouteCacheSchema } from "./cache.ts";
 import { type ConfigProblem, described, headerName, int, strict } from "./fields.ts";
@@ -17,17 +16,12 @@ import { upstreamWorstCaseMs } from "./upstreams.ts";
  * the preflight OPTIONS routes the gateway adds have `kind: "preflight"`.
  */
 
-/** A JMESPath expression, parsed here so a typo fails at build and at cold start, not per request. */
+/**
+ * A JMESPath expression. Its syntax is checked by `loadGateway` (shared/config/expressions.ts), so a
+ * typo fails the build, not a request; the functions parse it on its first use.
+ */
 const jmespath = (what: string) =>
-  v.pipe(
-    v.string(),
-    v.minLength(1, `${what} is a JMESPath expression such as "{ id: id, name: name }"`),
-    v.rawCheck(({ dataset, addIssue }) => {
-      if (!dataset.typed) return;
-      const problem = jmespathProblem(dataset.value);
-      if (problem) addIssue({ message: `${what} is not valid JMESPath: ${problem}; fix the expression` });
-    }),
-  );
+  v.pipe(v.string(), v.minLength(1, `${what} is a JMESPath expression such as "{ id: id, name: name }"`));
 
 /**
  * Headers a mapping may not touch: the gateway's own identity and forwarding headers, the caller's
@@ -85,7 +79,7 @@ const RequestMapSchema = v.strictObject({
   query: v.optional(QueryMapSchema),
   body: described(
     v.optional(jmespath("request.body")),
-    "JMESPath over the (validated) JSON body; its result is the JSON body sent upstream.",
+    "JMESPath over the (validated) JSON body; its result is the JSON body sent upstream. Parsed when the config is checked (the tests, `npm run package`); compiled on first use.",
   ),
 });
 const statusCode = v.pipe(
@@ -105,7 +99,7 @@ const ResponseMapSchema = v.strictObject({
   headers: v.optional(HeaderMapSchema),
   body: described(
     v.optional(jmespath("response.body")),
-    "JMESPath over the upstream's JSON body, applied to 2XX answers only (errors keep their shape).",
+    "JMESPath over the upstream's JSON body, applied to 2XX answers only (errors keep their shape). Parsed when the config is checked (the tests, `npm run package`); compiled on first use.",
   ),
   passHeaders: described(
     v.optional(v.array(passableHeader), []),
@@ -196,7 +190,7 @@ const AggregateSchema = v.strictObject({
   ),
   merge: described(
     v.optional(jmespath("aggregate.merge")),
-    "JMESPath over `{ <call>: <body> }`; without it the client gets that object as it is.",
+    "JMESPath over `{ <call>: <body> }`; without it the client gets that object as it is. Parsed when the config is checked (the tests, `npm run package`); compiled on first use.",
   ),
   onFailure: described(
     v.optional(v.picklist(["fail", "partial"], 'onFailure is "fail" or "partial"'), "fail"),
@@ -245,7 +239,7 @@ const BodySchema = strict("body", {
   ),
   schema: described(
     v.optional(v.record(v.string(), v.unknown())),
-    "JSON Schema for a JSON body, compiled once at cold start.",
+    "JSON Schema for a JSON body, checked when the config is checked (the tests, `npm run package`); compiled on the route's first body.",
   ),
 });
 

@@ -1,11 +1,9 @@
-import type { ValidateFunction } from "ajv";
 import { compileIpRules } from "../auth/ip-rules.ts";
 import { type CacheKey, type CacheKeyRequest, compileCacheKey } from "../cache/key.ts";
 import { type CachePolicy, routeCachePolicy } from "../config/cache.ts";
-import { type GatewayConfig, type RouteConfig, routeWorstCaseMs } from "../config/gateway.ts";
+import { type GatewayConfig, type RouteConfig, routeWorstCaseMs } from "../config/parse.ts";
 import type { CorsRules } from "../middleware/cors.ts";
-import type { BodyRules } from "../middleware/request-body.ts";
-import { compileBodySchema } from "../middleware/request-body.ts";
+import { type BodyRules, type BodyValidator, lazyBodySchema } from "../middleware/request-body.ts";
 import type { ResponseMap } from "../middleware/response-transform.ts";
 import { effectiveLimit } from "../middleware/usage-limits.ts";
 import {
@@ -23,7 +21,9 @@ import { type CompiledCall, compileAggregate } from "./aggregate.ts";
 /**
  * The gateway config compiled once, at cold start, into named data: a route table the gateway
  * function builds its chains from (shared/gateway/gateway-handler.ts). Pure: the upstream clients
- * come in, nothing is read from the environment, nothing is sent.
+ * come in, nothing is read from the environment, nothing is sent. A route's body schema and JMESPath
+ * expressions compile on the route's first use (a cold container serves one route first); the config
+ * check (`loadGateway`, run by the tests and `npm run package`) has compiled each of them once.
  */
 
 type ProxyConfig = NonNullable<RouteConfig["proxy"]>;
@@ -85,7 +85,8 @@ export interface CompiledRoute {
   method: Method | "ANY";
   path: string;
   body: BodyRules;
-  validate: ValidateFunction | undefined;
+  /** The body schema, compiled on the route's first body (the config check already compiled it once). */
+  validate: BodyValidator | undefined;
   /** The route's limit (its own, else none): the usage step runs only where there is one. */
   limit: RouteLimit | undefined;
   /** Time the request still needs after the usage check: its upstream attempts' worst case, plus a second. */
@@ -204,12 +205,7 @@ export function compileGateway(gateway: GatewayConfig, { clients }: CompileDepen
     if (!plan) continue;
     const [method, path] = key.split(" ") as [Method | "ANY", string];
     const body: BodyRules = route.body; // the config schema fills in the defaults
-    let validate: ValidateFunction | undefined;
-    try {
-      validate = body.schema ? compileBodySchema(body.schema) : undefined;
-    } catch (error) {
-      throw new Error(`route ${key}: body.schema is not a valid JSON Schema: ${String(error)}`);
-    }
+    const validate = body.schema ? lazyBodySchema(body.schema) : undefined;
     const corsRules = route.cors === false ? undefined : (route.cors ?? gateway.cors);
     routes.set(key, {
       key,

@@ -1,5 +1,5 @@
 import type middy from "@middy/core";
-import { Ajv, type ValidateFunction } from "ajv";
+import type { Options, ValidateFunction } from "ajv";
 import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from "../errors.ts";
 import type { GatehouseContext, HttpEvent, HttpResult } from "../http.ts";
 
@@ -25,11 +25,41 @@ export function parsedBody(context: GatehouseContext): ParsedBody | undefined {
 }
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json$/i;
-const ajv = new Ajv({ allErrors: true, strict: false });
 
-/** Compiles a route's schema once (at cold start); a bad schema is a configuration error. */
-export function compileBodySchema(schema: Record<string, unknown>): ValidateFunction {
-  return ajv.compile(schema);
+/** How body schemas compile: here on first use, and in the config check (shared/config/expressions.ts). */
+export const BODY_SCHEMA_OPTIONS: Options = { allErrors: true, strict: false };
+
+/**
+ * A route's body schema, compiled on the first body it checks: ajv itself (a chunk of its own) loads
+ * then, so a cold start pays neither for ajv nor for the routes it does not serve. Each schema was
+ * checked against the meta-schema when the config was checked (`loadGateway`: the tests and
+ * `npm run package`), so this compile skips that check (most of a first compile's time).
+ */
+export interface BodyValidator {
+  /** The compiled function, once `load` has resolved. */
+  readonly compiled: ValidateFunction | undefined;
+  load(): Promise<ValidateFunction>;
+}
+
+let runtimeAjv: Promise<import("ajv").Ajv> | undefined;
+
+/** A schema compiled on first use (see `BodyValidator`). Example: `lazyBodySchema({ type: "object" })`. */
+export function lazyBodySchema(schema: Record<string, unknown>): BodyValidator {
+  let loading: Promise<ValidateFunction> | undefined;
+  const validator = {
+    compiled: undefined as ValidateFunction | undefined,
+    load: () => {
+      runtimeAjv ??= import("ajv").then(
+        ({ Ajv }) => new Ajv({ ...BODY_SCHEMA_OPTIONS, validateSchema: false }),
+      );
+      loading ??= runtimeAjv.then((ajv) => {
+        validator.compiled = ajv.compile(schema);
+        return validator.compiled;
+      });
+      return loading;
+    },
+  };
+  return validator;
 }
 
 /**
@@ -38,17 +68,21 @@ export function compileBodySchema(schema: Record<string, unknown>): ValidateFunc
  * route without rules takes no body checks; a route with a schema refuses a missing body. Read the result with `parsedBody(context)`.
  */
 export function requestBody(
-  rulesFor: (event: HttpEvent) => { rules: BodyRules; validate?: ValidateFunction } | undefined,
+  rulesFor: (event: HttpEvent) => { rules: BodyRules; validate?: BodyValidator } | undefined,
 ): middy.MiddlewareObj<HttpEvent, HttpResult, Error, GatehouseContext> {
   const requestBodyBefore: middy.MiddlewareFn<HttpEvent, HttpResult, Error, GatehouseContext> = (request) => {
     const { event } = request;
     request.context.requestBody = undefined;
     const found = rulesFor(event);
     if (!found) return;
-    const { rules, validate } = found;
+    const { rules, validate: validator } = found;
+    // The first body a schema route checks waits for its compile; every later one runs straight through.
+    if (validator && !validator.compiled && event.body != null && event.body !== "")
+      return validator.load().then(() => requestBodyBefore(request));
+    const validate = validator?.compiled;
     if (event.body == null || event.body === "") {
       // A route with a schema needs its body: forwarding nothing would skip the validation.
-      if (validate) throw new BadRequestError("This route needs a JSON body");
+      if (validator) throw new BadRequestError("This route needs a JSON body");
       return;
     }
 
@@ -84,7 +118,7 @@ export function requestBody(
           { extensions: { errors } },
         );
       }
-    } else if (validate) {
+    } else if (validator) {
       throw new UnsupportedMediaTypeError("This route takes a JSON body");
     }
     request.context.requestBody = { raw, ...(json !== undefined ? { json } : {}) };

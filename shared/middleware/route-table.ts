@@ -1,4 +1,3 @@
-import type { GatewayConfig } from "../config/gateway.ts";
 import { NotFoundError } from "../errors.ts";
 import type { HttpHandler } from "../http.ts";
 
@@ -26,7 +25,8 @@ export class RouteTableError extends Error {
  */
 export function routeTable(
   functionKey: string,
-  routes: GatewayConfig["routes"],
+  /** The config's routes, loaded or as written: only their keys and `handler` are read. */
+  routes: Readonly<Record<string, { readonly handler?: string | undefined }>>,
   implementations: RouteImplementations,
 ): HttpHandler {
   const declared = Object.entries(routes).flatMap(([key, route]) =>

@@ -5,6 +5,7 @@ import {
   GatewayConfigError,
   type GatewayConfigInput,
   loadGateway,
+  loadGatewayAtStart,
   routeWorstCaseMs,
   upstreamWorstCaseMs,
 } from "#shared/config/gateway.ts";
@@ -270,6 +271,40 @@ describe("gateway config validation", () => {
       ),
       crossField.join("\n"),
     );
+  });
+
+  it("compiles every body schema and expression at the check, not at the cold start's load", () => {
+    const config = base();
+    config.upstreams = { svc: { targets: [{ url: "https://svc.internal" }] } };
+    config.routes = {
+      ...config.routes,
+      "POST /a": {
+        auth: "public",
+        body: { schema: { type: "no-such-type" } },
+        proxy: {
+          upstream: "svc",
+          path: "/a",
+          versions: { v2: { upstream: "svc", path: "/a", request: { body: "a[" } } },
+        },
+      },
+    };
+    const problems = problemsOf(config);
+    assert.ok(
+      problems.some((p) => p.startsWith("routes.POST /a.body.schema: not a valid JSON Schema")),
+      problems.join("\n"),
+    );
+    assert.ok(
+      problems.some((p) =>
+        p.startsWith("routes.POST /a.proxy.versions.v2.request.body: request.body is not valid JMESPath"),
+      ),
+      problems.join("\n"),
+    );
+    // The functions' loader leaves both to the check above (the build runs it) and to the route's first use.
+    const atStart = loadGatewayAtStart(
+      defineGateway(() => config),
+      "test",
+    );
+    assert.deepEqual(atStart.routes["POST /a"]?.body?.schema, { type: "no-such-type" });
   });
 
   it("lets a Lambda upstream give its function's code once, and only for a function of this service", () => {
