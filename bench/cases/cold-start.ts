@@ -8,7 +8,7 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { promisify } from "node:util";
 import { type BuildOptions, build, type Metafile } from "esbuild";
 import { type BenchContext, type Column, formatTable, median, round } from "../lib.ts";
@@ -120,7 +120,9 @@ export async function coldStart(ctx: BenchContext): Promise<ColdStartRow[]> {
       .filter((i) => i.original && !i.original.startsWith(".") && /(^|[/.-])browser([/.-]|$)/.test(i.path))
       .map((i) => i.path);
     if (browser.length > 0) console.warn(`WARNING: ${name} bundles browser builds: ${browser.join(", ")}`);
-    bundles.push({ name, exportName, ...loadedAtImport(metafile) });
+    // esbuild names inputs relative to the working directory; stdin is `<stdin>`.
+    const from = "stdin" in entry ? "<stdin>" : relative(process.cwd(), entry.entryPoints[0] as string);
+    bundles.push({ name, exportName, ...loadedAtImport(metafile, from) });
   }
 
   // Round-robin, one process at a time, so drift in machine load is shared by every bundle.
@@ -153,12 +155,11 @@ export async function coldStart(ctx: BenchContext): Promise<ColdStartRow[]> {
  * dynamically load on first use): the entry file, total bytes, and the largest inputs, a package under
  * node_modules counted as one.
  */
-function loadedAtImport(metafile: Metafile): Pick<Bundle, "file" | "bytes" | "top"> {
+function loadedAtImport(metafile: Metafile, from: string): Pick<Bundle, "file" | "bytes" | "top"> {
   const outputs = metafile.outputs;
-  const entry = Object.keys(outputs).find((path) => {
-    const from = outputs[path]?.entryPoint; // a dynamic import's target is an entry point too
-    return from !== undefined && !from.includes("node_modules/");
-  });
+  // The output built from the function's own file: a dynamic import's target (the authorizers'
+  // API-key store, say) is an entry point too.
+  const entry = Object.keys(outputs).find((path) => outputs[path]?.entryPoint === from);
   const loaded = new Set<string>();
   const visit = (path: string) => {
     if (loaded.has(path)) return;
