@@ -49,9 +49,12 @@ export function lazyBodySchema(schema: Record<string, unknown>): BodyValidator {
   const validator = {
     compiled: undefined as ValidateFunction | undefined,
     load: () => {
-      runtimeAjv ??= import("ajv").then(
-        ({ Ajv }) => new Ajv({ ...BODY_SCHEMA_OPTIONS, validateSchema: false }),
-      );
+      // ajv is CommonJS: Node's loader names its exports (`Ajv`), a bundle's chunk gives only
+      // `default` (module.exports, which is the Ajv class).
+      runtimeAjv ??= import("ajv").then((ajv) => {
+        const Ajv = ajv.Ajv ?? ajv.default;
+        return new Ajv({ ...BODY_SCHEMA_OPTIONS, validateSchema: false });
+      });
       loading ??= runtimeAjv.then((ajv) => {
         validator.compiled = ajv.compile(schema);
         return validator.compiled;
