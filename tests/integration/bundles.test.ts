@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { type BuildOptions, build } from "esbuild";
-import { type ResolvedService, ROOT, resolvedService } from "../support/serverless.ts";
+import { BUNDLE_ENV, type ResolvedService, ROOT, resolvedService } from "../support/serverless.ts";
 
 const run = promisify(execFile);
 const { esbuildOptions } = createRequire(import.meta.url)(join(ROOT, "esbuild.config.cjs")) as {
@@ -48,22 +48,7 @@ describe("deploy bundles", () => {
 
       const probe = `const m = await import(${JSON.stringify(join(outdir, `${name}.mjs`))}); process.stdout.write(typeof m[${JSON.stringify(handler.slice(dot + 1))}]);`;
       const { stdout } = await run(process.execPath, ["--input-type=module", "-e", probe], {
-        env: {
-          PATH: process.env.PATH,
-          // Stage "test" declares no external issuers: loading the authorizer must not reach out to a JWKS.
-          GATEHOUSE_STAGE: "test",
-          CONNECTIONS_TABLE: "gatehouse-test-connections",
-          API_KEYS_TABLE: "gatehouse-test-api-keys",
-          USAGE_TABLE: "gatehouse-test-usage",
-          CACHE_TABLE: "gatehouse-test-cache",
-          ROOM_MEMBERS_TABLE: "gatehouse-test-room-members",
-          MESSAGES_TABLE: "gatehouse-test-messages",
-          GATEHOUSE_WS_ENDPOINT: "https://example.execute-api.us-east-1.amazonaws.com/test",
-          GATEHOUSE_FUNCTION_PREFIX: "gatehouse-test-",
-          AWS_REGION: "us-east-1",
-          POWERTOOLS_LOG_LEVEL: "ERROR",
-          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
-        },
+        env: BUNDLE_ENV,
       });
       assert.equal(stdout, "function", `${name} exports ${handler}`);
     }

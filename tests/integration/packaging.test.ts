@@ -8,7 +8,7 @@ import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { init, parse } from "es-module-lexer";
 import JSZip from "jszip";
-import { serverless } from "../support/serverless.ts";
+import { BUNDLE_ENV, serverless } from "../support/serverless.ts";
 
 const run = promisify(execFile);
 
@@ -93,21 +93,7 @@ for (const chunk of ${JSON.stringify(chunks)}) await import(chunk);
 process.stdout.write(typeof m[${JSON.stringify(exportName)}] + " " + ${chunks.length});`;
         const { stdout } = await run(process.execPath, ["--input-type=module", "-e", probe], {
           cwd: dir,
-          env: {
-            PATH: process.env.PATH,
-            GATEHOUSE_STAGE: "test",
-            CONNECTIONS_TABLE: "gatehouse-test-connections",
-            API_KEYS_TABLE: "gatehouse-test-api-keys",
-            USAGE_TABLE: "gatehouse-test-usage",
-            CACHE_TABLE: "gatehouse-test-cache",
-            ROOM_MEMBERS_TABLE: "gatehouse-test-room-members",
-            MESSAGES_TABLE: "gatehouse-test-messages",
-            GATEHOUSE_WS_ENDPOINT: "https://example.execute-api.us-east-1.amazonaws.com/test",
-            GATEHOUSE_FUNCTION_PREFIX: "gatehouse-test-",
-            AWS_REGION: "us-east-1",
-            POWERTOOLS_LOG_LEVEL: "ERROR",
-            AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
-          },
+          env: BUNDLE_ENV,
         });
         assert.equal(stdout, `function ${chunks.length}`, `${name} exports ${exportName}`);
       } finally {

@@ -51,3 +51,24 @@ export async function serverless(
     };
   }
 }
+
+/**
+ * The environment a function's bundle is imported with in the bundle tests: what serverless.yml sets
+ * for stage "test", and nothing of the caller's (no AWS profile, no NODE_OPTIONS). Stage "test"
+ * declares no external issuers, so loading an authorizer never reaches out to a JWKS.
+ */
+export const BUNDLE_ENV = {
+  PATH: process.env.PATH,
+  GATEHOUSE_STAGE: "test",
+  CONNECTIONS_TABLE: "gatehouse-test-connections",
+  API_KEYS_TABLE: "gatehouse-test-api-keys",
+  USAGE_TABLE: "gatehouse-test-usage",
+  CACHE_TABLE: "gatehouse-test-cache",
+  ROOM_MEMBERS_TABLE: "gatehouse-test-room-members",
+  MESSAGES_TABLE: "gatehouse-test-messages",
+  GATEHOUSE_WS_ENDPOINT: "https://example.execute-api.us-east-1.amazonaws.com/test",
+  GATEHOUSE_FUNCTION_PREFIX: "gatehouse-test-",
+  AWS_REGION: "us-east-1",
+  POWERTOOLS_LOG_LEVEL: "ERROR",
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+};
