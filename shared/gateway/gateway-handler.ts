@@ -79,10 +79,13 @@ export function createGatewayHandler(
       route.cors ? [[route.key, routeCors(route.cors.rules, route.cors.methods)] as const] : [],
     ),
   );
-  const chains = new Map(
-    [...table.routes.values()].map((route) => [
-      route.key,
-      routeChain(route, settings, {
+  // A route's chain is built on its first request, not at the cold start: a new container serves one
+  // route first, and building every route's chain up front was the largest part of the import.
+  const chains = new Map<string, ReturnType<typeof routeChain>>();
+  const chainOf = (route: CompiledRoute) => {
+    let chain = chains.get(route.key);
+    if (chain === undefined) {
+      chain = routeChain(route, settings, {
         usage: route.limit ? usage : undefined,
         cors: corsSteps.get(route.key),
         cache:
@@ -93,14 +96,15 @@ export function createGatewayHandler(
               : undefined,
         invalidation:
           route.invalidates.length > 0 && cache ? cacheInvalidationStep(route.invalidates, cache) : undefined,
-      }),
-    ]),
-  );
+      });
+      chains.set(route.key, chain);
+    }
+    return chain;
+  };
   const unmatched = unmatchedChain(table, corsSteps);
   return (event, context) => {
     const route = table.match(event.routeKey);
-    const chain = route === undefined ? undefined : chains.get(route.key);
-    return (chain ?? unmatched)(event, context);
+    return (route === undefined ? unmatched : chainOf(route))(event, context);
   };
 }
 
