@@ -12,6 +12,7 @@ import { createServer } from "node:http";
 import { resolve } from "node:path";
 import { devToken } from "./dev-issuer.mjs";
 import { listenOnLoopback } from "./loopback.mjs";
+import { pageSecurityHeaders } from "./page-headers.mjs";
 
 /** The files under web/ the page is made of; nothing else there is served. */
 const FILES = {
@@ -29,25 +30,8 @@ const SUB = /^[A-Za-z0-9_.-]{1,64}$/;
  * @returns {Promise<import('node:http').Server>}
  */
 export async function startChatPage({ port, root, wsUrl, httpUrl, issuerPort }) {
-  const security = {
-    "cache-control": "no-store",
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
-    "cross-origin-opener-policy": "same-origin",
-    "cross-origin-resource-policy": "same-origin",
-    // Only this server's own files run; the socket may go to the WebSocket API and nowhere else.
-    // `img-src data:` is for the page's empty inline icon (no /favicon.ico request, no 404 in the console).
-    "content-security-policy": [
-      "default-src 'none'",
-      "script-src 'self'",
-      "style-src 'self'",
-      "img-src data:",
-      `connect-src 'self' ${new URL(wsUrl).origin}`,
-      "base-uri 'none'",
-      "form-action 'none'",
-      "frame-ancestors 'none'",
-    ].join("; "),
-  };
+  // Only this server's own files run; the socket may go to the WebSocket API and nowhere else.
+  const security = pageSecurityHeaders({ connectSrc: [new URL(wsUrl).origin], crossOriginOpener: true });
   /** @param {import('node:http').ServerResponse} response @param {number} status @param {unknown} body */
   const json = (response, status, body) => {
     const type = status >= 400 ? "application/problem+json" : "application/json";

@@ -18,6 +18,7 @@ import { createServer } from "node:http";
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
 import { listenOnLoopback } from "./loopback.mjs";
+import { pageSecurityHeaders } from "./page-headers.mjs";
 
 /**
  * Calls `onLine` with every line written to `process.stdout` from now on, and writes it as
@@ -68,22 +69,7 @@ export async function startMetricsPage({ port, root, snapshot }) {
     "/uplot.js": { path: resolve(UPLOT_DIST, "uPlot.iife.min.js"), type: "text/javascript; charset=utf-8" },
     "/uplot.css": { path: resolve(UPLOT_DIST, "uPlot.min.css"), type: "text/css; charset=utf-8" },
   };
-  const security = {
-    "cache-control": "no-store",
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
-    "cross-origin-resource-policy": "same-origin",
-    "content-security-policy": [
-      "default-src 'none'",
-      "script-src 'self'",
-      "style-src 'self'",
-      "img-src data:",
-      "connect-src 'self'",
-      "base-uri 'none'",
-      "form-action 'none'",
-      "frame-ancestors 'none'",
-    ].join("; "),
-  };
+  const security = pageSecurityHeaders();
   const server = createServer(async (request, response) => {
     const { pathname } = new URL(request.url ?? "/", "http://127.0.0.1");
     if (request.method !== "GET" && request.method !== "HEAD") {
