@@ -179,7 +179,9 @@ describe("gateway handler: usage plans (429s, RateLimit headers, metering, fault
   });
 
   it("counts anonymous callers by IP on public limited routes, and leaves unlimited routes alone", async () => {
-    const call = build(config());
+    // A stopped clock: at 1 request/s a loaded machine can let a token refill between the calls.
+    const stopped = Date.now();
+    const call = build(config(), store.client, () => stopped);
     const ip = `198.51.100.${keys++ % 250}`;
     const statuses = [];
     for (let i = 0; i < 3; i++) statuses.push((await call("GET /open", { ip })).statusCode);
