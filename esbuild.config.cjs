@@ -3,6 +3,7 @@
 // CommonJS because serverless-esbuild `require`s it.
 const fs = require("node:fs/promises");
 const path = require("node:path");
+const { pathToFileURL } = require("node:url");
 
 /** Options serverless-esbuild itself reads; everything else is passed to esbuild. */
 const pluginOptions = {
@@ -81,9 +82,112 @@ const chunksBesideEntry = {
 };
 
 /**
+ * The gateway config, checked when building and written into each bundle: shared/config/checked.ts
+ * (`gatewayAtStart`) is replaced by the config `loadGateway` returns for the stage being built,
+ * evaluated with the environment serverless.yml gives the function (its own over the provider's,
+ * over the building process's). A cold start then parses no schema and loads no validation library
+ * (valibot, ipaddr.js and every concern's checks: about 40 ms of import), and a bundle started as
+ * another stage refuses to start. A value serverless.yml leaves to CloudFormation (a `Ref`) is not
+ * known when building; gateway.config.ts reads none.
+ * `service()` gives the resolved service: `serverless.service`, or `serverless print --format json`.
+ * @param {string} root the service directory
+ * @param {() => { provider: { stage: string, environment?: Record<string, unknown> }, functions?: Record<string, { handler?: string, environment?: Record<string, unknown> }> }} service
+ * @returns {import('esbuild').Plugin}
+ */
+function checkedGatewayConfig(root, service) {
+  return {
+    name: "checked-gateway-config",
+    setup(build) {
+      const options = build.initialOptions;
+      const cwd = options.absWorkingDir ?? process.cwd();
+      const entries = (
+        Array.isArray(options.entryPoints) ? options.entryPoints : Object.values(options.entryPoints ?? {})
+      )
+        .map((entry) => (typeof entry === "string" ? entry : entry.in))
+        .map((entry) => path.resolve(cwd, entry).replace(/\.[cm]?[jt]s$/, ""));
+      build.onLoad({ filter: /[\\/]shared[\\/]config[\\/]checked\.ts$/ }, async () => {
+        const { provider, functions = {} } = service();
+        // Each function this build bundles; none (the bench's floor): the provider's environment.
+        const environments = Object.values(functions)
+          .filter(
+            (fn) => fn.handler && entries.includes(path.resolve(root, fn.handler.replace(/\.[^./]+$/, ""))),
+          )
+          .map((fn) => ({ ...provider.environment, ...fn.environment }));
+        const configs = new Set(
+          await Promise.all(
+            (environments.length > 0 ? environments : [{ ...provider.environment }]).map((environment) =>
+              checkedConfig(root, provider.stage, environment),
+            ),
+          ),
+        );
+        if (configs.size > 1) {
+          return {
+            errors: [
+              {
+                text: "functions sharing this handler file get different gateway configs from their environments",
+              },
+            ],
+          };
+        }
+        const [config] = configs;
+        return {
+          loader: "js",
+          contents: `// The gateway config of stage ${JSON.stringify(provider.stage)}, checked when building (esbuild.config.cjs).
+const config = JSON.parse(${JSON.stringify(config)});
+export function gatewayAtStart(stage) {
+  if (stage !== ${JSON.stringify(provider.stage)}) {
+    const error = new Error(\`this bundle holds the gateway config of stage ${provider.stage}, not of stage \${stage}; package it for its stage\`);
+    error.name = "GatewayConfigError";
+    throw error;
+  }
+  return config;
+}
+`,
+        };
+      });
+    },
+  };
+}
+
+/** One config evaluation at a time: each sets process.env to its function's environment. */
+let evaluating = Promise.resolve();
+
+/**
+ * `loadGateway(definition, stage)` as JSON, with `environment` over process.env while
+ * gateway.config.ts loads and runs. tsx gives each import a fresh module graph, so nothing read from
+ * one function's environment (shared/config/env.ts keeps what it reads) reaches another's.
+ * @param {string} root @param {string} stage @param {Record<string, unknown>} environment
+ * @returns {Promise<string>}
+ */
+function checkedConfig(root, stage, environment) {
+  const run = async () => {
+    const known = Object.entries(environment).filter(([, value]) =>
+      ["string", "number", "boolean"].includes(typeof value),
+    );
+    const saved = known.map(([name]) => [name, process.env[name]]);
+    for (const [name, value] of known) process.env[name] = String(value);
+    try {
+      const { tsImport } = await import("tsx/esm/api");
+      const url = pathToFileURL(`${root}/`).href;
+      const { loadGateway } = await tsImport("./shared/config/gateway.ts", url);
+      const { default: definition } = await tsImport("./gateway.config.ts", url);
+      return JSON.stringify(loadGateway(definition, stage));
+    } finally {
+      for (const [name, value] of saved) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  };
+  const result = evaluating.then(run);
+  evaluating = result.catch(() => undefined);
+  return result;
+}
+
+/**
  * Lambda loads `.mjs` as ESM with no package.json in the zip. `serverless invoke local` (osls) can only
  * load ESM from `.js`, which this repository's `"type": "module"` makes ESM; so that one command gets `.js`.
- * @param {{ processedInput?: { commands?: string[] } }} serverless
+ * @param {{ processedInput?: { commands?: string[] }, serviceDir: string, service: any }} serverless
  */
 module.exports = (serverless) => {
   const commands = serverless?.processedInput?.commands ?? [];
@@ -93,8 +197,9 @@ module.exports = (serverless) => {
   return {
     ...esbuildOptions,
     ...pluginOptions,
-    plugins: [chunksBesideEntry],
+    plugins: [checkedGatewayConfig(serverless.serviceDir, () => serverless.service), chunksBesideEntry],
     ...(invokeLocal ? { outputFileExtension: ".js", outputBuildFolder: ".build-invoke" } : {}),
   };
 };
 module.exports.esbuildOptions = esbuildOptions;
+module.exports.checkedGatewayConfig = checkedGatewayConfig;

@@ -1,9 +1,8 @@
 import { createAuthorizerRuntime } from "#shared/auth/authorizer-runtime.ts";
 import { readShippedJwks, SHIPPED_JWKS_FILE } from "#shared/auth/shipped-jwks.ts";
 import { createWsAuthorizer } from "#shared/auth/ws-authorizer.ts";
+import { gatewayAtStart } from "#shared/config/checked.ts";
 import { env } from "#shared/config/env.ts";
-import { loadGatewayAtStart } from "#shared/config/parse.ts";
-import definition from "../gateway.config.ts";
 
 /**
  * The WebSocket `$connect` authorizer, wired once: the gateway config, and the JWKS shipped beside this bundle
@@ -12,7 +11,7 @@ import definition from "../gateway.config.ts";
  */
 export const handler = createWsAuthorizer(
   createAuthorizerRuntime({
-    gateway: loadGatewayAtStart(definition, env.stage),
+    gateway: gatewayAtStart(env.stage),
     apiKeysTable: env.apiKeysTable,
     shippedJwks: readShippedJwks(new URL(`./${SHIPPED_JWKS_FILE}`, import.meta.url), env.stage),
   }),

@@ -215,8 +215,11 @@ const INTRO = `# Gateway configuration reference
 
 \`gateway.config.ts\` exports \`defineGateway(({ stage }) => ({ ... }))\`: a function of the stage. This
 reference, and the JSON Schema beside it (${code(SCHEMA_FILE)}), describe the **object that function
-returns** for one stage. The config is checked when the project builds (tests, \`npm run package\`)
-and again at cold start; every error names the field's path and what would fix it.
+returns** for one stage. The config is checked when the project builds (tests, \`npm run package\`,
+\`npm start\`); every error names the field's path and what would fix it. Each function's bundle holds
+the checked config of the stage it was packaged for, evaluated with that function's environment from
+serverless.yml: a cold start parses nothing, and a bundle started as another stage refuses to start.
+A value the config reads from the environment is therefore the one serverless.yml gives when packaging.
 
 In TypeScript, \`defineGateway\` already types the object (completion and checks in any editor). The
 JSON Schema serves tools that read JSON or YAML: point their \`$schema\` (or VS Code's

@@ -10,7 +10,7 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join, relative, resolve } from "node:path";
 import { promisify } from "node:util";
-import { type BuildOptions, build, type Metafile } from "esbuild";
+import { type BuildOptions, build, type Metafile, type Plugin } from "esbuild";
 import { type BenchContext, type Column, formatTable, median, round } from "../lib.ts";
 
 const run = promisify(execFile);
@@ -91,9 +91,13 @@ interface Bundle {
 type Sample = { ms: number; cpuMs: number };
 
 export async function coldStart(ctx: BenchContext): Promise<ColdStartRow[]> {
-  const { esbuildOptions } = createRequire(import.meta.url)(join(ctx.root, "esbuild.config.cjs")) as {
+  const { esbuildOptions, checkedGatewayConfig } = createRequire(import.meta.url)(
+    join(ctx.root, "esbuild.config.cjs"),
+  ) as {
     esbuildOptions: BuildOptions;
+    checkedGatewayConfig: (root: string, service: () => Service) => Plugin;
   };
+  const service = await resolvedService(ctx.root);
   const outDir = join(ctx.tmpDir, "cold-start");
   const targets = [
     {
@@ -101,7 +105,7 @@ export async function coldStart(ctx: BenchContext): Promise<ColdStartRow[]> {
       stdin: { contents: FLOOR_SOURCE, resolveDir: ctx.root, loader: "ts" as const },
       exportName: "handler",
     },
-    ...(await lambdaFunctions(ctx.root)),
+    ...lambdaFunctions(ctx.root, service),
   ];
   const bundles: Bundle[] = [];
   for (const [i, { name, exportName, ...entry }] of targets.entries()) {
@@ -109,6 +113,8 @@ export async function coldStart(ctx: BenchContext): Promise<ColdStartRow[]> {
     const { metafile } = await build({
       ...esbuildOptions,
       ...entry,
+      // As serverless-esbuild builds them: with the stage's checked gateway config.
+      plugins: [checkedGatewayConfig(ctx.root, () => service)],
       metafile: true,
       outdir,
       outExtension: { ".js": ".mjs" },
@@ -182,13 +188,29 @@ function loadedAtImport(metafile: Metafile, from: string): Pick<Bundle, "file" |
   return { file: resolve(entry), bytes, top: top.map(([name, size]) => [name, round(size / 1024)]) };
 }
 
-/** Every function in serverless.yml as resolved for prod, with its entry file. */
-async function lambdaFunctions(root: string) {
-  const { stdout } = await run("npx", ["serverless", "print", "--stage", "prod", "--format", "json"], {
-    cwd: root,
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  const { functions = {} } = JSON.parse(stdout) as { functions?: Record<string, { handler: string }> };
+type Service = {
+  provider: { stage: string; environment?: Record<string, unknown> };
+  functions?: Record<string, { handler: string; environment?: Record<string, unknown> }>;
+};
+
+/**
+ * serverless.yml as resolved for stage "test": the stage CHILD_ENV runs (it declares no external
+ * issuer, so no JWKS fetch at import) and whose config the bundles hold.
+ */
+async function resolvedService(root: string): Promise<Service> {
+  const { stdout } = await run(
+    "npx",
+    ["serverless", "print", "--stage", CHILD_ENV.GATEHOUSE_STAGE, "--format", "json"],
+    {
+      cwd: root,
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  );
+  return JSON.parse(stdout) as Service;
+}
+
+/** Every function in serverless.yml, with its entry file. */
+function lambdaFunctions(root: string, { functions = {} }: Service) {
   return Object.entries(functions).map(([name, { handler }]) => {
     const base = handler.slice(0, handler.lastIndexOf("."));
     const entry = [".ts", ".mjs", ".js"].map((ext) => join(root, base + ext)).find((f) => existsSync(f));

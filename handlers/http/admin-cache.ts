@@ -8,8 +8,9 @@ import {
 } from "#shared/cache/purge-selector.ts";
 import { createTableTier, type TableTier } from "#shared/cache/table.ts";
 import { createDocumentClient } from "#shared/clients/dynamodb.ts";
+import { gatewayAtStart } from "#shared/config/checked.ts";
 import { env } from "#shared/config/env.ts";
-import { type GatewayConfig, loadGatewayAtStart } from "#shared/config/parse.ts";
+import type { GatewayConfig } from "#shared/config/parse.ts";
 import {
   BadRequestError,
   ForbiddenError,
@@ -21,7 +22,6 @@ import { type HttpEvent, json } from "#shared/http.ts";
 import { httpHandler } from "#shared/middleware/http-handler.ts";
 import { routeTable } from "#shared/middleware/route-table.ts";
 import { logger } from "#shared/observability/logger.ts";
-import definition from "../../gateway.config.ts";
 
 /** The largest purge request, body or query: a selector is one short string (and a few parameters). */
 export const MAX_PURGE_REQUEST_BYTES = 4_096;
@@ -161,7 +161,7 @@ export function createAdminCacheHandler({
   });
 }
 
-const gateway = loadGatewayAtStart(definition, env.stage);
+const gateway = gatewayAtStart(env.stage);
 const client = createDocumentClient();
 export const handler = createAdminCacheHandler({
   gateway,

@@ -3,14 +3,14 @@ import { type ApiKeyRecord, type ApiKeyStore, apiKeyStore, undeclaredPlan } from
 import { requestIdentity } from "#shared/auth/identity.ts";
 import { SCOPE_TOKEN } from "#shared/auth/scopes.ts";
 import { createDocumentClient } from "#shared/clients/dynamodb.ts";
+import { gatewayAtStart } from "#shared/config/checked.ts";
 import { env } from "#shared/config/env.ts";
-import { type GatewayConfig, loadGatewayAtStart } from "#shared/config/parse.ts";
+import type { GatewayConfig } from "#shared/config/parse.ts";
 import { BadRequestError, ForbiddenError, NotFoundError, UnsupportedMediaTypeError } from "#shared/errors.ts";
 import { type HttpEvent, json } from "#shared/http.ts";
 import { httpHandler } from "#shared/middleware/http-handler.ts";
 import { routeTable } from "#shared/middleware/route-table.ts";
 import { logger } from "#shared/observability/logger.ts";
-import definition from "../../gateway.config.ts";
 
 /** The body of `POST /admin/keys`; `plan` must be one the config declares (see `undeclaredPlan`). */
 const createKeySchema = (limits: GatewayConfig["limits"]) =>
@@ -128,7 +128,7 @@ function pathKeyId(event: HttpEvent): string {
   return keyId;
 }
 
-const gateway = loadGatewayAtStart(definition, env.stage);
+const gateway = gatewayAtStart(env.stage);
 export const handler = createAdminKeysHandler({
   keys: apiKeyStore({ client: createDocumentClient(), tableName: env.apiKeysTable }),
   gateway,

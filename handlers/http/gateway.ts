@@ -4,16 +4,15 @@ import { createResponseCache } from "#shared/cache/response-cache.ts";
 import { createTableTier } from "#shared/cache/table.ts";
 import { createCacheDocumentClient, createLimiterDocumentClient } from "#shared/clients/dynamodb.ts";
 import { lazyLambdaClient } from "#shared/clients/lambda.ts";
-import { routeCachePolicy } from "#shared/config/cache.ts";
+import { gatewayAtStart } from "#shared/config/checked.ts";
+import { routeCachePolicy } from "#shared/config/derive.ts";
 import { env } from "#shared/config/env.ts";
-import { loadGatewayAtStart } from "#shared/config/parse.ts";
 import { createGatewayHandler } from "#shared/gateway/gateway-handler.ts";
 import { logger } from "#shared/observability/logger.ts";
 import { createLimiter } from "#shared/quota/limiter.ts";
 import { createMetering } from "#shared/quota/metering.ts";
-import definition from "../../gateway.config.ts";
 
-const gateway = loadGatewayAtStart(definition, env.stage);
+const gateway = gatewayAtStart(env.stage);
 // The deployment's parts, from the environment, once per container.
 const usageClient = gateway.limits ? createLimiterDocumentClient() : undefined;
 const invokesFunctions = Object.values(gateway.upstreams).some((upstream) => upstream.kind === "lambda");

@@ -1,8 +1,7 @@
+import { gatewayAtStart } from "#shared/config/checked.ts";
 import { env } from "#shared/config/env.ts";
-import { loadGatewayAtStart } from "#shared/config/parse.ts";
 import { openApiDocument } from "#shared/openapi/document.ts";
 import { documentHandler } from "#shared/openapi/serve.ts";
-import definition from "../../gateway.config.ts";
 import pkg from "../../package.json" with { type: "json" };
 
 /**
@@ -11,7 +10,7 @@ import pkg from "../../package.json" with { type: "json" };
  * names no `servers`: it is served at the API's root, which is OpenAPI's default server (`/`).
  */
 export const handler = documentHandler(
-  openApiDocument(loadGatewayAtStart(definition, env.stage), {
+  openApiDocument(gatewayAtStart(env.stage), {
     title: pkg.name,
     version: env.version,
     description: pkg.description,

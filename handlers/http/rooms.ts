@@ -1,7 +1,8 @@
 import { requestIdentity } from "#shared/auth/identity.ts";
 import { createDocumentClient, createLimiterDocumentClient } from "#shared/clients/dynamodb.ts";
+import { gatewayAtStart } from "#shared/config/checked.ts";
 import { env } from "#shared/config/env.ts";
-import { type GatewayConfig, loadGatewayAtStart } from "#shared/config/parse.ts";
+import type { GatewayConfig } from "#shared/config/parse.ts";
 import { BadRequestError } from "#shared/errors.ts";
 import { type HttpEvent, json } from "#shared/http.ts";
 import { httpHandler } from "#shared/middleware/http-handler.ts";
@@ -15,7 +16,6 @@ import { createChatRuntime } from "#shared/ws/chat-runtime.ts";
 import { managementEndpoint } from "#shared/ws/endpoint.ts";
 import { broadcastBudget } from "#shared/ws/fanout.ts";
 import { MESSAGE_ID, ROOM_NAME } from "#shared/ws/protocol.ts";
-import definition from "../../gateway.config.ts";
 
 const PUBLISH = "POST /rooms/{room}/messages";
 const HISTORY = "GET /rooms/{room}/messages";
@@ -127,7 +127,7 @@ export function createRoomsHandler({
   });
 }
 
-const gateway = loadGatewayAtStart(definition, env.stage);
+const gateway = gatewayAtStart(env.stage);
 const usageClient = createLimiterDocumentClient();
 export const handler = createRoomsHandler({
   gateway,

@@ -1,7 +1,8 @@
 import { requestIdentity } from "#shared/auth/identity.ts";
 import { createDocumentClient } from "#shared/clients/dynamodb.ts";
+import { gatewayAtStart } from "#shared/config/checked.ts";
 import { env } from "#shared/config/env.ts";
-import { type GatewayConfig, loadGatewayAtStart } from "#shared/config/parse.ts";
+import type { GatewayConfig } from "#shared/config/parse.ts";
 import { BadRequestError, ForbiddenError, NotFoundError } from "#shared/errors.ts";
 import { json } from "#shared/http.ts";
 import { httpHandler } from "#shared/middleware/http-handler.ts";
@@ -11,7 +12,6 @@ import { createLimiter, type Limiter } from "#shared/quota/limiter.ts";
 import { createMetering, type Metering, UsageRangeError, usageCsv } from "#shared/quota/metering.ts";
 import { declaredPlan, planFor } from "#shared/quota/plans.ts";
 import { isoDay, quotaWindow } from "#shared/quota/windows.ts";
-import definition from "../../gateway.config.ts";
 
 /**
  * Usage, for the caller and for billing:
@@ -99,7 +99,7 @@ export function createUsageHandler({
 
 const client = createDocumentClient();
 export const handler = createUsageHandler({
-  gateway: loadGatewayAtStart(definition, env.stage),
+  gateway: gatewayAtStart(env.stage),
   limiter: createLimiter({ client, tableName: env.usageTable }),
   metering: createMetering({ client, tableName: env.usageTable }),
 });

@@ -1,8 +1,9 @@
 import type { Context } from "aws-lambda";
 import * as v from "valibot";
 import { createDocumentClient, createLimiterDocumentClient } from "#shared/clients/dynamodb.ts";
+import { gatewayAtStart } from "#shared/config/checked.ts";
 import { env } from "#shared/config/env.ts";
-import { type GatewayConfig, loadGatewayAtStart } from "#shared/config/parse.ts";
+import type { GatewayConfig } from "#shared/config/parse.ts";
 import {
   BadRequestError,
   ForbiddenError,
@@ -23,7 +24,6 @@ import { managementEndpoint } from "#shared/ws/endpoint.ts";
 import { broadcastBudget } from "#shared/ws/fanout.ts";
 import { inboxOf, type StoredMessage } from "#shared/ws/message-store.ts";
 import { ChatMessageSchema, frame } from "#shared/ws/protocol.ts";
-import definition from "../../gateway.config.ts";
 
 /** A route response travels as one WebSocket message: API Gateway's limit is 128 KB. */
 const REPLY_BUDGET_BYTES = 120 * 1024;
@@ -207,7 +207,7 @@ function fitReply(messages: StoredMessage[], hasMore: boolean, cursor: string | 
   return { messages: frames, hasMore, cursor };
 }
 
-const gateway = loadGatewayAtStart(definition, env.stage);
+const gateway = gatewayAtStart(env.stage);
 const limiter = gateway.limits
   ? createLimiter({ client: createLimiterDocumentClient(), tableName: env.usageTable })
   : undefined;

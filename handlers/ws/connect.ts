@@ -1,8 +1,8 @@
 import { parseScopes } from "#shared/auth/scopes.ts";
 import { WS_SUBPROTOCOL } from "#shared/auth/ws-authorizer.ts";
 import { createDocumentClient } from "#shared/clients/dynamodb.ts";
+import { gatewayAtStart } from "#shared/config/checked.ts";
 import { env } from "#shared/config/env.ts";
-import { loadGatewayAtStart } from "#shared/config/parse.ts";
 import { type WsResult, wsHandler } from "#shared/middleware/ws-handler.ts";
 import { logger } from "#shared/observability/logger.ts";
 import { countEvent } from "#shared/observability/metrics.ts";
@@ -12,7 +12,6 @@ import {
   TooManyConnectionsError,
 } from "#shared/ws/connection-slots.ts";
 import { type ConnectionStore, connectionStore } from "#shared/ws/connection-store.ts";
-import definition from "../../gateway.config.ts";
 
 /**
  * `$connect`: records the connection and takes one of its principal's connection slots
@@ -85,5 +84,5 @@ export const handler = createConnectHandler({
     usageTable: env.usageTable,
     connectionsTable: env.connectionsTable,
   }),
-  maxConnectionsPerPrincipal: loadGatewayAtStart(definition, env.stage).websocket.maxConnectionsPerPrincipal,
+  maxConnectionsPerPrincipal: gatewayAtStart(env.stage).websocket.maxConnectionsPerPrincipal,
 });

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { CachePolicy } from "../config/cache.ts";
+import type { CachePolicy } from "../config/derive.ts";
 
 /**
  * The HTTP rules of the cache (docs/caching.md, "HTTP semantics"), pure: whether an upstream answer

@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { routeCachePolicy } from "../config/cache.ts";
+import { routeCachePolicy } from "../config/derive.ts";
 import type { GatewayConfig } from "../config/gateway.ts";
 import { HttpError } from "../errors.ts";
 import { compileRouter, type Method, parseTemplate } from "../routing/router.ts";

@@ -1,4 +1,4 @@
-import type { CachePolicy } from "../config/cache.ts";
+import type { CachePolicy } from "../config/derive.ts";
 import { type Coalescer, createCoalescer } from "./coalesce.ts";
 import type { CacheEntry, CacheHit, ParamsFilter } from "./entry.ts";
 import { type CacheStatus, entityTag, storeDecision } from "./http-semantics.ts";

@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { TAG_SEPARATORS, TAG_TEMPLATE, tagTemplateProblems } from "../cache/tags.ts";
+import { CACHEABLE_METHODS, methodOf, routeCachePolicy } from "./derive.ts";
 import { type ConfigProblem, described, headerName, int, strict } from "./fields.ts";
 import type { GatewayConfig } from "./gateway.ts";
 
@@ -17,7 +18,6 @@ export type CacheScope = (typeof CACHE_SCOPES)[number];
 
 const MiB = 1_048_576;
 const STALE_MAX_SECONDS = 86_400;
-const CACHEABLE_METHODS = new Set(["GET", "HEAD"]);
 const WRITE_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
 /** Credentials and the gateway's identity headers: identity belongs in `scope`, never in the key. */
@@ -187,17 +187,6 @@ export const RouteCacheSchema = strict("cache", {
 
 type RouteCacheConfig = v.InferOutput<typeof RouteCacheSchema>;
 
-/** How one route is cached, every default filled in. */
-export interface CachePolicy {
-  ttlSeconds: number;
-  statuses: readonly number[];
-  respectUpstreamCacheControl: boolean;
-  staleWhileRevalidateSeconds: number;
-  staleIfErrorSeconds: number;
-  scope: CacheScope;
-  key: { query: readonly string[]; headers: readonly string[] };
-}
-
 /** The members a write route's cache may not have (everything but `invalidates`). */
 const READ_MEMBERS = [
   "ttlSeconds",
@@ -211,34 +200,9 @@ const READ_MEMBERS = [
   "tags",
 ] as const;
 
-const methodOf = (routeKey: string) => routeKey.slice(0, routeKey.indexOf(" "));
 /** Path parameter names of a route key: `GET /files/{id}/{rest+}` → `["id", "rest"]`. */
 const pathParamsOf = (routeKey: string) =>
   [...routeKey.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\+?\}/g)].map((match) => match[1] as string);
-
-/**
- * The cache policy of a route: undefined when it is not cached (no `cache`, not GET or HEAD, or
- * caching is off for the stage). Example: `routeCachePolicy(config, "GET /things/{id}")?.ttlSeconds`.
- */
-export function routeCachePolicy(
-  config: Pick<GatewayConfig, "cache" | "routes">,
-  routeKey: string,
-): CachePolicy | undefined {
-  const route = config.routes[routeKey];
-  if (!config.cache.enabled || !route || !("cache" in route) || !route.cache) return undefined;
-  if (!CACHEABLE_METHODS.has(methodOf(routeKey))) return undefined;
-  const { cache } = route;
-  const defaults = config.cache.defaults;
-  return {
-    ttlSeconds: cache.ttlSeconds ?? defaults.ttlSeconds,
-    statuses: cache.statuses ?? defaults.statuses,
-    respectUpstreamCacheControl: cache.respectUpstreamCacheControl ?? defaults.respectUpstreamCacheControl,
-    staleWhileRevalidateSeconds: cache.staleWhileRevalidateSeconds ?? defaults.staleWhileRevalidateSeconds,
-    staleIfErrorSeconds: cache.staleIfErrorSeconds ?? defaults.staleIfErrorSeconds,
-    scope: cache.scope ?? (route.auth === "public" ? "public" : "principal"),
-    key: cache.key,
-  };
-}
 
 /**
  * Only GET and HEAD routes cache; a write route only invalidates cached routes; the scope fits the

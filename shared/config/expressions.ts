@@ -7,8 +7,8 @@ import type { ConfigProblem } from "./fields.ts";
  * The config check's compile of what the gateway compiles only on a route's first use: every JMESPath
  * expression (`request.body`, `response.body`, `aggregate.merge`) and every `body.schema`. It runs in
  * `loadGateway` (the tests, the CLIs and `npm run package`), so a typo fails the build, not a request;
- * the functions load the config with `loadGatewayAtStart`, which skips it (and so never loads
- * Powertools' JMESPath parser or ajv at cold start). It reads the definition as written, so its
+ * the functions get the checked config from the build (./checked.ts), and so never load Powertools'
+ * JMESPath parser or ajv at cold start. It reads the definition as written, so its
  * problems come out with the shape problems, whatever else is wrong.
  */
 export function expressionProblems(input: unknown): ConfigProblem[] {

@@ -1,7 +1,8 @@
 import * as v from "valibot";
+import { routeWorstCaseMs } from "./derive.ts";
 import { type ConfigProblem, described, int } from "./fields.ts";
 import type { GatewayConfig } from "./gateway.ts";
-import { GATEWAY_BUDGET_MS, routeWorstCaseMs } from "./upstreams.ts";
+import { GATEWAY_BUDGET_MS } from "./upstreams.ts";
 
 /** Limits: usage plans (rates, quotas, metering) and what each route counts against them. */
 

@@ -11,8 +11,9 @@ import { WebSocketSchema } from "./websocket.ts";
 
 /**
  * The gateway config: one typed module (`gateway.config.ts`) that says who may call which route.
- * It is validated when the project builds (the tests and `npm run package` load it with `loadGateway`)
- * and again at cold start (`loadGatewayAtStart`: all but the compile of expressions and body schemas). An error names the field's path and how to fix it. Each concern (auth, http,
+ * It is validated when the project builds (the tests, the CLIs and `npm run package` load it with
+ * `loadGateway`), and a function gets the checked result at cold start (./checked.ts). An error names
+ * the field's path and how to fix it. Each concern (auth, http,
  * upstreams, routes, limits, cache, websocket) owns its schema and its cross-field checks; this module
  * puts them together. docs/configuration.md is generated from the schema (`npm run config:docs`).
  */
@@ -20,8 +21,8 @@ import { WebSocketSchema } from "./websocket.ts";
 import type { RouteConfig } from "./routes.ts";
 
 export { defineGateway, type GatewayDefinition } from "./define.ts";
+export { routeWorstCaseMs, upstreamWorstCaseMs } from "./derive.ts";
 export type { RouteConfig, RouteInput } from "./routes.ts";
-export { routeWorstCaseMs, upstreamWorstCaseMs } from "./upstreams.ts";
 export type { ConnectConfig } from "./websocket.ts";
 
 export const GatewayConfigSchema = strict("the gateway config", {
@@ -92,15 +93,6 @@ export class GatewayConfigError extends Error {
       `gateway.config.ts is invalid for stage "${stage}":\n${problems.map((p) => `  - ${p}`).join("\n")}`,
     );
   }
-}
-
-/**
- * The config as a function loads it at cold start: what `loadGateway` checks but the compile of the
- * expressions and body schemas, which the build has done (`npm run package` runs `loadGateway` for
- * the stage it packages) and which the gateway repeats on a route's first use.
- */
-export function loadGatewayAtStart(definition: GatewayDefinition, stage: string): GatewayConfig {
-  return parseGateway(definition, stage);
 }
 
 /** Parses and checks a definition; `compiled` adds the problems of compiling its expressions and schemas. */

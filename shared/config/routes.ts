@@ -3,11 +3,11 @@ import { largestBody } from "../http.ts";
 import { SECURITY_HEADER_NAMES } from "../middleware/security-headers.ts";
 import { IpRulesSchema, RouteAuthSchema } from "./auth.ts";
 import { RouteCacheSchema } from "./cache.ts";
+import { upstreamWorstCaseMs } from "./derive.ts";
 import { type ConfigProblem, described, headerName, int, strict } from "./fields.ts";
 import type { GatewayConfig } from "./gateway.ts";
 import { CorsSchema } from "./http.ts";
 import { RouteLimitSchema, ThrottleSchema } from "./limits.ts";
-import { upstreamWorstCaseMs } from "./upstreams.ts";
 
 /**
  * Routes: every route the HTTP API serves, keyed "METHOD /path". A route is one of three kinds, told

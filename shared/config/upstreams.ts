@@ -2,9 +2,9 @@ import ipaddr from "ipaddr.js";
 import * as v from "valibot";
 import { largestBody } from "../http.ts";
 import { RETRY_BACKOFF } from "../upstream/retry-backoff.ts";
+import { upstreamWorstCaseMs } from "./derive.ts";
 import { type ConfigProblem, described, int, strict } from "./fields.ts";
 import type { GatewayConfig } from "./gateway.ts";
-import type { RouteConfig } from "./routes.ts";
 
 /** Upstreams: the services behind the gateway, HTTP (weighted targets) or Lambda, with their resilience. */
 
@@ -156,39 +156,6 @@ export const UpstreamsSchema = described(
   ),
   "The services routes send requests to, by name.",
 );
-
-/**
- * The longest one upstream call can take: every attempt at its timeout, plus the backoff between
- * attempts (each at most `RETRY_BACKOFF.maxDelayMs`). The one formula: the config checks, the
- * gateway's limit budget and the aggregate calls all ask it. Example: `upstreamWorstCaseMs({ timeoutMs: 2_000, retries: 2 })` is 7,000.
- */
-export function upstreamWorstCaseMs(upstream: { timeoutMs: number; retries: number } | undefined): number {
-  if (!upstream) return 0;
-  return upstream.timeoutMs * (upstream.retries + 1) + upstream.retries * RETRY_BACKOFF.maxDelayMs;
-}
-
-/** The upstreams a route calls (its proxy targets, versions and canary, or its aggregate calls). */
-function routeUpstreams(route: RouteConfig): string[] {
-  switch (route.kind) {
-    case "proxy": {
-      const { proxy } = route;
-      return [
-        proxy.upstream,
-        ...Object.values(proxy.versions).map((target) => target.upstream),
-        ...(proxy.canary ? [proxy.canary.upstream] : []),
-      ];
-    }
-    case "aggregate":
-      return Object.values(route.aggregate.calls).map((call) => call.upstream);
-    default:
-      return [];
-  }
-}
-
-/** The longest a route's upstream calls can take (0 for a route that calls none). */
-export function routeWorstCaseMs(config: Pick<GatewayConfig, "upstreams">, route: RouteConfig): number {
-  return Math.max(0, ...routeUpstreams(route).map((name) => upstreamWorstCaseMs(config.upstreams[name])));
-}
 
 /**
  * Every upstream's attempts together fit the gateway function's time; a Lambda upstream's `code`

@@ -1,7 +1,7 @@
 import { compileIpRules } from "../auth/ip-rules.ts";
 import { type CacheKey, type CacheKeyRequest, compileCacheKey } from "../cache/key.ts";
-import { type CachePolicy, routeCachePolicy } from "../config/cache.ts";
-import { type GatewayConfig, type RouteConfig, routeWorstCaseMs } from "../config/parse.ts";
+import { type CachePolicy, routeCachePolicy, routeWorstCaseMs } from "../config/derive.ts";
+import type { GatewayConfig, RouteConfig } from "../config/parse.ts";
 import type { CorsRules } from "../middleware/cors.ts";
 import { type BodyRules, type BodyValidator, lazyBodySchema } from "../middleware/request-body.ts";
 import type { ResponseMap } from "../middleware/response-transform.ts";

@@ -2,7 +2,7 @@ import type middy from "@middy/core";
 import { createMemoryTier } from "../cache/memory.ts";
 import { createResponseCache, type ResponseCache } from "../cache/response-cache.ts";
 import type { LambdaClientSource } from "../clients/lambda.ts";
-import { routeCachePolicy } from "../config/cache.ts";
+import { routeCachePolicy } from "../config/derive.ts";
 import type { GatewayConfig } from "../config/gateway.ts";
 import { MethodNotAllowedError } from "../errors.ts";
 import type { GatehouseContext, HttpEvent, HttpHandler, HttpResult } from "../http.ts";

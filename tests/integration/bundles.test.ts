@@ -6,22 +6,25 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { type BuildOptions, build } from "esbuild";
+import { type BuildOptions, build, type Plugin } from "esbuild";
 import { BUNDLE_ENV, type ResolvedService, ROOT, resolvedService } from "../support/serverless.ts";
 
 const run = promisify(execFile);
-const { esbuildOptions } = createRequire(import.meta.url)(join(ROOT, "esbuild.config.cjs")) as {
+const { esbuildOptions, checkedGatewayConfig } = createRequire(import.meta.url)(
+  join(ROOT, "esbuild.config.cjs"),
+) as {
   esbuildOptions: BuildOptions;
+  checkedGatewayConfig: (root: string, service: () => ResolvedService) => Plugin;
 };
 const BROWSER_PATH = /(^|[/.-])browser([/.-]|$)/;
 
-// Every function bundled with the deploy's own esbuild options, then loaded in a fresh process on
-// the Node running the suite (so the Node 24 run checks the artifacts Lambda will load).
+// Every function bundled with the deploy's own esbuild options and the config of stage "test" (whose
+// environment BUNDLE_ENV gives), then loaded in a fresh process on the Node running the suite.
 describe("deploy bundles", () => {
   let service: ResolvedService;
   const outdir = mkdtempSync(join(tmpdir(), "gatehouse-bundles-"));
   before(async () => {
-    service = await resolvedService("prod");
+    service = await resolvedService("test");
   });
   after(() => rmSync(outdir, { recursive: true, force: true }));
 
@@ -36,6 +39,7 @@ describe("deploy bundles", () => {
         outdir,
         outExtension: { ".js": ".mjs" },
         metafile: true,
+        plugins: [checkedGatewayConfig(ROOT, () => service)],
         logLevel: "silent",
       });
       // A package specifier resolved to a browser build; the SDK's node code imports some

@@ -5,7 +5,8 @@ import { createMemoryTier } from "#shared/cache/memory.ts";
 import { createPurgeRecord, createPurgeWatcher, PURGE_RECORD_KEY } from "#shared/cache/purge-record.ts";
 import { createResponseCache, type ServeRequest } from "#shared/cache/response-cache.ts";
 import { createTableTier } from "#shared/cache/table.ts";
-import { type CachePolicy, DEFAULT_CACHE_STATUSES } from "#shared/config/cache.ts";
+import { DEFAULT_CACHE_STATUSES } from "#shared/config/cache.ts";
+import type { CachePolicy } from "#shared/config/derive.ts";
 import { faultyClient, getItem, startTestStore, type TestStore } from "../support/dynamo.ts";
 
 /** The purge record that carries purges to other containers, against a real dynalite. */

@@ -91,9 +91,10 @@ describe("serverless package", () => {
         const probe = `const m = await import(${JSON.stringify(pathToFileURL(entry).href)});
 for (const chunk of ${JSON.stringify(chunks)}) await import(chunk);
 process.stdout.write(typeof m[${JSON.stringify(exportName)}] + " " + ${chunks.length});`;
+        // Stage prod, as packaged: a bundle holds the config of its stage and refuses any other.
         const { stdout } = await run(process.execPath, ["--input-type=module", "-e", probe], {
           cwd: dir,
-          env: BUNDLE_ENV,
+          env: { ...BUNDLE_ENV, GATEHOUSE_STAGE: "prod" },
         });
         assert.equal(stdout, `function ${chunks.length}`, `${name} exports ${exportName}`);
       } finally {

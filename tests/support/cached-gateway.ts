@@ -5,7 +5,7 @@ import { createMemoryTier } from "#shared/cache/memory.ts";
 import { PURGE_RECORD_KEY } from "#shared/cache/purge-record.ts";
 import { createResponseCache } from "#shared/cache/response-cache.ts";
 import { createTableTier } from "#shared/cache/table.ts";
-import { routeCachePolicy } from "#shared/config/cache.ts";
+import { routeCachePolicy } from "#shared/config/derive.ts";
 import { defineGateway, type GatewayConfig } from "#shared/config/gateway.ts";
 import type { TestStore } from "./dynamo.ts";
 

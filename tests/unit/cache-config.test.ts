@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { DEFAULT_CACHE_STATUSES, routeCachePolicy } from "#shared/config/cache.ts";
+import { DEFAULT_CACHE_STATUSES } from "#shared/config/cache.ts";
+import { routeCachePolicy } from "#shared/config/derive.ts";
 import {
   defineGateway,
   GatewayConfigError,

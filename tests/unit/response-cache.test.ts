@@ -9,7 +9,8 @@ import {
   createResponseCache,
   type ServeRequest,
 } from "#shared/cache/response-cache.ts";
-import { type CachePolicy, DEFAULT_CACHE_STATUSES } from "#shared/config/cache.ts";
+import { DEFAULT_CACHE_STATUSES } from "#shared/config/cache.ts";
+import type { CachePolicy } from "#shared/config/derive.ts";
 
 const T0 = Date.UTC(2026, 10, 30, 9, 0, 0);
 const policy: CachePolicy = {
