@@ -3,6 +3,7 @@
 // CommonJS because serverless-esbuild `require`s it.
 const fs = require("node:fs/promises");
 const path = require("node:path");
+const { builtinModules } = require("node:module");
 const { pathToFileURL } = require("node:url");
 
 /** Options serverless-esbuild itself reads; everything else is passed to esbuild. */
@@ -78,6 +79,33 @@ const chunksBesideEntry = {
       const unreached = Object.keys(outputs).filter((file) => !reached.has(file.replace(/\.map$/, "")));
       await Promise.all(unreached.map((file) => fs.rm(path.resolve(cwd, file), { force: true })));
     });
+  },
+};
+
+/**
+ * Node's built-in modules through `require` (the banner's), not ESM `import`. Importing a built-in as
+ * ESM runs every lazy getter of its exports to build the namespace: `import { request } from
+ * "node:http"` loads undici (for `http.WebSocket`), which loads http2, worker_threads, perf_hooks and
+ * more; `node:util` loads parseArgs and worker_threads. Node 24 here: about 95 ms of CPU for
+ * `node:http` and `node:util` as ESM, about 10 ms through require. esbuild's CommonJS interop reads a
+ * property only where the code uses it, so nothing is loaded that is not used.
+ * @type {import('esbuild').Plugin}
+ */
+const builtinsByRequire = {
+  name: "builtins-by-require",
+  setup(build) {
+    const builtins = new Set(builtinModules);
+    const namespace = "builtin-by-require";
+    build.onResolve({ filter: /^(node:)?[a-z_/0-9]+$/ }, (args) => {
+      if (!builtins.has(args.path.replace(/^node:/, ""))) return undefined;
+      if (args.namespace === namespace) return { path: args.path, external: true }; // the require below
+      if (args.kind !== "import-statement") return undefined;
+      return { path: args.path, namespace };
+    });
+    build.onLoad({ filter: /.*/, namespace }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(args.path)});`,
+      loader: "js",
+    }));
   },
 };
 
@@ -185,6 +213,17 @@ function checkedConfig(root, stage, environment) {
 }
 
 /**
+ * The deploy's build options for one stage's functions: serverless-esbuild builds with these (below),
+ * and so do the bench and the bundle tests, so what they measure and load is what is deployed.
+ * `service()` gives the resolved service (see checkedGatewayConfig).
+ * @param {string} root @param {Parameters<typeof checkedGatewayConfig>[1]} service
+ * @returns {import('esbuild').BuildOptions}
+ */
+function bundleOptions(root, service) {
+  return { ...esbuildOptions, plugins: [builtinsByRequire, checkedGatewayConfig(root, service)] };
+}
+
+/**
  * Lambda loads `.mjs` as ESM with no package.json in the zip. `serverless invoke local` (osls) can only
  * load ESM from `.js`, which this repository's `"type": "module"` makes ESM; so that one command gets `.js`.
  * @param {{ processedInput?: { commands?: string[] }, serviceDir: string, service: any }} serverless
@@ -192,14 +231,14 @@ function checkedConfig(root, stage, environment) {
 module.exports = (serverless) => {
   const commands = serverless?.processedInput?.commands ?? [];
   const invokeLocal = commands[0] === "invoke" && commands[1] === "local";
+  const options = bundleOptions(serverless.serviceDir, () => serverless.service);
   // Its own build folder too: serverless-offline resolves `.js` before `.mjs`, so a `.js` bundle left in
   // the shared folder by an earlier `invoke local` would shadow (stale) the one `npm start` builds.
   return {
-    ...esbuildOptions,
+    ...options,
     ...pluginOptions,
-    plugins: [checkedGatewayConfig(serverless.serviceDir, () => serverless.service), chunksBesideEntry],
+    plugins: [...(options.plugins ?? []), chunksBesideEntry],
     ...(invokeLocal ? { outputFileExtension: ".js", outputBuildFolder: ".build-invoke" } : {}),
   };
 };
-module.exports.esbuildOptions = esbuildOptions;
-module.exports.checkedGatewayConfig = checkedGatewayConfig;
+module.exports.bundleOptions = bundleOptions;

@@ -3,18 +3,27 @@
  * in a fresh Node process (wall and CPU, up to the first idle tick, so work started at import counts),
  * plain and as under X-Ray (`AWS_EXECUTION_ENV` set: the tracer loads). Beside two floors measured in
  * the same run, round-robin: `health` and a bundle holding only the DynamoDB document client made at
- * module scope, built with the deploy's own esbuild options. Prints each bundle's largest packages.
+ * module scope, built with the deploy's own esbuild options. Each function is built as `npm run
+ * package` builds it for stage prod: with that stage's checked gateway config, and an authorizer with
+ * its issuers' JWKS shipped beside it. Prints each bundle's largest packages.
  */
 import { execFile } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
 import { existsSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { join, relative, resolve } from "node:path";
 import { promisify } from "node:util";
-import { type BuildOptions, build, type Metafile, type Plugin } from "esbuild";
+import { type BuildOptions, build, type Metafile } from "esbuild";
+import { fetchJwksToShip, SHIPPED_JWKS_FILE } from "#shared/auth/shipped-jwks.ts";
+import { loadGateway } from "#shared/config/gateway.ts";
+import definition from "../../gateway.config.ts";
 import { type BenchContext, type Column, formatTable, median, round } from "../lib.ts";
 
 const run = promisify(execFile);
 const HEALTH = "health";
+/** The stage measured: what `npm run package` packages and a production deploy runs. */
+const STAGE = "prod";
 const FLOOR = "(DynamoDB floor)";
 const FLOOR_SOURCE = `import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
@@ -55,7 +64,7 @@ export const formatColdStart = (rows: ColdStartRow[]): string =>
 /** The child's whole environment (nothing inherited); handlers read config at import. */
 const CHILD_ENV = {
   NODE_OPTIONS: "--enable-source-maps", // as serverless.yml sets it for the deployed functions
-  GATEHOUSE_STAGE: "test", // no external issuers: no JWKS fetch at import (no network here)
+  GATEHOUSE_STAGE: STAGE,
   ...Object.fromEntries(
     ["CONNECTIONS", "API_KEYS", "USAGE", "CACHE", "ROOM_MEMBERS", "MESSAGES"].map((t) => [
       `${t}_TABLE`,
@@ -91,11 +100,8 @@ interface Bundle {
 type Sample = { ms: number; cpuMs: number };
 
 export async function coldStart(ctx: BenchContext): Promise<ColdStartRow[]> {
-  const { esbuildOptions, checkedGatewayConfig } = createRequire(import.meta.url)(
-    join(ctx.root, "esbuild.config.cjs"),
-  ) as {
-    esbuildOptions: BuildOptions;
-    checkedGatewayConfig: (root: string, service: () => Service) => Plugin;
+  const { bundleOptions } = createRequire(import.meta.url)(join(ctx.root, "esbuild.config.cjs")) as {
+    bundleOptions: (root: string, service: () => Service) => BuildOptions;
   };
   const service = await resolvedService(ctx.root);
   const outDir = join(ctx.tmpDir, "cold-start");
@@ -111,10 +117,9 @@ export async function coldStart(ctx: BenchContext): Promise<ColdStartRow[]> {
   for (const [i, { name, exportName, ...entry }] of targets.entries()) {
     const outdir = join(outDir, String(i));
     const { metafile } = await build({
-      ...esbuildOptions,
+      // As serverless-esbuild builds them, with the stage's checked gateway config.
+      ...bundleOptions(ctx.root, () => service),
       ...entry,
-      // As serverless-esbuild builds them: with the stage's checked gateway config.
-      plugins: [checkedGatewayConfig(ctx.root, () => service)],
       metafile: true,
       outdir,
       outExtension: { ".js": ".mjs" },
@@ -129,6 +134,12 @@ export async function coldStart(ctx: BenchContext): Promise<ColdStartRow[]> {
     // esbuild names inputs relative to the working directory; stdin is `<stdin>`.
     const from = "stdin" in entry ? "<stdin>" : relative(process.cwd(), entry.entryPoints[0] as string);
     bundles.push({ name, exportName, ...loadedAtImport(metafile, from) });
+    if (
+      "entryPoints" in entry &&
+      relative(ctx.root, entry.entryPoints[0] as string).startsWith("authorizers/")
+    ) {
+      await shipJwks(outdir);
+    }
   }
 
   // Round-robin, one process at a time, so drift in machine load is shared by every bundle.
@@ -193,20 +204,29 @@ type Service = {
   functions?: Record<string, { handler: string; environment?: Record<string, unknown> }>;
 };
 
-/**
- * serverless.yml as resolved for stage "test": the stage CHILD_ENV runs (it declares no external
- * issuer, so no JWKS fetch at import) and whose config the bundles hold.
- */
+/** serverless.yml as resolved for the stage measured, whose config the bundles hold. */
 async function resolvedService(root: string): Promise<Service> {
-  const { stdout } = await run(
-    "npx",
-    ["serverless", "print", "--stage", CHILD_ENV.GATEHOUSE_STAGE, "--format", "json"],
-    {
-      cwd: root,
-      maxBuffer: 64 * 1024 * 1024,
-    },
-  );
+  const { stdout } = await run("npx", ["serverless", "print", "--stage", STAGE, "--format", "json"], {
+    cwd: root,
+    maxBuffer: 64 * 1024 * 1024,
+  });
   return JSON.parse(stdout) as Service;
+}
+
+/**
+ * What plugins/shipped-jwks.mjs puts beside an authorizer's bundle when packaging can reach the
+ * issuers, so the authorizer starts without fetching, as deployed. The example Cognito pool cannot be
+ * reached here: each issuer's JWKS is one freshly generated RSA key, through the same
+ * `fetchJwksToShip` the plugin runs.
+ */
+async function shipJwks(outdir: string) {
+  const key = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ format: "jwk" });
+  const jwks = { keys: [{ ...key, kid: "bench", alg: "RS256", use: "sig" }] };
+  const { file } = await fetchJwksToShip(loadGateway(definition, STAGE).auth, STAGE, {
+    wrapFetcher: () => ({ fetch: async () => new TextEncoder().encode(JSON.stringify(jwks)).buffer }),
+  });
+  if (!file) throw new Error("no JWKS to ship");
+  await writeFile(join(outdir, SHIPPED_JWKS_FILE), JSON.stringify(file));
 }
 
 /** Every function in serverless.yml, with its entry file. */

@@ -6,15 +6,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { type BuildOptions, build, type Plugin } from "esbuild";
+import { type BuildOptions, build } from "esbuild";
 import { BUNDLE_ENV, type ResolvedService, ROOT, resolvedService } from "../support/serverless.ts";
 
 const run = promisify(execFile);
-const { esbuildOptions, checkedGatewayConfig } = createRequire(import.meta.url)(
-  join(ROOT, "esbuild.config.cjs"),
-) as {
-  esbuildOptions: BuildOptions;
-  checkedGatewayConfig: (root: string, service: () => ResolvedService) => Plugin;
+const { bundleOptions } = createRequire(import.meta.url)(join(ROOT, "esbuild.config.cjs")) as {
+  bundleOptions: (root: string, service: () => ResolvedService) => BuildOptions;
 };
 const BROWSER_PATH = /(^|[/.-])browser([/.-]|$)/;
 
@@ -34,12 +31,11 @@ describe("deploy bundles", () => {
     for (const [name, { handler }] of functions) {
       const dot = handler.lastIndexOf(".");
       const result = await build({
-        ...esbuildOptions,
+        ...bundleOptions(ROOT, () => service),
         entryPoints: { [name]: join(ROOT, `${handler.slice(0, dot)}.ts`) },
         outdir,
         outExtension: { ".js": ".mjs" },
         metafile: true,
-        plugins: [checkedGatewayConfig(ROOT, () => service)],
         logLevel: "silent",
       });
       // A package specifier resolved to a browser build; the SDK's node code imports some

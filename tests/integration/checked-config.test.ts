@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { type BuildOptions, build, type Metafile, type Plugin } from "esbuild";
+import { type BuildOptions, build, type Metafile } from "esbuild";
 import { loadGateway } from "#shared/config/gateway.ts";
 import definition from "../../gateway.config.ts";
 import { BUNDLE_ENV, ROOT } from "../support/serverless.ts";
@@ -16,11 +16,8 @@ type Service = {
   provider: { stage: string; environment?: Record<string, unknown> };
   functions?: Record<string, { handler: string; environment?: Record<string, unknown> }>;
 };
-const { esbuildOptions, checkedGatewayConfig } = createRequire(import.meta.url)(
-  join(ROOT, "esbuild.config.cjs"),
-) as {
-  esbuildOptions: BuildOptions;
-  checkedGatewayConfig: (root: string, service: () => Service) => Plugin;
+const { bundleOptions } = createRequire(import.meta.url)(join(ROOT, "esbuild.config.cjs")) as {
+  bundleOptions: (root: string, service: () => Service) => BuildOptions;
 };
 
 // The build writes the stage's checked gateway config into each bundle (esbuild.config.cjs), in
@@ -32,12 +29,11 @@ describe("the gateway config checked when building", () => {
   /** Builds `entry` (relative to the project) for `service`; the bundle's path and its metafile. */
   const bundle = async (name: string, entry: string, service: Service) => {
     const result = await build({
-      ...esbuildOptions,
+      ...bundleOptions(ROOT, () => service),
       entryPoints: { [name]: join(ROOT, entry) },
       outdir,
       outExtension: { ".js": ".mjs" },
       metafile: true,
-      plugins: [checkedGatewayConfig(ROOT, () => service)],
       logLevel: "silent",
     });
     return { file: join(outdir, `${name}.mjs`), metafile: result.metafile as Metafile };
