@@ -9,13 +9,18 @@
  */
 export const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 
-/** The scopes in a claim or stored value: a space-delimited string, or a list of single tokens. */
-export function parseScopes(value: unknown): string[] {
+/**
+ * The scopes in a claim or stored value: a space-delimited string, or a list of single tokens. Given
+ * several values (a token's `scope`, `scp` and groups), their scopes in order, each once.
+ */
+export function parseScopes(...values: unknown[]): string[] {
   const scopes = new Set<string>();
-  if (typeof value === "string") {
-    for (const token of value.split(" ")) if (SCOPE_TOKEN.test(token)) scopes.add(token);
-  } else if (Array.isArray(value)) {
-    for (const item of value) if (typeof item === "string" && SCOPE_TOKEN.test(item)) scopes.add(item);
+  for (const value of values) {
+    if (typeof value === "string") {
+      for (const token of value.split(" ")) if (SCOPE_TOKEN.test(token)) scopes.add(token);
+    } else if (Array.isArray(value)) {
+      for (const item of value) if (typeof item === "string" && SCOPE_TOKEN.test(item)) scopes.add(item);
+    }
   }
   return [...scopes];
 }
