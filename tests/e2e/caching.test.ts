@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { devToken } from "../../plugins/dev-issuer.mjs";
 import { DEMO_API_KEY } from "../../plugins/local-stack.mjs";
-import { freePorts, type LocalStack, startLocalStack } from "../support/local-stack.ts";
+import { type LocalStack, startLocalStackOnFreePorts } from "../support/local-stack.ts";
 import { ROOT } from "../support/serverless.ts";
 
 /**
@@ -21,7 +21,7 @@ describe("response caching on the local stack (npm start), over real sockets", (
   let stack: LocalStack;
   let demo: string;
   before(async () => {
-    stack = await startLocalStack(await freePorts());
+    stack = await startLocalStackOnFreePorts();
     demo = `http://127.0.0.1:${stack.ports.demo}`;
   });
   after(async () => {

@@ -6,7 +6,7 @@ import WebSocket from "ws";
 import { ACTIONS } from "#shared/ws/protocol.ts";
 import { devToken } from "../../plugins/dev-issuer.mjs";
 import { DEMO_API_KEY as SEEDED_KEY } from "../../plugins/local-stack.mjs"; // scope chat:write
-import { freePorts, type LocalStack, startLocalStack } from "../support/local-stack.ts";
+import { type LocalStack, startLocalStackOnFreePorts } from "../support/local-stack.ts";
 import { ROOT } from "../support/serverless.ts";
 
 const TABLES = {
@@ -89,7 +89,7 @@ describe("chat over real WebSockets through the local stack", () => {
     (await documents.send(new ScanCommand({ TableName, ConsistentRead: true }))).Items ?? [];
 
   before(async () => {
-    stack = await startLocalStack(await freePorts());
+    stack = await startLocalStackOnFreePorts();
     documents = DynamoDBDocumentClient.from(
       new DynamoDBClient({
         endpoint: stack.dynamodbEndpoint,

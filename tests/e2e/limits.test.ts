@@ -3,7 +3,7 @@ import { once } from "node:events";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 import { devToken } from "../../plugins/dev-issuer.mjs";
-import { freePorts, type LocalStack, startLocalStack } from "../support/local-stack.ts";
+import { type LocalStack, startLocalStackOnFreePorts } from "../support/local-stack.ts";
 import { ROOT } from "../support/serverless.ts";
 
 // A tiny-plan key (3 at once, then 1 a second; 5 a day: gateway.config.ts) under the load issue #11
@@ -25,7 +25,7 @@ interface Answer {
 describe("limits on the local stack (npm start), over real sockets", () => {
   let stack: LocalStack;
   before(async () => {
-    stack = await startLocalStack(await freePorts());
+    stack = await startLocalStackOnFreePorts();
   });
   after(async () => {
     await stack?.stop();
