@@ -3,7 +3,7 @@ import { get } from "node:http";
 import { after, before, describe, it } from "node:test";
 import type { Browser, Page, WebSocketRoute } from "playwright-core";
 import { launchChromium } from "../support/browser.ts";
-import { freePorts, type LocalStack, startLocalStack } from "../support/local-stack.ts";
+import { type LocalStack, startLocalStackOnFreePorts } from "../support/local-stack.ts";
 
 // The chat page (web/) in a real browser: Debian's Chromium driven by playwright-core, against the
 // local stack on free ports of its own.
@@ -22,7 +22,7 @@ describe("the chat page: two browsers chat through the local stack", () => {
 
   before(async () => {
     browser = await launchChromium();
-    stack = await startLocalStack(await freePorts());
+    stack = await startLocalStackOnFreePorts();
   });
   after(async () => {
     try {

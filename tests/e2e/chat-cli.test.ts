@@ -3,7 +3,7 @@ import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, ScanCommand } from "@aws-sdk/lib-dynamodb";
-import { freePorts, type LocalStack, startLocalStack } from "../support/local-stack.ts";
+import { type LocalStack, startLocalStackOnFreePorts } from "../support/local-stack.ts";
 import { ROOT } from "../support/serverless.ts";
 
 // `npm run chat` (scripts/chat.ts) as a person uses it: real processes, typing into stdin, reading
@@ -104,7 +104,7 @@ describe("npm run chat: two terminal clients against the local stack", () => {
   let bob: Chat;
 
   before(async () => {
-    stack = await startLocalStack(await freePorts());
+    stack = await startLocalStackOnFreePorts();
   });
   after(async () => {
     for (const chat of chats) if (chat.child.exitCode === null) chat.child.kill("SIGKILL");

@@ -6,7 +6,7 @@ import WebSocket from "ws";
 import { ACTIONS } from "#shared/ws/protocol.ts";
 import { devToken } from "../../plugins/dev-issuer.mjs";
 import { DEMO_API_KEY as SEEDED_KEY } from "../../plugins/local-stack.mjs"; // scope chat:write
-import { freePorts, type LocalStack, startLocalStack } from "../support/local-stack.ts";
+import { type LocalStack, startLocalStackOnFreePorts } from "../support/local-stack.ts";
 import { ROOT } from "../support/serverless.ts";
 
 const TABLES = {
@@ -89,7 +89,7 @@ describe("chat over real WebSockets through the local stack", () => {
     (await documents.send(new ScanCommand({ TableName, ConsistentRead: true }))).Items ?? [];
 
   before(async () => {
-    stack = await startLocalStack(await freePorts());
+    stack = await startLocalStackOnFreePorts();
     documents = DynamoDBDocumentClient.from(
       new DynamoDBClient({
         endpoint: stack.dynamodbEndpoint,
@@ -344,13 +344,21 @@ describe("chat over real WebSockets through the local stack", () => {
     // (the stack shares this clock); however they fall across windows, none admits more than 10.
     const warm = await leo.ask({ action: "rooms" });
     assert.equal(warm.type, "rooms", JSON.stringify(warm));
-    await new Promise((resolve) => setTimeout(resolve, 2_000 - (Date.now() % 2_000) + 20));
-    const first = Math.floor(Date.now() / 2_000);
-    const answers = await Promise.all(Array.from({ length: 25 }, () => leo.ask({ action: "rooms" })));
-    const windows = Math.floor(Date.now() / 2_000) - first + 1;
+    // Over three windows or more, all 25 may pass (10 + 10 + 5) and nothing is refused: such a run,
+    // possible on a loaded machine, shows no refusal to look at, so it is done again (up to 3 times).
+    let answers: Frame[] = [];
+    const spans: number[] = [];
+    while (spans.length === 0 || (spans.length < 3 && (spans.at(-1) as number) > 2)) {
+      await new Promise((resolve) => setTimeout(resolve, 2_000 - (Date.now() % 2_000) + 20));
+      const first = Math.floor(Date.now() / 2_000);
+      answers = await Promise.all(Array.from({ length: 25 }, () => leo.ask({ action: "rooms" })));
+      const windows = Math.floor(Date.now() / 2_000) - first + 1;
+      const admitted = answers.filter((answer) => answer.type !== "error").length;
+      assert.ok(admitted <= 10 * windows, `${admitted} admitted over ${windows} window(s)`);
+      spans.push(windows);
+    }
     const limited = answers.filter((answer) => answer.type === "error");
-    assert.ok(answers.length - limited.length <= 10 * windows, `${answers.length - limited.length} admitted`);
-    assert.ok(limited.length >= 1, `${limited.length} refused`);
+    assert.ok(limited.length >= 1, `${limited.length} refused (windows spanned: ${spans})`);
     const error = limited[0]?.error as { code: string; status: number; retryAfter: number };
     assert.equal(error.code, "rate-limited");
     assert.equal(error.status, 429);

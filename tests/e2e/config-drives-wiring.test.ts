@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { devToken } from "../../plugins/dev-issuer.mjs";
-import { freePorts, type LocalStack, startLocalStack } from "../support/local-stack.ts";
+import { type LocalStack, startLocalStackOnFreePorts } from "../support/local-stack.ts";
 import { ROOT, serverless } from "../support/serverless.ts";
 
 /** The project's files: those git knows (tracked or new, not ignored), as they are on disk now. */
@@ -145,7 +145,7 @@ describe("one edit of gateway.config.ts adds routes, an HTTP upstream, Lambda up
 
   it("the local stack serves the new routes through the new upstreams to a key of the new plan", async () => {
     // Prepare
-    stack = await startLocalStack(await freePorts(), { cwd: copy });
+    stack = await startLocalStackOnFreePorts({ cwd: copy });
     const token = await devToken(copy, { port: stack.ports.issuer, sub: "ops", scope: "gatehouse:admin" });
     const created = await fetch(`${stack.httpUrl}/admin/keys`, {
       method: "POST",

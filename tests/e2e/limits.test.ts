@@ -3,7 +3,7 @@ import { once } from "node:events";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 import { devToken } from "../../plugins/dev-issuer.mjs";
-import { freePorts, type LocalStack, startLocalStack } from "../support/local-stack.ts";
+import { type LocalStack, startLocalStackOnFreePorts } from "../support/local-stack.ts";
 import { ROOT } from "../support/serverless.ts";
 
 // A tiny-plan key (3 at once, then 1 a second; 5 a day: gateway.config.ts) under the load issue #11
@@ -25,7 +25,7 @@ interface Answer {
 describe("limits on the local stack (npm start), over real sockets", () => {
   let stack: LocalStack;
   before(async () => {
-    stack = await startLocalStack(await freePorts());
+    stack = await startLocalStackOnFreePorts();
   });
   after(async () => {
     await stack?.stop();
@@ -144,7 +144,7 @@ describe("limits on the local stack (npm start), over real sockets", () => {
 
   it("the HTTP bridge counts against the key's plan: past the burst 429, and GET /usage shows it", async () => {
     // Prepare: a key on the default plan (burst 10 in a 2-second window) allowed to publish.
-    const { key, keyId } = await newKey("e2e-bridge", "default", ["chat:write"]);
+    let { key, keyId } = await newKey("e2e-bridge", "default", ["chat:write"]);
     // serverless-offline starts a worker per concurrent invocation: start twelve now (with another
     // key), so the burst below is not spread past its window by workers starting on a loaded machine.
     const { key: warmKey } = await newKey("e2e-bridge-warm", "free", ["chat:write"]);
@@ -157,20 +157,39 @@ describe("limits on the local stack (npm start), over real sockets", () => {
         }).then((response) => response.arrayBuffer()),
       ),
     );
-    await windowStart(2_000);
-    // Act
-    const posts = await Promise.all(
-      Array.from({ length: 12 }, () =>
-        fetch(`${stack.httpUrl}/rooms/e2e-bridge/messages`, {
-          method: "POST",
-          headers: { "x-api-key": key, "content-type": "application/json" },
-          body: JSON.stringify({ text: "from a service" }),
-        }),
-      ),
-    );
+    // Act: the 12 posts just after a 2-second window starts (the stack shares this clock). On a
+    // loaded machine they can reach into the next window: whichever windows they fall in, each admits
+    // at most 10, and the first 10 are always admitted. A run that spread so far that all 12 passed
+    // shows no refusal; it is done again on a new key (up to 3 times).
+    let posts: Response[] = [];
+    let windows = 0;
+    let admitted = 12;
+    for (let tries = 0; tries < 3 && admitted === 12; tries++) {
+      if (tries > 0) ({ key, keyId } = await newKey("e2e-bridge", "default", ["chat:write"]));
+      await windowStart(2_000);
+      const first = Math.floor(Date.now() / 2_000);
+      posts = await Promise.all(
+        Array.from({ length: 12 }, () =>
+          fetch(`${stack.httpUrl}/rooms/e2e-bridge/messages`, {
+            method: "POST",
+            headers: { "x-api-key": key, "content-type": "application/json" },
+            body: JSON.stringify({ text: "from a service" }),
+          }),
+        ),
+      );
+      windows = Math.floor(Date.now() / 2_000) - first + 1;
+      admitted = posts.filter((post) => post.status === 201).length;
+    }
     // Assess
-    const statuses = posts.map((post) => post.status).sort();
-    assert.deepEqual(statuses, [...Array(10).fill(201), 429, 429]);
+    const statuses = posts.map((post) => post.status);
+    assert.deepEqual(
+      statuses.filter((status) => status !== 201 && status !== 429),
+      [],
+      "every post is published or rate-limited",
+    );
+    assert.ok(admitted >= 10 && admitted <= 10 * windows, `${admitted} admitted over ${windows} window(s)`);
+    assert.ok(admitted < 12, `past the burst, a 429 (${windows} window(s) spanned)`);
+    if (windows === 1) assert.equal(admitted, 10, "in one window, exactly the burst");
     for (const post of posts) assert.ok(post.headers.get("ratelimit-limit"), "RateLimit-* on every answer");
     const usage = (await (
       await fetch(`${stack.httpUrl}/usage`, { headers: { "x-api-key": key } })
@@ -180,7 +199,7 @@ describe("limits on the local stack (npm start), over real sockets", () => {
     };
     assert.equal(usage.subject, `key:${keyId}`);
     const bridge = usage.usage.find((record) => record.route === "POST /rooms/{room}/messages");
-    assert.deepEqual([bridge?.requests, bridge?.limited], [10, 2]);
+    assert.deepEqual([bridge?.requests, bridge?.limited], [admitted, 12 - admitted]);
   });
 
   it("25 simultaneous messages on one connection: at most its burst of 10 per window, the rest rate-limited", async () => {
@@ -200,6 +219,9 @@ describe("limits on the local stack (npm start), over real sockets", () => {
     await once(socket, "open");
     try {
       await windowStart(2_000);
+      // The window the messages are sent in counts too: the first answer may arrive in the next one,
+      // and then the checks spanned two windows though the answers saw only one.
+      windows.add(Math.floor(Date.now() / 2_000));
       // Act: 25 messages at once (perConnection: 5 a second, burst 10, a 2-second window).
       for (let i = 0; i < 25; i++) socket.send(JSON.stringify({ action: "rooms", ref: `r${i}` }));
       const deadline = Date.now() + 60_000;
@@ -212,8 +234,10 @@ describe("limits on the local stack (npm start), over real sockets", () => {
       const admitted = answers.filter((frame) => frame.type === "rooms").length;
       const refused = answers.filter((frame) => frame.error?.code === "rate-limited").length;
       assert.equal(admitted + refused, 25, JSON.stringify(answers.filter((frame) => frame.type === "error")));
-      assert.ok(admitted <= 10 * windows.size, `${admitted} admitted over ${windows.size} window(s)`);
-      if (windows.size === 1) assert.equal(admitted, 10);
+      // Every window from the send to the last answer (one with no answer in it counts as well).
+      const spanned = Math.max(...windows) - Math.min(...windows) + 1;
+      assert.ok(admitted <= 10 * spanned, `${admitted} admitted over ${spanned} window(s)`);
+      if (spanned === 1) assert.equal(admitted, 10);
     } finally {
       socket.close();
     }
@@ -253,13 +277,14 @@ describe("limits on the local stack (npm start), over real sockets", () => {
       const closed = sockets.shift() as WebSocket;
       closed.close();
       await once(closed, "close");
+      // A deadline, not a count of tries: each try is a handshake, slower on a loaded machine.
       let next = await open();
-      for (let tries = 0; next.outcome !== 101 && tries < 40; tries++) {
+      for (const deadline = Date.now() + 30_000; next.outcome !== 101 && Date.now() < deadline; ) {
         await new Promise((resolve) => setTimeout(resolve, 250));
         next = await open();
       }
       sockets.push(next.socket);
-      assert.equal(next.outcome, 101);
+      assert.equal(next.outcome, 101, "a slot freed by the closed connection within 30 s");
     } finally {
       for (const socket of sockets) socket.close();
     }

@@ -138,20 +138,35 @@ describe("the local stack (npm start), over real sockets", () => {
 
   it("usage plans: a tiny-plan key turns into 429s with RateLimit headers, and GET /usage shows it", async () => {
     const token = await devToken(ROOT, { port: PORTS.issuer, sub: "ops", scope: "gatehouse:admin" });
-    const created = await fetch(`${stack.httpUrl}/admin/keys`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-      body: JSON.stringify({ owner: "e2e-tiny", plan: "tiny" }),
-    });
-    assert.equal(created.status, 201);
-    const { key, keyId } = (await created.json()) as { key: string; keyId: string };
+    const newTinyKey = async () => {
+      const created = await fetch(`${stack.httpUrl}/admin/keys`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ owner: "e2e-tiny", plan: "tiny" }),
+      });
+      assert.equal(created.status, 201);
+      return (await created.json()) as { key: string; keyId: string };
+    };
+    let key = "";
+    let keyId = "";
     const get = (path: string) => fetch(`${stack.httpUrl}${path}`, { headers: { "x-api-key": key } });
 
-    // tiny: 3 at once, then 1 a second; 5 a day. The burst starts at a 3-second rate window's start
-    // (the stack's functions share this machine's clock), so its four requests fall in one window.
-    await new Promise((resolve) => setTimeout(resolve, 3_000 - (Date.now() % 3_000) + 20));
-    const burst = [];
-    for (let i = 0; i < 4; i++) burst.push(await get("/v1/users/1"));
+    // tiny: 3 at once, then 1 a second; 5 a day, in 3-second rate windows (the stack's functions
+    // share this machine's clock). The burst starts just after a window starts, but on a loaded
+    // machine four sequential requests through the stack can still reach into the next window, which
+    // would admit the fourth. Such a run says nothing exact about the burst: it is done again on a
+    // new key (a fresh quota), and the exact assertions below hold for a run within one window.
+    let burst: Response[] = [];
+    const tries: number[] = [];
+    while (tries.length < 3 && tries.at(-1) !== 1) {
+      ({ key, keyId } = await newTinyKey());
+      await new Promise((resolve) => setTimeout(resolve, 3_000 - (Date.now() % 3_000) + 20));
+      const first = Math.floor(Date.now() / 3_000);
+      burst = [];
+      for (let i = 0; i < 4; i++) burst.push(await get("/v1/users/1"));
+      tries.push(Math.floor(Date.now() / 3_000) - first + 1);
+    }
+    assert.equal(tries.at(-1), 1, `every burst of 4 spanned more than one 3 s window (windows: ${tries})`);
     assert.deepEqual(
       burst.map((r) => r.status),
       [200, 200, 200, 429],

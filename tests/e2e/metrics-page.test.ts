@@ -8,7 +8,7 @@ import WebSocket from "ws";
 import { devToken } from "../../plugins/dev-issuer.mjs";
 import { DEMO_API_KEY } from "../../plugins/local-stack.mjs";
 import { launchChromium } from "../support/browser.ts";
-import { freePorts, type LocalStack, startLocalStack } from "../support/local-stack.ts";
+import { type LocalStack, startLocalStackOnFreePorts } from "../support/local-stack.ts";
 import { ROOT } from "../support/serverless.ts";
 
 // The local metrics page (plugins/metrics-page.mjs, web/metrics.*) in Debian's Chromium, driven by
@@ -93,7 +93,7 @@ describe("the metrics page plots the EMF records of known traffic", () => {
 
   before(async () => {
     browser = await launchChromium();
-    stack = await startLocalStack(await freePorts());
+    stack = await startLocalStackOnFreePorts();
   });
   after(async () => {
     try {

@@ -4,7 +4,7 @@ import { Validator } from "@seriousme/openapi-schema-validator";
 import definition from "../../gateway.config.ts";
 import { devToken } from "../../plugins/dev-issuer.mjs";
 import { DEMO_API_KEY } from "../../plugins/local-stack.mjs";
-import { freePorts, type LocalStack, startLocalStack } from "../support/local-stack.ts";
+import { type LocalStack, startLocalStackOnFreePorts } from "../support/local-stack.ts";
 import { ROOT } from "../support/serverless.ts";
 
 // The local stack (npm start) on free ports of its own: the OpenAPI document it serves, and the
@@ -12,7 +12,7 @@ import { ROOT } from "../support/serverless.ts";
 describe("OpenAPI on the local stack, over real sockets", () => {
   let stack: LocalStack;
   before(async () => {
-    stack = await startLocalStack(await freePorts());
+    stack = await startLocalStackOnFreePorts();
   });
   after(async () => {
     await stack?.stop();

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { DEMO_SET_COOKIES } from "../../plugins/demo-services.mjs";
 import { DEMO_API_KEY } from "../../plugins/local-stack.mjs";
-import { freePorts, type LocalStack, startLocalStack } from "../support/local-stack.ts";
+import { type LocalStack, startLocalStackOnFreePorts } from "../support/local-stack.ts";
 
 /**
  * Cookies through the local stack over real sockets: the client, serverless-offline (patched to build
@@ -12,7 +12,7 @@ import { freePorts, type LocalStack, startLocalStack } from "../support/local-st
 describe("proxy fidelity through the local stack: cookies", () => {
   let stack: LocalStack;
   before(async () => {
-    stack = await startLocalStack(await freePorts());
+    stack = await startLocalStackOnFreePorts();
   });
   after(async () => {
     await stack?.stop();

@@ -4,7 +4,7 @@ import { after, before, describe, it } from "node:test";
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { fidelityDocument } from "../../plugins/demo-services.mjs";
 import { DEMO_API_KEY } from "../../plugins/local-stack.mjs";
-import { freePorts, type LocalStack, startLocalStack } from "../support/local-stack.ts";
+import { type LocalStack, startLocalStackOnFreePorts } from "../support/local-stack.ts";
 
 /**
  * The proxy as a client sees it through the local stack (`npm start`), over real sockets: the demo
@@ -54,9 +54,8 @@ describe("proxy fidelity through the local stack (real sockets)", () => {
   let stack: LocalStack;
   let port: number;
   before(async () => {
-    const ports = await freePorts();
-    port = ports.http;
-    stack = await startLocalStack(ports);
+    stack = await startLocalStackOnFreePorts();
+    port = stack.ports.http;
   });
   after(async () => {
     await stack?.stop();

@@ -73,11 +73,18 @@ describe("gateway handler: usage plans (429s, RateLimit headers, metering, fault
     },
   });
   let keys = 0;
-  const build = (input: GatewayConfigInput, client = store.client, now?: () => number) => {
+  /**
+   * `budgetMs`: a limit-check budget past the config's 20 s ceiling (set on the loaded config, with an
+   * invocation long enough to hold it), for tests about counting whose contended checks take however
+   * long the machine makes them.
+   */
+  const build = (input: GatewayConfigInput, client = store.client, now?: () => number, budgetMs?: number) => {
     const gateway = loadGateway(
       defineGateway(() => input),
       "test",
     );
+    if (budgetMs !== undefined && gateway.limits) gateway.limits.timeoutMs = budgetMs;
+    const remainingMs = budgetMs === undefined ? 28_000 : budgetMs + 30_000;
     const handler = createGatewayHandler(gateway, {
       limiter: createLimiter({ client, tableName: table, ...(now ? { now } : {}) }),
       metering: createMetering({ client, tableName: table }),
@@ -101,7 +108,7 @@ describe("gateway handler: usage plans (429s, RateLimit headers, metering, fault
           },
         };
       }
-      return handler(event, lambdaContext("gatehouse-test-gateway", 28_000)) as Promise<HttpResult>;
+      return handler(event, lambdaContext("gatehouse-test-gateway", remainingMs)) as Promise<HttpResult>;
     };
   };
   const newKey = () => `k${process.pid}x${++keys}`;
@@ -229,13 +236,15 @@ describe("gateway handler: usage plans (429s, RateLimit headers, metering, fault
   });
 
   it("admits exactly the quota when 200 requests of one key arrive at once", async () => {
-    // The longest budget the config allows: this test is about counting under contention, not about
-    // a slow table (the 503 tests below), and 200 contended checks on a loaded machine can take seconds.
+    // This test is about counting under contention, not about a slow table (the 503 tests below).
+    // The 200 checks queue on one item in one dynalite, so the last one waits for all the others:
+    // 12.8 s on the loaded CI machine, 15.3 s here beside two busy loops, near the config's 20 s
+    // ceiling. Any fixed budget is some machine's 503, so the budget is past the test's own timeout.
     const call = build(
-      config({
-        timeoutMs: 20_000,
-        plans: { small: { quota: { limit: 5, period: "day" } }, default: {}, anonymous: {} },
-      }),
+      config({ plans: { small: { quota: { limit: 5, period: "day" } }, default: {}, anonymous: {} } }),
+      store.client,
+      undefined,
+      600_000,
     );
     const keyId = newKey();
     const calls = upstreamCalls;
@@ -250,9 +259,13 @@ describe("gateway handler: usage plans (429s, RateLimit headers, metering, fault
 
   it("counts exactly on a slow store (+50 ms per call): 40 at once on a quota of 5 admit 5", async () => {
     const slow = faultyClient(store.endpoint, () => sleep(50));
+    // As above: the 40 checks queue on one item, and the last waits for the others (3.7 s of the
+    // default 10 s beside two busy loops); the subject is exact counting, so no budget can end it.
     const call = build(
       config({ plans: { small: { quota: { limit: 5, period: "day" } }, default: {}, anonymous: {} } }),
       slow,
+      undefined,
+      600_000,
     );
     const keyId = newKey();
     emf.length = 0;

@@ -15,7 +15,11 @@ const COGNITO_ISS = `https://cognito-idp.us-east-1.amazonaws.com/${POOL}`;
 const CLIENT_ID = "test-app-client";
 const now = () => Math.floor(Date.now() / 1000);
 
-function gatewayFor(jwks: TestIssuer): GatewayConfig {
+/**
+ * `jwksTimeoutMs`: generous by default, so a loaded machine's slow TLS handshake with the test issuer
+ * is not a refusal; the test of a JWKS timeout sets a short one.
+ */
+function gatewayFor(jwks: TestIssuer, jwksTimeoutMs = 5_000): GatewayConfig {
   return loadGateway(
     defineGateway(() => ({
       auth: {
@@ -31,7 +35,7 @@ function gatewayFor(jwks: TestIssuer): GatewayConfig {
           { kind: "cognito", id: "pool", userPoolId: POOL, clientId: [CLIENT_ID], tokenUse: "access" },
         ],
         clockSkewSeconds: 30,
-        jwksTimeoutMs: 500,
+        jwksTimeoutMs,
         apiKeys: { cacheSeconds: 1 },
       },
       ipRules: { allow: [], deny: ["198.51.100.0/24", "2001:db8:bad::/48"] },
@@ -109,7 +113,7 @@ describe("identity core: JWT, API keys and IP rules against a real JWKS server a
       gateway,
       client: store.client,
       apiKeysTable: store.tables.ApiKeysTable as string,
-      budgetMs: 2_000,
+      budgetMs: 10_000, // past the JWKS timeout: the budget is not what these tests are about
       wrapFetcher: cognitoToLocal(jwks),
     });
   });
@@ -275,9 +279,13 @@ describe("identity core: JWT, API keys and IP rules against a real JWKS server a
 
   it("reads DynamoDB once per key per cache window, and a revoked key stops within that window", async () => {
     const counted = apiKeyStore({ client: store.client, tableName: store.tables.ApiKeysTable as string });
+    // The authenticator's own clock: on the real one, a loaded machine can spend the 1-second window
+    // on the reads themselves, so the "hits" re-read (or the cached call after the revoke rejects).
+    let clock = Date.now();
     const authenticate = createApiKeyAuthenticator({
       store: counted,
       ...apiKeysConfig({ cacheSeconds: 1, cacheEntries: 100 }),
+      now: () => clock,
     });
     const { key, record } = await counted.create({ owner: "team-e", plan: "free" });
 
@@ -288,7 +296,7 @@ describe("identity core: JWT, API keys and IP rules against a real JWKS server a
 
     await counted.revoke(record.keyId);
     await authenticate(key); // still cached: within the configured bound
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    clock += 1_100; // past the 1-second cache window
     await assert.rejects(authenticate(key), /revoked/);
     assert.equal(counted.reads, 2);
   });
@@ -371,11 +379,12 @@ describe("identity core: JWT, API keys and IP rules against a real JWKS server a
   });
 
   it("JWKS slow: refused when the fetch times out, the unanswered fetch given up", async () => {
+    // A 500 ms JWKS timeout well inside the runtime's budget, so the fetch's timeout is what refuses.
     const cold = createAuthorizerRuntime({
-      gateway,
+      gateway: gatewayFor(jwks, 500),
       client: store.client,
       apiKeysTable: store.tables.ApiKeysTable as string,
-      budgetMs: 2_000,
+      budgetMs: 10_000,
     });
     jwks.setMode("slow");
     const givenUp = jwks.nextAbandoned();

@@ -24,7 +24,9 @@ function gatewayFor(jwks: TestIssuer): GatewayConfig {
         issuers: [
           { kind: "oidc", id: "test", issuer: jwks.issuer, audience: [AUDIENCE], jwksCaFile: jwks.caFile },
         ],
-        jwksTimeoutMs: 500,
+        // Generous: no test here is about a JWKS timeout, and a loaded machine's TLS handshake with
+        // the test issuer can take more than a short one.
+        jwksTimeoutMs: 5_000,
       },
       routes: { "GET /jwt": { auth: { jwt: {} }, handler: "whoami" } },
     })),
@@ -51,7 +53,7 @@ describe("shipped JWKS: fetched when packaging, against a real JWKS server that 
     return readShippedJwks(path, STAGE);
   };
   const runtime = (shippedJwks: ReturnType<typeof readShippedJwks>) =>
-    createAuthorizerRuntime({ gateway, apiKeysTable: "unused", budgetMs: 2_000, shippedJwks });
+    createAuthorizerRuntime({ gateway, apiKeysTable: "unused", budgetMs: 10_000, shippedJwks });
 
   before(async () => {
     jwks = await startJwksServer();

@@ -44,7 +44,9 @@ const ok: Handler = (request, response, body) => {
 const options = (url: string, overrides: Partial<UpstreamOptions> = {}): UpstreamOptions => ({
   name: "users",
   targets: [{ url, weight: 1 }],
-  timeoutMs: 300,
+  // Generous: only the slow test is about the timeout (it sets its own); elsewhere a loaded machine
+  // answering late must not turn a 200 into a 504 or an extra retry.
+  timeoutMs: 10_000,
   retries: 2,
   breaker: { consecutiveFailures: 3, halfOpenAfterMs: 400 },
   maxResponseBytes: 64 * 1024,
@@ -113,7 +115,7 @@ describe("upstream HTTP client against real loopback servers", () => {
       });
     });
     const error = await failure(
-      createUpstreamClient(options(service.url, { retries: 1 }))({
+      createUpstreamClient(options(service.url, { retries: 1, timeoutMs: 300 }))({
         method: "GET",
         path: "/slow",
         headers: {},
@@ -154,7 +156,11 @@ describe("upstream HTTP client against real loopback servers", () => {
     assert.equal(calls, 1);
   });
 
-  it("flapping: the circuit opens (503 with Retry-After, no traffic), then half-opens and recovers", async () => {
+  it("flapping: the circuit opens (503 with Retry-After, no traffic), then half-opens and recovers", async (t) => {
+    // The breaker's clock (Date: the client's and cockatiel's) moves only when the test says: on the
+    // real one, a loaded machine could spend halfOpenAfter (400 ms) before the "open" call, which would
+    // then be the half-open trial. Timers stay real: the attempts' timeouts are not the subject here.
+    t.mock.timers.enable({ apis: ["Date"], now: Date.now() });
     service.set((_request, response) => void response.writeHead(502).end());
     const request = createUpstreamClient(options(service.url, { retries: 0 }));
     for (let i = 0; i < 3; i++)
@@ -167,7 +173,7 @@ describe("upstream HTTP client against real loopback servers", () => {
     assert.equal(service.hits(), before, "an open circuit sends nothing upstream");
 
     service.set(ok);
-    await new Promise((resolve) => setTimeout(resolve, 450)); // past halfOpenAfter
+    t.mock.timers.tick(450); // past halfOpenAfter
     assert.equal(
       (await request({ method: "GET", path: "/", headers: {} })).status,
       200,
@@ -176,7 +182,10 @@ describe("upstream HTTP client against real loopback servers", () => {
     assert.equal((await request({ method: "GET", path: "/", headers: {} })).status, 200, "closed again");
   });
 
-  it("balances by weight, and sends nothing to a target whose circuit is open", async () => {
+  it("balances by weight, and sends nothing to a target whose circuit is open", async (t) => {
+    // A stopped breaker clock: no half-open trial can fall inside this test, however slow its
+    // 480 sequential requests are.
+    t.mock.timers.enable({ apis: ["Date"], now: Date.now() });
     const second = await upstream(ok);
     try {
       service.set(ok);
@@ -192,7 +201,6 @@ describe("upstream HTTP client against real loopback servers", () => {
             { url: second.url, weight: 1 },
           ],
           random,
-          // Long enough that no half-open trial can fall inside this test.
           breaker: { consecutiveFailures: 3, halfOpenAfterMs: 10_000 },
         }),
       );

@@ -139,6 +139,23 @@ export async function startLocalStack(
   throw new Error(`local stack not ready within ${timeoutMs} ms:\n${output}`);
 }
 
+/**
+ * `startLocalStack` on ports from `freePorts()`, again on new ones if a port was taken in between:
+ * the probe servers close before the stack binds, and any process's outgoing connection may take a
+ * freed port from the same ephemeral range meanwhile. The stack's own ports are in `stack.ports`.
+ */
+export async function startLocalStackOnFreePorts(
+  options: Parameters<typeof startLocalStack>[1] = {},
+): Promise<LocalStack> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startLocalStack(await freePorts(), options);
+    } catch (error) {
+      if (attempt === 3 || !String((error as Error).message).includes("EADDRINUSE")) throw error;
+    }
+  }
+}
+
 async function stopGroup(child: ChildProcess, exited: Promise<unknown[]>) {
   if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
     process.kill(-child.pid, "SIGINT");
