@@ -63,7 +63,6 @@ export const formatColdStart = (rows: ColdStartRow[]): string =>
 
 /** The child's whole environment (nothing inherited); handlers read config at import. */
 const CHILD_ENV = {
-  NODE_OPTIONS: "--enable-source-maps", // as serverless.yml sets it for the deployed functions
   GATEHOUSE_STAGE: STAGE,
   ...Object.fromEntries(
     ["CONNECTIONS", "API_KEYS", "USAGE", "CACHE", "ROOM_MEMBERS", "MESSAGES"].map((t) => [
@@ -78,7 +77,6 @@ const CHILD_ENV = {
   AWS_SECRET_ACCESS_KEY: "x",
   POWERTOOLS_LOG_LEVEL: "ERROR",
 };
-const XRAY_ENV = { ...CHILD_ENV, AWS_EXECUTION_ENV: "AWS_Lambda_nodejs24.x" };
 
 const CHILD_SCRIPT = `
 import { pathToFileURL } from "node:url";
@@ -104,6 +102,8 @@ export async function coldStart(ctx: BenchContext): Promise<ColdStartRow[]> {
     bundleOptions: (root: string, service: () => Service) => BuildOptions;
   };
   const service = await resolvedService(ctx.root);
+  // NODE_OPTIONS as serverless.yml sets it for the stage (params.nodeOptions: source maps or not).
+  const env = { ...CHILD_ENV, NODE_OPTIONS: String(service.provider.environment?.NODE_OPTIONS ?? "") };
   const outDir = join(ctx.tmpDir, "cold-start");
   const targets = [
     {
@@ -146,8 +146,8 @@ export async function coldStart(ctx: BenchContext): Promise<ColdStartRow[]> {
   const samples = new Map(bundles.map((b) => [b, { plain: [] as Sample[], xray: [] as Sample[] }]));
   for (let i = 0; i < (ctx.quick ? 1 : ctx.runs); i++) {
     for (const b of bundles) {
-      samples.get(b)?.plain.push(await importOnce(b, CHILD_ENV));
-      samples.get(b)?.xray.push(await importOnce(b, XRAY_ENV));
+      samples.get(b)?.plain.push(await importOnce(b, env));
+      samples.get(b)?.xray.push(await importOnce(b, { ...env, AWS_EXECUTION_ENV: "AWS_Lambda_nodejs24.x" }));
     }
   }
   const med = (b: Bundle | undefined, mode: "plain" | "xray", key: keyof Sample = "ms") =>

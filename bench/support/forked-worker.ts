@@ -34,11 +34,11 @@ export async function runWorker<M>(
     execArgv: ["--import", "tsx", "--expose-gc"],
     stdio: ["ignore", "ignore", "pipe", "ipc"],
     timeout: timeoutMs,
-    // Nothing inherited (no NODE_OPTIONS, no AWS profile): what serverless.yml sets for the functions.
-    // WARN keeps the logger quiet; at prod's INFO a successful request logs nothing either.
+    // Nothing inherited (no NODE_OPTIONS, no AWS profile): what serverless.yml sets for prod's
+    // functions (no NODE_OPTIONS: params.prod.nodeOptions is empty). WARN keeps the logger quiet; at
+    // prod's INFO a successful request logs nothing either.
     env: {
       PATH: process.env.PATH,
-      NODE_OPTIONS: "--enable-source-maps",
       POWERTOOLS_SERVICE_NAME: "gatehouse",
       POWERTOOLS_LOG_LEVEL: "WARN",
       POWERTOOLS_METRICS_NAMESPACE: "Gatehouse",
