@@ -532,11 +532,7 @@ export async function fanout(ctx: BenchContext): Promise<FanoutRow[]> {
             body: JSON.stringify({ text: TEXT }),
           });
           const answerMs = performance.now() - began;
-          const body = (await response.json()) as {
-            id?: string;
-            recipients?: number;
-            delivered?: number;
-          };
+          const body = (await response.json()) as { id?: string; recipients?: number; delivered?: number };
           if (response.status !== 201 || typeof body.id !== "string")
             throw new Error(
               `fanout: POST /rooms/${room}/messages answered ${response.status} ${JSON.stringify(body)}`,
@@ -689,12 +685,8 @@ export async function fanout(ctx: BenchContext): Promise<FanoutRow[]> {
   } catch (error) {
     // The stack's own account of what went wrong is in its output: keep its tail with the error.
     const message = error instanceof Error ? error.message : String(error);
-    throw new Error(
-      `${message}\n--- local stack output, last lines ---\n${stack.output().slice(-STACK_TAIL)}`,
-      {
-        cause: error,
-      },
-    );
+    const tail = stack.output().slice(-STACK_TAIL);
+    throw new Error(`${message}\n--- local stack output, last lines ---\n${tail}`, { cause: error });
   } finally {
     // The stack first: sockets closed while it runs would each start a $disconnect at once.
     await stack.stop();
