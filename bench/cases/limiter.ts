@@ -608,13 +608,7 @@ async function itemSizes(env: Env): Promise<Units> {
         throw new Error(
           `limiter: ${inIt} of ${ofKind.length} ${kind.prefix} items are in the ${index.name} index`,
         );
-      await confirmInIndex(
-        raw,
-        env.tableName,
-        index.name,
-        index.keys,
-        ofKind[0] as Record<string, AttributeValue>,
-      );
+      await confirmInIndex(raw, env.tableName, index, ofKind[0] as Record<string, AttributeValue>);
     }
     const indexWrites = held.filter((index) => index.written).length;
     const wruPerWrite = Math.ceil(largest / WRU_BYTES) * (1 + indexWrites);
@@ -642,8 +636,7 @@ async function itemSizes(env: Env): Promise<Units> {
 async function confirmInIndex(
   raw: TestStore["client"],
   tableName: string,
-  indexName: string,
-  keys: string[],
+  { name: indexName, keys }: { name: string; keys: string[] },
   item: Record<string, AttributeValue>,
 ): Promise<void> {
   const names = Object.fromEntries(keys.map((k, i) => [`#k${i}`, k]));
