@@ -198,9 +198,8 @@ const COUNTER_READ = "GetItem limit#";
 const USAGE_WRITE = "UpdateItem usage#";
 const KNOWN = new Set([COUNTER_WRITE, COUNTER_READ, USAGE_WRITE]);
 
-interface Measure {
-  measure: string;
-  concurrency: number;
+/** A timed measure: its counts (and target) as an event's, plus how it runs and what it timed. */
+interface Measure extends EventCount {
   /** One limiter (and metering) for all lanes, or one per lane (a container each, as in Lambda). */
   limiters: Limiter[];
   meterings: Metering[];
@@ -208,12 +207,8 @@ interface Measure {
   request: (lane: number) => Promise<void>;
   /** Before the warm-up (a used-up quota is used up here). */
   prepare?: () => Promise<void>;
-  /** Counted calls per request it should make, if it has a target. */
-  target?: { writes: number; reads: number };
   latencies: number[];
   batchRates: number[];
-  counts: CallCounts;
-  requests: number;
 }
 
 interface Env {
@@ -492,6 +487,7 @@ interface EventCount {
   concurrency: number;
   requests: number;
   counts: CallCounts;
+  /** Counted calls per request it should make, if it has a target. */
   target?: { writes: number; reads: number };
 }
 
