@@ -195,11 +195,6 @@ function memoryOf(pid: number): { rssMb: number; peakMb: number; threads: number
   return { rssMb: field("VmRSS") / 1024, peakMb: field("VmHWM") / 1024, threads: field("Threads") };
 }
 
-/** Resets the process's VmHWM to its current RSS (Linux, `5` to clear_refs), so the next peak is new. */
-function resetPeak(pid: number): void {
-  writeFileSync(`/proc/${pid}/clear_refs`, "5");
-}
-
 /** The memory columns of a measure: RSS at its start, its own peak, the growth. */
 class MemoryWindow {
   private startRss: number | undefined;
@@ -209,7 +204,8 @@ class MemoryWindow {
   constructor(private readonly pid: number) {}
   /** Starts a peak window (one run): resets the peak to the RSS now. Several windows make one measure. */
   open(): void {
-    resetPeak(this.pid);
+    // Resets the process's VmHWM to its current RSS (Linux, `5` to clear_refs), so the peak is new.
+    writeFileSync(`/proc/${this.pid}/clear_refs`, "5");
     const { rssMb } = memoryOf(this.pid);
     this.startRss ??= rssMb;
     this.opened = rssMb;
