@@ -197,6 +197,9 @@ interface CacheCostRow {
   ratioToNoCache: number;
 }
 
+/** A cost row before its total and ratio. */
+type CostParts = Omit<CacheCostRow, "totalUsd" | "ratioToNoCache">;
+
 interface CachePriceRow {
   item: string;
   value: number;
@@ -308,12 +311,13 @@ export async function cache(ctx: BenchContext): Promise<CacheResult> {
     const tableName = store.tables.CacheTable;
     if (!tableName) throw new Error("serverless.yml has no CacheTable");
     const memoryMb = await gatewayMemoryMb();
+    const requests = ctx.quick ? QUICK_REQUESTS : REQUESTS;
     const options: Omit<CacheWorkerOptions, "upstreamUrl"> = {
       tableName,
       documentBytes: DOCUMENT_BYTES,
       rounds: ctx.runs,
-      requests: ctx.quick ? QUICK_REQUESTS : REQUESTS,
-      warmup: ctx.quick ? QUICK_REQUESTS : REQUESTS,
+      requests,
+      warmup: requests,
       hotKeys: HOT_KEYS,
       runs: RUNS,
     };
@@ -362,18 +366,20 @@ async function gatewayMemoryMb(): Promise<number> {
 
 const reads = (calls: Record<string, number>) => calls.GetItem ?? 0;
 const writes = (calls: Record<string, number>) => (calls.PutItem ?? 0) + (calls.DeleteItem ?? 0);
-/** Calls the cache should never make on these paths. */
-const others = (calls: Record<string, number>) =>
-  Object.entries(calls).filter(([operation]) => !["GetItem", "PutItem", "DeleteItem"].includes(operation));
+/** Throws if `calls` has any the cache should never make on these paths. */
+function checkCalls(what: string, ...calls: Record<string, number>[]): void {
+  const known = ["GetItem", "PutItem", "DeleteItem"];
+  const unexpected = calls.flatMap((c) => Object.entries(c).filter(([op]) => !known.includes(op)));
+  if (unexpected.length > 0)
+    throw new Error(`cache: ${what} made DynamoDB calls it should not: ${JSON.stringify(unexpected)}`);
+}
 
 function classRows(samples: ClassSample[], units: Units, memoryMb: number): CacheClassRow[] {
   const keys: ClassKey[] = ["uncached", "memoryHit", "tableHit", "miss"];
   const uncached = samples.filter((s) => s.key === "uncached");
   return keys.map((key) => {
     const own = samples.filter((s) => s.key === key).sort((a, b) => a.round - b.round);
-    const unexpected = own.flatMap((s) => others(s.calls));
-    if (unexpected.length > 0)
-      throw new Error(`cache: ${key} made DynamoDB calls it should not: ${JSON.stringify(unexpected)}`);
+    checkCalls(key, ...own.map((s) => s.calls));
     const requests = own.reduce((sum, s) => sum + s.requests, 0);
     const total = (f: (s: ClassSample) => number) => own.reduce((sum, s) => sum + f(s), 0) / requests;
     const readsPerRequest = total((s) => reads(s.calls));
@@ -424,9 +430,7 @@ const dynamodbUsdPerMillion = (rru: number, wru: number) =>
   rru * AWS_PRICES.dynamodbRru.usd + wru * AWS_PRICES.dynamodbWru.usd;
 
 function runRow(run: RunSample): CacheRunRow {
-  const unexpected = others(run.calls);
-  if (unexpected.length > 0)
-    throw new Error(`cache: ${run.label} made DynamoDB calls it should not: ${JSON.stringify(unexpected)}`);
+  checkCalls(run.label, run.calls);
   return {
     measure: run.label,
     requests: run.requests,
@@ -457,38 +461,33 @@ function costRows(
   units: Units,
   memoryMb: number,
 ): CacheCostRow[] {
-  const cls = (key: ClassKey) => {
-    const row = classes.find((c) => c.key === key);
-    if (!row) throw new Error(`cache: no ${key} measurement`);
-    return row;
-  };
-  const run = (key: string) => {
-    const found = runs.find((r) => r.key === key);
-    if (!found) throw new Error(`cache: no run ${key}`);
+  const find = <T extends { key: string }>(items: T[], key: string): T => {
+    const found = items.find((item) => item.key === key);
+    if (!found) throw new Error(`cache: no ${key} measurement`);
     return found;
   };
-  const uncached = cls("uncached");
-  const noCache: Omit<CacheCostRow, "totalUsd" | "ratioToNoCache"> = {
+  const lambdaMs = (key: ClassKey) => find(classes, key).lambdaMs;
+  const uncached = find(classes, "uncached");
+  const http = { apiUsd: AWS_PRICES.apiGatewayHttp.usd, invocationsUsd: AWS_PRICES.lambdaInvocations.usd };
+  const noCache: CostParts = {
     setup: "HTTP API + gateway, no cache",
-    apiUsd: AWS_PRICES.apiGatewayHttp.usd,
-    invocationsUsd: AWS_PRICES.lambdaInvocations.usd,
+    ...http,
     durationUsd: durationUsdPerMillion(uncached.lambdaMs, memoryMb),
     dynamodbUsd: 0,
     cacheHoursUsd: 0,
     upstreamPerMillion: Math.round(uncached.upstreamPerRequest * 1e6),
   };
-  const cached = (key: string, setup: string): Omit<CacheCostRow, "totalUsd" | "ratioToNoCache"> => {
-    const r = run(key);
+  const cached = (key: string, setup: string): CostParts => {
+    const r = find(runs, key);
     const share = (n: number) => n / r.requests;
-    const lambdaMs =
-      share(r.tiers.memory) * cls("memoryHit").lambdaMs +
-      share(r.tiers.table) * cls("tableHit").lambdaMs +
-      share(r.answered.miss) * cls("miss").lambdaMs;
+    const ms =
+      share(r.tiers.memory) * lambdaMs("memoryHit") +
+      share(r.tiers.table) * lambdaMs("tableHit") +
+      share(r.answered.miss) * lambdaMs("miss");
     return {
       setup,
-      apiUsd: AWS_PRICES.apiGatewayHttp.usd,
-      invocationsUsd: AWS_PRICES.lambdaInvocations.usd,
-      durationUsd: durationUsdPerMillion(lambdaMs, memoryMb),
+      ...http,
+      durationUsd: durationUsdPerMillion(ms, memoryMb),
       dynamodbUsd: dynamodbUsdPerMillion(
         share(reads(r.calls)) * units.rruPerRead,
         share(writes(r.calls)) * units.wruPerWrite,
@@ -497,10 +496,10 @@ function costRows(
       upstreamPerMillion: Math.round(share(r.upstream) * 1e6),
     };
   };
-  const one = run("one");
+  const one = find(runs, "one");
   const missRate = one.upstream / one.requests;
   const rest = MONTHLY_REQUESTS.map(
-    (monthly): Omit<CacheCostRow, "totalUsd" | "ratioToNoCache"> => ({
+    (monthly): CostParts => ({
       setup: `REST API + 0.5 GB cache, ${monthly / 1e6}M requests a month; function on misses`,
       apiUsd: AWS_PRICES.apiGatewayRest.usd,
       invocationsUsd: missRate * AWS_PRICES.lambdaInvocations.usd,

@@ -195,11 +195,6 @@ function memoryOf(pid: number): { rssMb: number; peakMb: number; threads: number
   return { rssMb: field("VmRSS") / 1024, peakMb: field("VmHWM") / 1024, threads: field("Threads") };
 }
 
-/** Resets the process's VmHWM to its current RSS (Linux, `5` to clear_refs), so the next peak is new. */
-function resetPeak(pid: number): void {
-  writeFileSync(`/proc/${pid}/clear_refs`, "5");
-}
-
 /** The memory columns of a measure: RSS at its start, its own peak, the growth. */
 class MemoryWindow {
   private startRss: number | undefined;
@@ -209,7 +204,8 @@ class MemoryWindow {
   constructor(private readonly pid: number) {}
   /** Starts a peak window (one run): resets the peak to the RSS now. Several windows make one measure. */
   open(): void {
-    resetPeak(this.pid);
+    // Resets the process's VmHWM to its current RSS (Linux, `5` to clear_refs), so the peak is new.
+    writeFileSync(`/proc/${this.pid}/clear_refs`, "5");
     const { rssMb } = memoryOf(this.pid);
     this.startRss ??= rssMb;
     this.opened = rssMb;
@@ -532,11 +528,7 @@ export async function fanout(ctx: BenchContext): Promise<FanoutRow[]> {
             body: JSON.stringify({ text: TEXT }),
           });
           const answerMs = performance.now() - began;
-          const body = (await response.json()) as {
-            id?: string;
-            recipients?: number;
-            delivered?: number;
-          };
+          const body = (await response.json()) as { id?: string; recipients?: number; delivered?: number };
           if (response.status !== 201 || typeof body.id !== "string")
             throw new Error(
               `fanout: POST /rooms/${room}/messages answered ${response.status} ${JSON.stringify(body)}`,
@@ -689,12 +681,8 @@ export async function fanout(ctx: BenchContext): Promise<FanoutRow[]> {
   } catch (error) {
     // The stack's own account of what went wrong is in its output: keep its tail with the error.
     const message = error instanceof Error ? error.message : String(error);
-    throw new Error(
-      `${message}\n--- local stack output, last lines ---\n${stack.output().slice(-STACK_TAIL)}`,
-      {
-        cause: error,
-      },
-    );
+    const tail = stack.output().slice(-STACK_TAIL);
+    throw new Error(`${message}\n--- local stack output, last lines ---\n${tail}`, { cause: error });
   } finally {
     // The stack first: sockets closed while it runs would each start a $disconnect at once.
     await stack.stop();

@@ -198,9 +198,8 @@ const COUNTER_READ = "GetItem limit#";
 const USAGE_WRITE = "UpdateItem usage#";
 const KNOWN = new Set([COUNTER_WRITE, COUNTER_READ, USAGE_WRITE]);
 
-interface Measure {
-  measure: string;
-  concurrency: number;
+/** A timed measure: its counts (and target) as an event's, plus how it runs and what it timed. */
+interface Measure extends EventCount {
   /** One limiter (and metering) for all lanes, or one per lane (a container each, as in Lambda). */
   limiters: Limiter[];
   meterings: Metering[];
@@ -208,12 +207,8 @@ interface Measure {
   request: (lane: number) => Promise<void>;
   /** Before the warm-up (a used-up quota is used up here). */
   prepare?: () => Promise<void>;
-  /** Counted calls per request it should make, if it has a target. */
-  target?: { writes: number; reads: number };
   latencies: number[];
   batchRates: number[];
-  counts: CallCounts;
-  requests: number;
 }
 
 interface Env {
@@ -416,8 +411,8 @@ export async function limiter(ctx: BenchContext): Promise<LimiterRow[]> {
       ...measures.map((m) => measuredRow(m, items)),
       ...events.map((e) => eventRow(e, items)),
       ...faults,
+      ...items.rows,
     ];
-    rows.push(...items.rows);
     const full = rows[options.findIndex((o) => o.key === "full")];
     const fullRefused = rows[options.findIndex((o) => o.key === "fullRefused")];
     rows.push(...priceRows(full, fullRefused));
@@ -463,29 +458,26 @@ function countedColumns(
   units: Units,
   target: { writes: number; reads: number } | undefined,
 ) {
-  const cost = costOf(counts, requests, units);
-  const pass = target && cost.exact.writes === target.writes && cost.exact.reads === target.reads;
+  const { exact, ...cost } = costOf(counts, requests, units);
+  const pass = target && exact.writes === target.writes && exact.reads === target.reads;
   const status: LimiterRow["status"] = pass ? "ok" : "MISS";
   return {
-    writes: cost.writes,
-    reads: cost.reads,
-    wru: cost.wru,
-    rru: cost.rru,
-    usdPerMillion: cost.usdPerMillion,
+    ...cost,
     ...(target ? { target: `${target.writes} W + ${target.reads} R per admitted`, status } : {}),
     calls: counts,
   };
 }
 
+const latencyColumns = (ms: number[]) => ({
+  p50Ms: round(median(ms), 2),
+  p99Ms: round(percentile(ms, 99), 2),
+});
+
 function measuredRow(m: Measure, units: Units): LimiterRow {
   return {
-    ...blankRow(m.measure),
-    concurrency: m.concurrency,
-    requests: m.requests,
-    p50Ms: round(median(m.latencies), 2),
-    p99Ms: round(percentile(m.latencies, 99), 2),
+    ...eventRow(m, units),
+    ...latencyColumns(m.latencies),
     perSecond: round(median(m.batchRates), 0),
-    ...countedColumns(m.counts, m.requests, units, m.target),
     samples: m.batchRates.map((v) => round(v, 0)),
   };
 }
@@ -495,6 +487,7 @@ interface EventCount {
   concurrency: number;
   requests: number;
   counts: CallCounts;
+  /** Counted calls per request it should make, if it has a target. */
   target?: { writes: number; reads: number };
 }
 
@@ -589,11 +582,7 @@ async function itemSizes(env: Env): Promise<Units> {
     projection: index.Projection?.ProjectionType ?? "",
   }));
   const kinds = [
-    {
-      prefix: "limit#",
-      label: "item: counter (limit#)",
-      calls: [COUNTER_WRITE, COUNTER_READ],
-    },
+    { prefix: "limit#", label: "item: counter (limit#)", calls: [COUNTER_WRITE, COUNTER_READ] },
     { prefix: "usage#", label: "item: metering (usage#)", calls: [USAGE_WRITE] },
   ];
   const perCall: Units["perCall"] = {};
@@ -615,13 +604,7 @@ async function itemSizes(env: Env): Promise<Units> {
         throw new Error(
           `limiter: ${inIt} of ${ofKind.length} ${kind.prefix} items are in the ${index.name} index`,
         );
-      await confirmInIndex(
-        raw,
-        env.tableName,
-        index.name,
-        index.keys,
-        ofKind[0] as Record<string, AttributeValue>,
-      );
+      await confirmInIndex(raw, env.tableName, index, ofKind[0] as Record<string, AttributeValue>);
     }
     const indexWrites = held.filter((index) => index.written).length;
     const wruPerWrite = Math.ceil(largest / WRU_BYTES) * (1 + indexWrites);
@@ -649,8 +632,7 @@ async function itemSizes(env: Env): Promise<Units> {
 async function confirmInIndex(
   raw: TestStore["client"],
   tableName: string,
-  indexName: string,
-  keys: string[],
+  { name: indexName, keys }: { name: string; keys: string[] },
   item: Record<string, AttributeValue>,
 ): Promise<void> {
   const names = Object.fromEntries(keys.map((k, i) => [`#k${i}`, k]));
@@ -676,20 +658,14 @@ function priceRows(full: LimiterRow | undefined, fullRefused: LimiterRow | undef
     price("price: API Gateway REST API (first 333M a month); usage plans exist only here", PRICE.rest),
     price("price: Lambda invocations (plus duration; not added in anywhere)", PRICE.lambda),
   ];
-  if (full?.usdPerMillion != null)
-    rows.push(
-      price(
-        "HTTP API + Gatehouse check + record, admitted (DynamoDB as counted above)",
-        round(PRICE.http + full.usdPerMillion, 4),
-      ),
-    );
-  if (fullRefused?.usdPerMillion != null)
-    rows.push(
-      price(
-        "HTTP API + Gatehouse check + record, refused (DynamoDB as counted above)",
-        round(PRICE.http + fullRefused.usdPerMillion, 4),
-      ),
-    );
+  for (const [outcome, row] of [
+    ["admitted", full],
+    ["refused", fullRefused],
+  ] as const) {
+    if (row?.usdPerMillion == null) continue;
+    const measure = `HTTP API + Gatehouse check + record, ${outcome} (DynamoDB as counted above)`;
+    rows.push(price(measure, round(PRICE.http + row.usdPerMillion, 4)));
+  }
   return rows;
 }
 
@@ -744,15 +720,14 @@ async function faultRows(env: Env): Promise<LimiterRow[]> {
       }
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, (_, index) => lane(index)));
-    const row: LimiterRow = {
+    return {
       ...blankRow(measure),
       concurrency: CONCURRENCY,
       requests: FAULT_REQUESTS,
       admitted,
-      p50Ms: round(median(latencies), 2),
-      p99Ms: round(percentile(latencies, 99), 2),
+      ...latencyColumns(latencies),
+      unavailable,
     };
-    return { ...row, admitted, unavailable };
   };
 
   const slow = await run(

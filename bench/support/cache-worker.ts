@@ -31,7 +31,7 @@ import type { GatehouseContext, HttpEvent, HttpResult } from "#shared/http.ts";
 import { httpEvent } from "../../tests/support/events.ts";
 import { lambdaContext } from "../../tests/support/lambda-context.ts";
 import { timeCalls } from "../lib.ts";
-import { byOperation, type CallCounter, type CallCounts, countDynamoCalls } from "./dynamodb-calls.ts";
+import { byOperation, type CallCounter, countDynamoCalls } from "./dynamodb-calls.ts";
 import { runForkedWorker } from "./forked-worker.ts";
 import { generator } from "./json-document.mjs";
 
@@ -211,36 +211,20 @@ async function main(options: CacheWorkerOptions): Promise<CacheMeasurement[]> {
     if (problem) throw new Error(`storing ${key}: ${problem}`);
   }
 
+  const hotKey = (route: keyof typeof ROUTES) => (_: string, i: number) =>
+    event(route, hot[i % hot.length] as string);
   const classes: {
     key: ClassKey;
     container: Container;
     /** The i-th request's event of a batch (`batch` names it, so a miss's key is never reused). */
     event: (batch: string, i: number) => HttpEvent;
-    xCache: string | undefined;
+    xCache?: string;
     /** The tier event each request must produce. */
-    tierEvent: "memory" | "table" | "miss" | undefined;
+    tierEvent?: "memory" | "table" | "miss";
   }[] = [
-    {
-      key: "uncached",
-      container: a,
-      event: (_, i) => event("uncached", hot[i % hot.length] as string),
-      xCache: undefined,
-      tierEvent: undefined,
-    },
-    {
-      key: "memoryHit",
-      container: a,
-      event: (_, i) => event("cached", hot[i % hot.length] as string),
-      xCache: "hit",
-      tierEvent: "memory",
-    },
-    {
-      key: "tableHit",
-      container: b,
-      event: (_, i) => event("cached", hot[i % hot.length] as string),
-      xCache: "hit",
-      tierEvent: "table",
-    },
+    { key: "uncached", container: a, event: hotKey("uncached") },
+    { key: "memoryHit", container: a, event: hotKey("cached"), xCache: "hit", tierEvent: "memory" },
+    { key: "tableHit", container: b, event: hotKey("cached"), xCache: "hit", tierEvent: "table" },
     {
       key: "miss",
       container: a,
@@ -250,19 +234,27 @@ async function main(options: CacheWorkerOptions): Promise<CacheMeasurement[]> {
     },
   ];
 
+  /** `work`, with the DynamoDB calls (by operation) and upstream calls it made. */
+  const counting = async <T>(work: () => Promise<T>) => {
+    const upstream0 = await upstreamCount(upstreamUrl);
+    const calls0 = counted.counter.snapshot();
+    const result = await work();
+    const calls = byOperation(counted.counter.since(calls0));
+    return { result, calls, upstream: (await upstreamCount(upstreamUrl)) - upstream0 };
+  };
+
   const batch = async (c: (typeof classes)[number], name: string, n: number) => {
     const inputs = Array.from({ length: n }, (_, i) => ({ event: c.event(name, i), context: context() }));
     const events0 = { ...c.container.events };
-    const upstream0 = await upstreamCount(upstreamUrl);
-    const calls0: CallCounts = counted.counter.snapshot();
     let problem: string | undefined;
     let next = 0;
-    const { latenciesMs, cpuUs } = await timeCalls(`${c.key} (${name})`, { iterations: n }, async () => {
-      const input = inputs[next++ % n] as (typeof inputs)[number];
-      problem ??= wrong(await c.container.handler(input.event, input.context), c.xCache);
-    });
-    const calls = byOperation(counted.counter.since(calls0));
-    const upstream = (await upstreamCount(upstreamUrl)) - upstream0;
+    const { result, calls, upstream } = await counting(() =>
+      timeCalls(`${c.key} (${name})`, { iterations: n }, async () => {
+        const input = inputs[next++ % n] as (typeof inputs)[number];
+        problem ??= wrong(await c.container.handler(input.event, input.context), c.xCache);
+      }),
+    );
+    const { latenciesMs, cpuUs } = result;
     if (problem) throw new Error(`${c.key} (${name}): ${problem}`);
     checkTable([c.container], `${c.key} (${name})`);
     const tier = c.tierEvent;
@@ -313,13 +305,11 @@ async function main(options: CacheWorkerOptions): Promise<CacheMeasurement[]> {
           problem ??= `${result.statusCode}, X-Cache ${String(xCache)}: ${String(result.body).slice(0, 200)}`;
       }
     };
-    const upstream0 = await upstreamCount(upstreamUrl);
-    const calls0 = counted.counter.snapshot();
-    const t0 = performance.now();
-    await Promise.all(Array.from({ length: spec.concurrency }, (_, i) => lane(i)));
-    const wallMs = performance.now() - t0;
-    const calls = byOperation(counted.counter.since(calls0));
-    const upstream = (await upstreamCount(upstreamUrl)) - upstream0;
+    const { result: wallMs, ...work } = await counting(async () => {
+      const t0 = performance.now();
+      await Promise.all(Array.from({ length: spec.concurrency }, (_, i) => lane(i)));
+      return performance.now() - t0;
+    });
     if (problem) throw new Error(`${spec.label}: ${problem}`);
     checkTable(containers, spec.label);
     const tiers = {
@@ -337,10 +327,10 @@ async function main(options: CacheWorkerOptions): Promise<CacheMeasurement[]> {
       requests: keys.length,
       containers: spec.containers,
       concurrency: spec.concurrency,
-      upstream,
+      upstream: work.upstream,
       answered,
       tiers,
-      calls,
+      calls: work.calls,
       wallMs,
     };
   }

@@ -88,37 +88,24 @@ export function countDynamoCalls(client: DynamoDBDocumentClient): CallCounter {
     },
     { step: "deserialize", name: "benchDynamoCallCounter", priority: "high" },
   );
-  const copy = (c: CallCounts): CallCounts => ({
-    ...c,
-    byKind: { ...c.byKind },
-    erroredByKind: { ...c.erroredByKind },
-  });
   return {
-    snapshot: () => copy(counts),
-    since(before) {
-      const delta = emptyCounts();
-      for (const [key, value] of Object.entries(counts.byKind)) {
-        const diff = value - (before.byKind[key] ?? 0);
-        if (diff !== 0) delta.byKind[key] = diff;
-      }
-      for (const [key, value] of Object.entries(counts.erroredByKind)) {
-        const diff = value - (before.erroredByKind[key] ?? 0);
-        if (diff !== 0) delta.erroredByKind[key] = diff;
-      }
-      delta.failedConditions = counts.failedConditions - before.failedConditions;
-      delta.errors = counts.errors - before.errors;
-      return delta;
-    },
+    snapshot: () => addCounts(emptyCounts(), counts),
+    since: (before) => addCounts(addCounts(emptyCounts(), counts), before, -1),
   };
 }
 
-/** Adds `b` into `a`. */
-export function addCounts(a: CallCounts, b: CallCounts): void {
-  for (const [key, value] of Object.entries(b.byKind)) a.byKind[key] = (a.byKind[key] ?? 0) + value;
-  for (const [key, value] of Object.entries(b.erroredByKind))
-    a.erroredByKind[key] = (a.erroredByKind[key] ?? 0) + value;
-  a.failedConditions += b.failedConditions;
-  a.errors += b.errors;
+/** Adds `b` (times `sign`) into `a`, dropping kinds that come to 0; returns `a`. */
+export function addCounts(a: CallCounts, b: CallCounts, sign = 1): CallCounts {
+  for (const field of ["byKind", "erroredByKind"] as const) {
+    for (const [key, value] of Object.entries(b[field])) {
+      const sum = (a[field][key] ?? 0) + sign * value;
+      if (sum === 0) delete a[field][key];
+      else a[field][key] = sum;
+    }
+  }
+  a.failedConditions += sign * b.failedConditions;
+  a.errors += sign * b.errors;
+  return a;
 }
 
 /**
