@@ -22,10 +22,16 @@ import { createApiKeyAuthenticator, issueApiKey } from "#shared/auth/api-key-che
 import { apiKeyStore } from "#shared/auth/api-keys.ts";
 import { createAuthorizerRuntime } from "#shared/auth/authorizer-runtime.ts";
 import { createJwtAuthenticator } from "#shared/auth/jwt.ts";
-import { defineGateway, type GatewayConfig, loadGateway } from "#shared/config/gateway.ts";
+import type { GatewayConfig } from "#shared/config/gateway.ts";
 import { apiKeysConfig } from "../../tests/support/api-keys.ts";
 import { startTestStore, type TestStore } from "../../tests/support/dynamo.ts";
-import { signJwt, startJwksServer, type TestIssuer } from "../../tests/support/jwks-server.ts";
+import {
+  gatewayTrusting,
+  signJwt,
+  startJwksServer,
+  TEST_AUDIENCE,
+  type TestIssuer,
+} from "../../tests/support/jwks-server.ts";
 import { type BenchContext, type Column, median, percentile, round } from "../lib.ts";
 
 /** Distinct tokens cycled through a cache of MISS_CACHE_ENTRIES, so every lookup misses. */
@@ -139,24 +145,7 @@ async function measureThroughput(
 }
 
 function gatewayFor(issuer: TestIssuer, tokenCacheEntries: number): GatewayConfig {
-  return loadGateway(
-    defineGateway(() => ({
-      auth: {
-        issuers: [
-          {
-            kind: "oidc",
-            id: "bench",
-            issuer: issuer.issuer,
-            audience: ["bench"],
-            jwksCaFile: issuer.caFile,
-          },
-        ],
-        tokenCacheEntries,
-      },
-      routes: { "GET /jwt": { auth: { jwt: {} }, handler: "whoami" } },
-    })),
-    "bench",
-  );
+  return gatewayTrusting(issuer, { auth: { tokenCacheEntries }, stage: "bench" });
 }
 
 function row(
@@ -199,7 +188,7 @@ async function jwtRows(jwks: TestIssuer, store: TestStore, quick: boolean): Prom
   const now = Math.floor(Date.now() / 1000);
   const token = signJwt(
     { alg: "RS256", kid: jwks.rsa.kid, typ: "JWT" },
-    { iss: jwks.issuer, aud: "bench", sub: "alice", iat: now, exp: now + 3600, scope: "a b" },
+    { iss: jwks.issuer, aud: TEST_AUDIENCE, sub: "alice", iat: now, exp: now + 3600, scope: "a b" },
     { alg: "RS256", privateKey: jwks.rsa.privateKey },
   );
   const dot = token.lastIndexOf(".");
@@ -212,7 +201,7 @@ async function jwtRows(jwks: TestIssuer, store: TestStore, quick: boolean): Prom
   const distinct = Array.from({ length: missCycle }, (_, i) =>
     signJwt(
       { alg: "RS256", kid: jwks.rsa.kid, typ: "JWT" },
-      { iss: jwks.issuer, aud: "bench", sub: `user-${i}`, iat: now, exp: now + 3600, scope: "a b" },
+      { iss: jwks.issuer, aud: TEST_AUDIENCE, sub: `user-${i}`, iat: now, exp: now + 3600, scope: "a b" },
       { alg: "RS256", privateKey: jwks.rsa.privateKey },
     ),
   );

@@ -2,10 +2,9 @@ import assert from "node:assert/strict";
 import { sign } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { createJwtAuthenticator } from "#shared/auth/jwt.ts";
-import { defineGateway, loadGateway } from "#shared/config/gateway.ts";
-import { startJwksServer, type TestIssuer } from "../support/jwks-server.ts";
+import { gatewayTrusting, startJwksServer, TEST_AUDIENCE, type TestIssuer } from "../support/jwks-server.ts";
 
-const AUDIENCE = "gatehouse-tests";
+const AUDIENCE = TEST_AUDIENCE;
 const now = () => Math.floor(Date.now() / 1000);
 
 /**
@@ -17,27 +16,7 @@ const now = () => Math.floor(Date.now() / 1000);
 describe("JWT claims: __proto__ and constructor keys are dropped, spelled out or escaped", () => {
   let jwks: TestIssuer;
   const authenticator = (claims: { plan: string; tenant: string }) =>
-    createJwtAuthenticator({
-      auth: loadGateway(
-        defineGateway(() => ({
-          auth: {
-            issuers: [
-              {
-                kind: "oidc",
-                id: "test",
-                issuer: jwks.issuer,
-                audience: [AUDIENCE],
-                jwksCaFile: jwks.caFile,
-                claims,
-              },
-            ],
-            tokenCacheEntries: 0,
-          },
-          routes: { "GET /jwt": { auth: { jwt: {} }, handler: "whoami" } },
-        })),
-        "test",
-      ).auth,
-    });
+    createJwtAuthenticator({ auth: gatewayTrusting(jwks, { claims, auth: { tokenCacheEntries: 0 } }).auth });
   /** A token whose payload is `claimsJson` (raw JSON text, escapes kept) after the standard claims. */
   const token = (claimsJson: string) => {
     const standard = JSON.stringify({

@@ -2,10 +2,16 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Jwk, Jwks } from "aws-jwt-verify/jwk";
 import { createJwtAuthenticator, type VerifiedToken } from "#shared/auth/jwt.ts";
-import { defineGateway, loadGateway } from "#shared/config/gateway.ts";
-import { publicPem, signJwt, startJwksServer, type TestIssuer } from "../support/jwks-server.ts";
+import {
+  gatewayTrusting,
+  publicPem,
+  signJwt,
+  startJwksServer,
+  TEST_AUDIENCE,
+  type TestIssuer,
+} from "../support/jwks-server.ts";
 
-const AUDIENCE = "gatehouse-tests";
+const AUDIENCE = TEST_AUDIENCE;
 const now = () => Math.floor(Date.now() / 1000);
 
 /**
@@ -43,18 +49,7 @@ describe("JWT keys: every token is checked against its JWK, however often the JW
       { ...rsa, kid: "bare-1" },
       { kty: "oct", kid: "oct-1", k: Buffer.from(publicPem(jwks.rsa.publicKey)).toString("base64url") },
     ] as Jwk[];
-    const gateway = loadGateway(
-      defineGateway(() => ({
-        auth: {
-          issuers: [
-            { kind: "oidc", id: "test", issuer: jwks.issuer, audience: [AUDIENCE], jwksCaFile: jwks.caFile },
-          ],
-          tokenCacheEntries: 0,
-        },
-        routes: { "GET /jwt": { auth: { jwt: {} }, handler: "whoami" } },
-      })),
-      "test",
-    );
+    const gateway = gatewayTrusting(jwks, { auth: { tokenCacheEntries: 0 } });
     const authenticator = createJwtAuthenticator({
       auth: gateway.auth,
       shippedJwks: new Map<string, Jwks>([[jwks.jwksUri, { keys }]]),

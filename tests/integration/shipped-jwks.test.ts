@@ -10,28 +10,23 @@ import {
   SHIPPED_JWKS_MAX_AGE_MS,
   type ShippedJwksFile,
 } from "#shared/auth/shipped-jwks.ts";
-import { defineGateway, type GatewayConfig, loadGateway } from "#shared/config/gateway.ts";
-import { signJwt, startJwksServer, type TestIssuer } from "../support/jwks-server.ts";
+import type { GatewayConfig } from "#shared/config/gateway.ts";
+import {
+  gatewayTrusting,
+  signJwt,
+  startJwksServer,
+  TEST_AUDIENCE,
+  type TestIssuer,
+} from "../support/jwks-server.ts";
 
-const AUDIENCE = "gatehouse-tests";
+const AUDIENCE = TEST_AUDIENCE;
 const STAGE = "test";
 const now = () => Math.floor(Date.now() / 1000);
 
 function gatewayFor(jwks: TestIssuer): GatewayConfig {
-  return loadGateway(
-    defineGateway(() => ({
-      auth: {
-        issuers: [
-          { kind: "oidc", id: "test", issuer: jwks.issuer, audience: [AUDIENCE], jwksCaFile: jwks.caFile },
-        ],
-        // Generous: no test here is about a JWKS timeout, and a loaded machine's TLS handshake with
-        // the test issuer can take more than a short one.
-        jwksTimeoutMs: 5_000,
-      },
-      routes: { "GET /jwt": { auth: { jwt: {} }, handler: "whoami" } },
-    })),
-    STAGE,
-  );
+  // Generous: no test here is about a JWKS timeout, and a loaded machine's TLS handshake with
+  // the test issuer can take more than a short one.
+  return gatewayTrusting(jwks, { auth: { jwksTimeoutMs: 5_000 }, stage: STAGE });
 }
 
 describe("shipped JWKS: fetched when packaging, against a real JWKS server that counts requests", () => {

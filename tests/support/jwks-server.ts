@@ -4,9 +4,55 @@ import { createServer, type Server } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import {
+  defineGateway,
+  type GatewayConfig,
+  type GatewayConfigInput,
+  loadGateway,
+} from "#shared/config/gateway.ts";
 import { loopbackCertificate } from "../../plugins/loopback.mjs";
 
 type JwksMode = "up" | "down" | "slow";
+
+/** The audience the tests' tokens carry and their gateways expect. */
+export const TEST_AUDIENCE = "gatehouse-tests";
+
+/**
+ * A gateway config that trusts `jwks` alone (OIDC issuer `test`, its CA, audience TEST_AUDIENCE) and
+ * has one JWT route; `claims` maps the issuer's plan and tenant claims, `auth` adds to the auth section.
+ */
+export function gatewayTrusting(
+  jwks: TestIssuer,
+  {
+    claims,
+    auth = {},
+    stage = "test",
+  }: {
+    claims?: { plan?: string; tenant?: string };
+    auth?: Partial<GatewayConfigInput["auth"]>;
+    stage?: string;
+  } = {},
+): GatewayConfig {
+  return loadGateway(
+    defineGateway(() => ({
+      auth: {
+        issuers: [
+          {
+            kind: "oidc",
+            id: "test",
+            issuer: jwks.issuer,
+            audience: [TEST_AUDIENCE],
+            jwksCaFile: jwks.caFile,
+            ...(claims ? { claims } : {}),
+          },
+        ],
+        ...auth,
+      },
+      routes: { "GET /jwt": { auth: { jwt: {} }, handler: "whoami" } },
+    })),
+    stage,
+  );
+}
 
 export interface TestIssuer {
   /** `https://127.0.0.1:<port>`: the `iss` of tokens this server's keys sign. */
